@@ -1,0 +1,37 @@
+-- Gives every row of `purchase_events` (from sessionize.sql) its final outcome.
+--   superseded          an earlier in-session event carries the same purchase_id (rule 5)
+--   without_purchase    the attributing event's purchase_id has no purchases row
+--   attributed          the event attributes its purchase: a row of the projection
+-- Other statuses pass through unchanged.
+WITH candidates AS (
+    SELECT *,
+        CASE WHEN status = 'in_session' THEN
+            ROW_NUMBER() OVER (
+                PARTITION BY purchaseId, status = 'in_session' ORDER BY eventTime, eventId
+            )
+        END AS pick
+    FROM purchase_events
+),
+kept_purchases AS (
+    SELECT * FROM purchases_ranked WHERE copy = 1
+)
+SELECT
+    c.eventId,
+    c.purchaseId AS eventPurchaseId,
+    CASE
+        WHEN c.status <> 'in_session' THEN c.status
+        WHEN c.pick > 1 THEN 'superseded'
+        WHEN p.purchaseId IS NULL THEN 'without_purchase'
+        ELSE 'attributed'
+    END AS status,
+    c.eventType,
+    p.purchaseId,
+    p.purchaseTime,
+    p.billingCost,
+    p.isConfirmed,
+    c.sessionId,
+    c.campaignId,
+    c.channelId
+FROM candidates c
+LEFT JOIN kept_purchases p
+    ON c.status = 'in_session' AND c.pick = 1 AND c.purchaseId = p.purchaseId

@@ -1,0 +1,175 @@
+//! Purchases attribution projection: sessionizes the clickstream and attributes each purchase
+//! to the marketing campaign and channel of its session.
+//!
+//! - extract: [`extract`] registers the decoded inputs as tables `events` and `purchases`.
+//! - transform: [`transform`] is pure over those tables and returns the projection and the
+//!   outcome of every purchase event (what was used, what was left out and why).
+//! - load: the caller writes the projection (see `crate::output`).
+//!
+//! The session rules live in `sessionize.sql` (engine `sql`); the later steps
+//! (`purchases.sql`, `classify.sql`, `projection.sql`) are shared by every engine.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::catalog::TableProvider;
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+use super::{tables, Engine};
+use crate::error::{Error, Result};
+use crate::input::{Ingest, InputFile, TableKind};
+
+/// Rules 1–3 and the event half of rule 4, as window functions.
+pub const SESSIONIZE_SQL: &str = include_str!("sessionize.sql");
+/// The purchases half of rule 4.
+pub const PURCHASES_SQL: &str = include_str!("purchases.sql");
+/// Rule 5: which event attributes which purchase.
+pub const CLASSIFY_SQL: &str = include_str!("classify.sql");
+/// The projection's columns and order.
+pub const PROJECTION_SQL: &str = include_str!("projection.sql");
+/// Rule 8's counts.
+pub const COUNTS_SQL: &str = include_str!("counts.sql");
+
+/// Intermediate tables the transform registers (small: purchase events and purchases only).
+pub mod intermediate {
+    pub const PURCHASE_EVENTS: &str = "purchase_events";
+    pub const PURCHASES_RANKED: &str = "purchases_ranked";
+    pub const CLASSIFIED: &str = "purchase_events_classified";
+}
+
+/// Where the attribution reads from.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub clickstream: Vec<InputFile>,
+    pub purchases: Vec<InputFile>,
+}
+
+/// The extracted inputs: decoders whose statistics fill in once the tables are scanned.
+#[derive(Debug, Clone)]
+pub struct Extracted {
+    pub clickstream: Ingest,
+    pub purchases: Ingest,
+}
+
+/// Registers the inputs as tables `events` and `purchases`, decoded by `partitions` threads.
+pub fn extract(
+    ctx: &SessionContext,
+    inputs: &Inputs,
+    partitions: usize,
+    progress: Option<indicatif::ProgressBar>,
+) -> Result<Extracted> {
+    let mut clickstream = Ingest::new(TableKind::Clickstream, inputs.clickstream.clone());
+    let mut purchases = Ingest::new(TableKind::Purchases, inputs.purchases.clone());
+    clickstream.progress = progress.clone();
+    purchases.progress = progress;
+    replace_table(ctx, tables::EVENTS, clickstream.table(partitions)?)?;
+    replace_table(ctx, tables::PURCHASES, purchases.table(partitions)?)?;
+    Ok(Extracted {
+        clickstream,
+        purchases,
+    })
+}
+
+/// Registers `table` under `name`, replacing a table of that name.
+pub fn replace_table(
+    ctx: &SessionContext,
+    name: &str,
+    table: Arc<dyn TableProvider>,
+) -> Result<()> {
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, table)?;
+    Ok(())
+}
+
+/// What happened to the purchase events and purchases rows, as counted by the transform.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcomes {
+    /// Clickstream rows dropped because another row with the same eventId was kept.
+    pub duplicate_events: u64,
+    /// Of those, rows whose own eventType is `purchase`.
+    pub duplicate_purchase_type_rows: u64,
+    /// Distinct purchase events.
+    pub purchase_events: u64,
+    pub purchase_events_outside_session: u64,
+    /// In-session purchase events whose purchase_id an earlier in-session event carries.
+    pub purchase_events_superseded: u64,
+    pub purchase_events_without_purchase: u64,
+    /// Rows of the projection.
+    pub attributed_purchases: u64,
+    /// Purchases rows dropped because another row with the same purchaseId was kept.
+    pub duplicate_purchases: u64,
+    /// Distinct purchaseIds.
+    pub distinct_purchases: u64,
+}
+
+/// The transform's results.
+pub struct Attribution {
+    /// The projection (schema `input::schema::PROJECTION`), sorted by purchaseId.
+    pub projection: DataFrame,
+    pub outcomes: Outcomes,
+}
+
+/// Computes the projection from the registered tables `events` and `purchases`.
+///
+/// Each input table is scanned once: the purchase events and ranked purchases are cached in
+/// memory (they are a fraction of the clickstream) and everything else reads from them.
+pub async fn transform(ctx: &SessionContext, engine: Engine) -> Result<Attribution> {
+    let purchase_events = match engine {
+        Engine::Sql => ctx.sql(SESSIONIZE_SQL).await?,
+    };
+    let (purchase_events, purchases_ranked) = futures::try_join!(purchase_events.cache(), async {
+        ctx.sql(PURCHASES_SQL).await?.cache().await
+    })?;
+    replace_table(
+        ctx,
+        intermediate::PURCHASE_EVENTS,
+        purchase_events.into_view(),
+    )?;
+    replace_table(
+        ctx,
+        intermediate::PURCHASES_RANKED,
+        purchases_ranked.into_view(),
+    )?;
+    let classified = ctx.sql(CLASSIFY_SQL).await?.cache().await?;
+    replace_table(ctx, intermediate::CLASSIFIED, classified.into_view())?;
+    let outcomes = read_outcomes(&ctx.sql(COUNTS_SQL).await?.collect().await?)?;
+    let projection = ctx.sql(PROJECTION_SQL).await?;
+    Ok(Attribution {
+        projection,
+        outcomes,
+    })
+}
+
+fn read_outcomes(batches: &[RecordBatch]) -> Result<Outcomes> {
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() == 1)
+        .ok_or_else(|| Error::Accounting("the counts query returned no row".into()))?;
+    let get = |name: &str| -> Result<u64> {
+        let col = batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::Accounting(format!("the counts query has no column {name}")))?;
+        let col = col
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| Error::Accounting(format!("count {name} is not an int64")))?;
+        Ok(if col.is_null(0) {
+            0
+        } else {
+            col.value(0) as u64
+        })
+    };
+    Ok(Outcomes {
+        duplicate_events: get("duplicate_events")?,
+        duplicate_purchase_type_rows: get("duplicate_purchase_type_rows")?,
+        purchase_events: get("purchase_events")?,
+        purchase_events_outside_session: get("purchase_events_outside_session")?,
+        purchase_events_superseded: get("purchase_events_superseded")?,
+        purchase_events_without_purchase: get("purchase_events_without_purchase")?,
+        attributed_purchases: get("attributed_purchases")?,
+        duplicate_purchases: get("duplicate_purchases")?,
+        distinct_purchases: get("distinct_purchases")?,
+    })
+}

@@ -1,0 +1,24 @@
+//! marketing-analytics: purchases attribution and marketing marts over a mobile app's
+//! clickstream, on Apache DataFusion.
+//!
+//! Where things are:
+//! - [`input`]: finding, decoding and typing the input files; the schemas.
+//! - [`jobs`]: one folder per job (attribution, top campaigns, top channels), each
+//!   extract → transform → load with a pure transform.
+//! - [`pipeline`]: running jobs end to end; [`output`]: writing datasets; [`summary`]: the
+//!   accounting of every input row.
+//! - [`generate`]: the synthetic data generator and its independent ground truth.
+//! - [`config`]: YAML configuration; the CLI itself is `src/main.rs`.
+
+pub mod canonical;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod generate;
+pub mod input;
+pub mod jobs;
+pub mod output;
+pub mod pipeline;
+pub mod summary;
+
+pub use error::{Error, Result};

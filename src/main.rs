@@ -1,0 +1,429 @@
+//! The `marketing-analytics` command line: argument parsing, configuration, logging and
+//! printing. All work is done by the library.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgAction, Args, Parser, Subcommand};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use marketing_analytics::config::{parse_delimiter, Config};
+use marketing_analytics::generate::{self, Mess};
+use marketing_analytics::jobs::{Api, Engine};
+use marketing_analytics::pipeline::{self, layout, Mart, Settings};
+use tracing::info;
+
+/// Purchases attribution and marketing marts from a mobile app's clickstream.
+///
+/// Reads clickstream exports (userId, eventId, eventType, eventTime, attributes) and purchases
+/// exports (purchaseId, purchaseTime, billingCost, isConfirmed) as CSV/TSV (optionally gzip) or
+/// Parquet, sessionizes each user's events (app_open .. app_close), attributes every purchase
+/// to its session's campaign and channel, and computes the top campaigns by confirmed revenue
+/// and the top channel of each campaign. Outputs are Parquet datasets.
+///
+/// Try `marketing-analytics run` with no arguments: it runs on a small built-in dataset.
+#[derive(Parser, Debug)]
+#[command(name = "marketing-analytics", version, max_term_width = 100)]
+struct Cli {
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    quiet: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole pipeline: projection, both marts and summary.json, then print the marts.
+    ///
+    /// Writes OUTPUT/purchases_attribution/, OUTPUT/top_campaigns/, OUTPUT/top_channels/
+    /// (Parquet, replacing what was there) and OUTPUT/summary.json. With no inputs given (by
+    /// flag or config), runs on a built-in generated dataset.
+    Run(RunArgs),
+    /// Build the purchases attribution projection only (Parquet dataset at --output).
+    Attribution(AttributionArgs),
+    /// Top 10 campaigns by confirmed revenue, from a projection dataset.
+    TopCampaigns(MartArgs),
+    /// The top channel of each campaign by distinct sessions, from a projection dataset.
+    TopChannels(MartArgs),
+    /// Generate a synthetic dataset in the real export format, with its ground truth.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// YAML configuration file; flags given on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct InputArgs {
+    /// Clickstream input: a file, a directory of files or a glob (CSV/TSV, .gz, Parquet).
+    #[arg(long, value_name = "PATH")]
+    clickstream: Option<String>,
+    /// Purchases input: a file, a directory of files or a glob (CSV/TSV, .gz, Parquet).
+    #[arg(long, value_name = "PATH")]
+    purchases: Option<String>,
+    /// Field delimiter of text inputs: one character or `tab` [default: tab for .tsv, else comma].
+    #[arg(long)]
+    delimiter: Option<String>,
+    /// How to compute the projection.
+    #[arg(long, value_enum)]
+    engine: Option<Engine>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    inputs: InputArgs,
+    /// Output directory [default: out].
+    #[arg(long, short, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// How to express the marts.
+    #[arg(long, value_enum)]
+    api: Option<Api>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct AttributionArgs {
+    #[command(flatten)]
+    inputs: InputArgs,
+    /// Output dataset directory of the projection.
+    #[arg(long, short, value_name = "DIR")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct MartArgs {
+    /// The projection: a Parquet dataset directory, file or glob.
+    #[arg(long, short, value_name = "PATH")]
+    input: Option<String>,
+    /// Output dataset directory of the mart.
+    #[arg(long, short, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// How to express the mart.
+    #[arg(long, value_enum)]
+    api: Option<Api>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    /// Number of users.
+    #[arg(long, default_value_t = 1000)]
+    users: u64,
+    /// Output directory (gets mobile_app_clickstream/, user_purchases/ and truth/).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Number of clickstream files, and of purchases files.
+    #[arg(long, default_value_t = 4)]
+    files: usize,
+    /// Random seed: the same seed gives the same files.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Sessions per user are drawn from 1..=N.
+    #[arg(long, default_value_t = 4)]
+    max_sessions: u32,
+    /// First day of activity (YYYY-MM-DD).
+    #[arg(long, default_value = "2020-08-25")]
+    start: String,
+    /// Days of activity.
+    #[arg(long, default_value_t = 100)]
+    days: u32,
+    /// Distinct campaigns.
+    #[arg(long, default_value_t = 60)]
+    campaigns: u32,
+    /// No mess: every session closed, every purchase matched, no duplicates, one text style.
+    #[arg(long)]
+    clean: bool,
+    /// Rate of sessions without app_close.
+    #[arg(long)]
+    unclosed_rate: Option<f64>,
+    /// Rate of duplicated clickstream rows.
+    #[arg(long)]
+    duplicate_rate: Option<f64>,
+    /// Rate of purchase events outside sessions.
+    #[arg(long)]
+    outside_rate: Option<f64>,
+    /// Rate of users whose events are spread over several files.
+    #[arg(long)]
+    split_rate: Option<f64>,
+    /// Do not write the ground truth.
+    #[arg(long)]
+    no_truth: bool,
+}
+
+fn init_logging(verbose: u8, quiet: u8) {
+    let level = match (verbose as i8) - (quiet as i8) {
+        i8::MIN..=-2 => "error",
+        -1 => "warn",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MARKETING_ANALYTICS_LOG")
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("marketing_analytics={level},warn"))
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn load_config(common: &Common) -> Result<Config> {
+    match &common.config {
+        Some(path) => Ok(Config::load(path)?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn settings(
+    cli: &Cli,
+    common: &Common,
+    config: &Config,
+    inputs: Option<&InputArgs>,
+    api: Option<Api>,
+) -> Result<Settings> {
+    let delimiter = inputs
+        .and_then(|i| i.delimiter.clone())
+        .or_else(|| config.delimiter.clone())
+        .map(|d| parse_delimiter(&d))
+        .transpose()?;
+    let threads = common
+        .threads
+        .or(config.threads)
+        .unwrap_or_else(marketing_analytics::context::default_threads);
+    if threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    Ok(Settings {
+        engine: inputs
+            .and_then(|i| i.engine)
+            .or(config.engine)
+            .unwrap_or_default(),
+        api: api.or(config.api).unwrap_or_default(),
+        threads,
+        delimiter,
+        progress: cli.quiet == 0 && std::io::stderr().is_terminal(),
+        ..Settings::default()
+    })
+}
+
+fn print_table(title: &str, batches: &[RecordBatch]) -> Result<()> {
+    println!("{title}");
+    println!("{}", pretty_format_batches(batches)?);
+    Ok(())
+}
+
+fn require(value: Option<String>, flag: &str, key: &str, command: &str) -> Result<String> {
+    value.with_context(|| format!("{command}: give {flag} or set `{key}` in the --config file"))
+}
+
+async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
+    let config = load_config(&args.common)?;
+    let settings = settings(cli, &args.common, &config, Some(&args.inputs), args.api)?;
+    let clickstream = args
+        .inputs
+        .clickstream
+        .clone()
+        .or(config.clickstream.clone());
+    let purchases = args.inputs.purchases.clone().or(config.purchases.clone());
+    let output = args
+        .output
+        .clone()
+        .or(config.output.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("out"));
+    // Keeps the built-in dataset alive until the run is over.
+    let mut _default_dataset = None;
+    let (clickstream, purchases) = match (clickstream, purchases) {
+        (Some(c), Some(p)) => (c, p),
+        (None, None) => {
+            let dir = tempfile::tempdir()
+                .context("creating a temporary directory for the built-in dataset")?;
+            let opts = generate::Options {
+                users: 2000,
+                truth: false,
+                ..generate::Options::default()
+            };
+            let g = generate::generate(&opts, dir.path())?;
+            info!(
+                events = g.events,
+                purchase_rows = g.purchase_rows,
+                "no inputs given: running on the built-in dataset ({} users generated with seed {}); \
+                 pass --clickstream and --purchases for your own data",
+                opts.users,
+                opts.seed
+            );
+            let paths = (
+                g.clickstream_dir.display().to_string(),
+                g.purchases_dir.display().to_string(),
+            );
+            _default_dataset = Some(dir);
+            paths
+        }
+        (Some(_), None) => bail!("run: --clickstream is given but --purchases is not"),
+        (None, Some(_)) => bail!("run: --purchases is given but --clickstream is not"),
+    };
+    let report = pipeline::run_all(&settings, &clickstream, &purchases, &output).await?;
+    print_table("Top campaigns by confirmed revenue", &report.top_campaigns)?;
+    print_table(
+        "Top channel of each campaign by unique sessions",
+        &report.top_channels,
+    )?;
+    let c = &report.summary.counts;
+    println!(
+        "{} events and {} purchases rows read; {} purchases attributed. Outputs and summary.json in {}",
+        c.events,
+        c.purchase_rows,
+        c.attributed_purchases,
+        output.display()
+    );
+    Ok(())
+}
+
+async fn attribution(cli: &Cli, args: &AttributionArgs) -> Result<()> {
+    let config = load_config(&args.common)?;
+    let settings = settings(cli, &args.common, &config, Some(&args.inputs), None)?;
+    let clickstream = require(
+        args.inputs
+            .clickstream
+            .clone()
+            .or(config.clickstream.clone()),
+        "--clickstream",
+        "input_clickstream",
+        "attribution",
+    )?;
+    let purchases = require(
+        args.inputs.purchases.clone().or(config.purchases.clone()),
+        "--purchases",
+        "input_purchases",
+        "attribution",
+    )?;
+    let output = require(
+        args.output
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .or(config.output.clone()),
+        "--output",
+        "output",
+        "attribution",
+    )?;
+    let report =
+        pipeline::attribution_job(&settings, &clickstream, &purchases, Path::new(&output)).await?;
+    println!(
+        "{} purchases attributed; projection and {} in {output}",
+        report.projection_rows,
+        layout::JOB_SUMMARY
+    );
+    Ok(())
+}
+
+async fn mart(cli: &Cli, args: &MartArgs, mart: Mart) -> Result<()> {
+    let config = load_config(&args.common)?;
+    let settings = settings(cli, &args.common, &config, None, args.api)?;
+    let command = mart.name().replace('_', "-");
+    let input = require(
+        args.input.clone().or(config.input.clone()),
+        "--input",
+        "input",
+        &command,
+    )?;
+    let output = require(
+        args.output
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .or(config.output.clone()),
+        "--output",
+        "output",
+        &command,
+    )?;
+    let batches = pipeline::mart_job(&settings, mart, &input, Path::new(&output)).await?;
+    print_table(&command, &batches)?;
+    Ok(())
+}
+
+fn generate_cmd(args: &GenerateArgs) -> Result<()> {
+    let start = marketing_analytics::input::values::parse_timestamp_micros(
+        format!("{} 00:00:00", args.start).as_bytes(),
+    )
+    .with_context(|| format!("--start {:?} is not a date YYYY-MM-DD", args.start))?;
+    let mut mess = if args.clean {
+        Mess::clean()
+    } else {
+        Mess::messy()
+    };
+    for (rate, slot) in [
+        (args.unclosed_rate, &mut mess.unclosed),
+        (args.duplicate_rate, &mut mess.duplicate_event),
+        (args.outside_rate, &mut mess.outside_session),
+        (args.split_rate, &mut mess.split_user),
+    ] {
+        if let Some(r) = rate {
+            if !(0.0..=1.0).contains(&r) {
+                bail!("rates are probabilities between 0 and 1, got {r}");
+            }
+            *slot = r;
+        }
+    }
+    let opts = generate::Options {
+        users: args.users,
+        files: args.files,
+        seed: args.seed,
+        max_sessions: args.max_sessions,
+        start_day: start.div_euclid(86_400_000_000),
+        days: args.days,
+        campaigns: args.campaigns,
+        mess,
+        truth: !args.no_truth,
+    };
+    let started = std::time::Instant::now();
+    let g = generate::generate(&opts, &args.out)?;
+    println!(
+        "{} clickstream rows in {}, {} purchases rows in {}{} ({:.1} s)",
+        g.events,
+        g.clickstream_dir.display(),
+        g.purchase_rows,
+        g.purchases_dir.display(),
+        g.truth_dir
+            .map(|d| format!(", ground truth in {}", d.display()))
+            .unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let result = match &cli.command {
+        Command::Run(a) => run(&cli, a).await,
+        Command::Attribution(a) => attribution(&cli, a).await,
+        Command::TopCampaigns(a) => mart(&cli, a, Mart::TopCampaigns).await,
+        Command::TopChannels(a) => mart(&cli, a, Mart::TopChannels).await,
+        Command::Generate(a) => generate_cmd(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

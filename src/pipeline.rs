@@ -1,0 +1,321 @@
+//! Runs the jobs end to end: extract, transform, load, and the run summary.
+//!
+//! The CLI and the tests call these functions; the jobs themselves stay free of I/O.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::{info, info_span, Instrument};
+
+use crate::context::session_context;
+use crate::error::{Error, Result};
+use crate::input::{resolve, schema};
+use crate::jobs::{attribution, tables, top_campaigns, top_channels, Api, Engine};
+use crate::output::{write_batches, write_dataframe, write_json};
+use crate::summary::{Counts, InputFiles, Summary};
+
+/// Output dataset names under a run's output directory.
+pub mod layout {
+    pub const PROJECTION: &str = "purchases_attribution";
+    pub const TOP_CAMPAIGNS: &str = "top_campaigns";
+    pub const TOP_CHANNELS: &str = "top_channels";
+    pub const SUMMARY: &str = "summary.json";
+    /// The attribution job's own summary, inside its dataset (ignored by Parquet readers).
+    pub const JOB_SUMMARY: &str = "_summary.json";
+}
+
+/// Settings shared by every job.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub engine: Engine,
+    pub api: Api,
+    pub threads: usize,
+    /// Field delimiter of text inputs; `None` guesses from the name (`.tsv` → tab, else comma).
+    pub delimiter: Option<u8>,
+    /// Show a progress bar (on a terminal only).
+    pub progress: bool,
+    pub run_id: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            engine: Engine::default(),
+            api: Api::default(),
+            threads: crate::context::default_threads(),
+            delimiter: None,
+            progress: false,
+            run_id: new_run_id(),
+        }
+    }
+}
+
+/// A short id that tells runs apart in logs: UTC time and process id.
+pub fn new_run_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (y, m, d) = crate::input::values::civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}-{:x}",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        std::process::id()
+    )
+}
+
+/// What the attribution job produced.
+#[derive(Debug, Clone)]
+pub struct AttributionReport {
+    pub counts: Counts,
+    pub input_files: InputFiles,
+    pub projection_rows: u64,
+}
+
+/// The marts a run computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mart {
+    TopCampaigns,
+    TopChannels,
+}
+
+impl Mart {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mart::TopCampaigns => layout::TOP_CAMPAIGNS,
+            Mart::TopChannels => layout::TOP_CHANNELS,
+        }
+    }
+
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Mart::TopCampaigns => schema::TOP_CAMPAIGNS.clone(),
+            Mart::TopChannels => schema::TOP_CHANNELS.clone(),
+        }
+    }
+
+    /// The mart's transform over the registered `projection` table.
+    pub async fn transform(self, ctx: &SessionContext, api: Api) -> Result<Vec<RecordBatch>> {
+        let df = match self {
+            Mart::TopCampaigns => top_campaigns::transform(ctx, api).await?,
+            Mart::TopChannels => top_channels::transform(ctx, api).await?,
+        };
+        Ok(df.collect().await?)
+    }
+}
+
+fn progress_bar(settings: &Settings, total: u64) -> Option<ProgressBar> {
+    if !settings.progress {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} reading inputs {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Runs the attribution job: reads the inputs, writes the projection dataset at `dest` with
+/// `_summary.json` inside it, and returns the counts.
+pub async fn attribution_job(
+    settings: &Settings,
+    clickstream: &str,
+    purchases: &str,
+    dest: &Path,
+) -> Result<AttributionReport> {
+    let span = info_span!("job", name = %"attribution");
+    async {
+        let inputs = attribution::Inputs {
+            clickstream: resolve(clickstream, "clickstream", settings.delimiter)?,
+            purchases: resolve(purchases, "purchases", settings.delimiter)?,
+        };
+        info!(
+            clickstream_files = inputs.clickstream.len(),
+            purchases_files = inputs.purchases.len(),
+            engine = ?settings.engine,
+            threads = settings.threads,
+            "reading inputs"
+        );
+        let total: u64 = inputs
+            .clickstream
+            .iter()
+            .chain(&inputs.purchases)
+            .map(|f| f.size)
+            .sum();
+        let bar = progress_bar(settings, total);
+        let ctx = session_context(settings.threads);
+        let extracted = attribution::extract(&ctx, &inputs, settings.threads, bar.clone())?;
+        let result = attribution::transform(&ctx, settings.engine).await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let result = result.map_err(Error::unwrap_datafusion)?;
+        let counts = Counts::new(
+            extracted.clickstream.stats.total(),
+            extracted.purchases.stats.total(),
+            &result.outcomes,
+        )?;
+        let input_files = InputFiles::new(&extracted.clickstream.stats, &extracted.purchases.stats);
+        let projection_rows = write_dataframe(result.projection, dest, schema::PROJECTION.clone())
+            .await
+            .map_err(Error::unwrap_datafusion)?;
+        write_json(
+            &dest.join(layout::JOB_SUMMARY),
+            &Summary {
+                run_id: settings.run_id.clone(),
+                engine: settings.engine,
+                counts: counts.clone(),
+                input_files: input_files.clone(),
+                outputs: BTreeMap::from([(layout::PROJECTION.to_string(), projection_rows)]),
+            },
+        )?;
+        info!(
+            events = counts.events,
+            purchase_rows = counts.purchase_rows,
+            projection_rows,
+            "wrote {}",
+            dest.display()
+        );
+        for (reason, n) in counts.left_out() {
+            info!(count = n, "left out: {reason}");
+        }
+        Ok(AttributionReport {
+            counts,
+            input_files,
+            projection_rows,
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+/// Registers a projection dataset (directory, file or glob of Parquet) as table `projection`,
+/// checking that it has the projection's columns.
+pub async fn register_projection(ctx: &SessionContext, path: &str) -> Result<()> {
+    let files = resolve(path, "projection", None)?;
+    let dir_or_file: PathBuf = if Path::new(path).is_dir() || files.len() > 1 {
+        files[0]
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    } else {
+        files[0].path.clone()
+    };
+    let location = dir_or_file.to_string_lossy().into_owned();
+    ctx.deregister_table(tables::PROJECTION)?;
+    ctx.register_parquet(tables::PROJECTION, &location, ParquetReadOptions::default())
+        .await
+        .map_err(|e| Error::BadFile {
+            file: location.clone(),
+            reason: format!("cannot read it as a Parquet projection: {e}"),
+        })?;
+    let table = ctx.table(tables::PROJECTION).await?;
+    let have = table.schema();
+    for want in schema::PROJECTION.fields() {
+        match have.field_with_unqualified_name(want.name()) {
+            Ok(f) if f.data_type() == want.data_type() => {}
+            Ok(f) => {
+                return Err(Error::BadFile {
+                    file: location,
+                    reason: format!(
+                        "column {} is {} where a purchases attribution projection has {}",
+                        want.name(),
+                        f.data_type(),
+                        want.data_type()
+                    ),
+                })
+            }
+            Err(_) => {
+                return Err(Error::BadFile {
+                    file: location,
+                    reason: format!(
+                        "not a purchases attribution projection: it has no column {}",
+                        want.name()
+                    ),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one mart over the projection at `projection` and writes it at `dest`.
+pub async fn mart_job(
+    settings: &Settings,
+    mart: Mart,
+    projection: &str,
+    dest: &Path,
+) -> Result<Vec<RecordBatch>> {
+    let span = info_span!("job", name = %mart.name());
+    async {
+        let ctx = session_context(settings.threads);
+        register_projection(&ctx, projection).await?;
+        let batches = mart.transform(&ctx, settings.api).await?;
+        let rows = write_batches(&batches, dest, mart.schema())?;
+        info!(rows, "wrote {}", dest.display());
+        Ok(batches)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Everything `run` produced.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub summary: Summary,
+    pub top_campaigns: Vec<RecordBatch>,
+    pub top_channels: Vec<RecordBatch>,
+}
+
+/// Runs the whole pipeline into `output`: the projection, both marts and `summary.json`.
+pub async fn run_all(
+    settings: &Settings,
+    clickstream: &str,
+    purchases: &str,
+    output: &Path,
+) -> Result<RunReport> {
+    let span = info_span!("run", id = %settings.run_id);
+    async {
+        let projection_dir = output.join(layout::PROJECTION);
+        let report = attribution_job(settings, clickstream, purchases, &projection_dir).await?;
+        let projection = projection_dir.to_string_lossy().into_owned();
+        let mut outputs =
+            BTreeMap::from([(layout::PROJECTION.to_string(), report.projection_rows)]);
+        let mut marts = Vec::new();
+        for mart in [Mart::TopCampaigns, Mart::TopChannels] {
+            let batches = mart_job(settings, mart, &projection, &output.join(mart.name())).await?;
+            outputs.insert(
+                mart.name().to_string(),
+                batches.iter().map(|b| b.num_rows() as u64).sum(),
+            );
+            marts.push(batches);
+        }
+        let summary = Summary {
+            run_id: settings.run_id.clone(),
+            engine: settings.engine,
+            counts: report.counts,
+            input_files: report.input_files,
+            outputs,
+        };
+        write_json(&output.join(layout::SUMMARY), &summary)?;
+        let top_channels = marts.pop().unwrap_or_default();
+        let top_campaigns = marts.pop().unwrap_or_default();
+        Ok(RunReport {
+            summary,
+            top_campaigns,
+            top_channels,
+        })
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,187 @@
+//! The command line as a user meets it: the built-in dataset, configs, single jobs and errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_marketing-analytics"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("binary starts")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_without_arguments_uses_the_built_in_dataset() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = run(bin().arg("run").current_dir(cwd.path()));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(
+        stdout.contains("Top campaigns by confirmed revenue"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| campaignId | revenue"), "{stdout}");
+    assert!(stdout.contains("uniqueSessions"), "{stdout}");
+    assert!(stderr.contains("built-in dataset"), "{stderr}");
+    assert!(
+        stderr.contains("run{id="),
+        "log lines carry the run id: {stderr}"
+    );
+    assert!(
+        stderr.contains("job{name=attribution}"),
+        "log lines carry the job name: {stderr}"
+    );
+    for d in ["purchases_attribution", "top_campaigns", "top_channels"] {
+        assert!(
+            cwd.path().join("out").join(d).join("_SUCCESS").is_file(),
+            "{d}"
+        );
+        assert!(
+            cwd.path()
+                .join("out")
+                .join(d)
+                .join("part-00000.parquet")
+                .is_file(),
+            "{d}"
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cwd.path().join("out/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(summary["counts"]["attributed_purchases"].as_u64().unwrap() > 100);
+}
+
+#[test]
+fn single_jobs_with_pyspark_style_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gen = run(bin()
+        .args(["generate", "--users", "200", "--files", "2", "--out"])
+        .arg(d.join("data")));
+    assert!(gen.status.success(), "{:?}", text(&gen));
+    std::fs::write(
+        d.join("attribution.yaml"),
+        format!(
+            "input_clickstream: {}\ninput_purchases: {}\noutput: {}\n",
+            d.join("data/mobile_app_clickstream").display(),
+            d.join("data/user_purchases").display(),
+            d.join("projection").display()
+        ),
+    )
+    .unwrap();
+    let out = run(bin()
+        .args(["attribution", "--config"])
+        .arg(d.join("attribution.yaml")));
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(d.join("projection/_summary.json").is_file());
+    std::fs::write(
+        d.join("mart.yaml"),
+        format!(
+            "input: {}\noutput: {}\n",
+            d.join("projection").display(),
+            d.join("ignored").display()
+        ),
+    )
+    .unwrap();
+    // The flag overrides the config's output.
+    let out = run(bin()
+        .args(["top-campaigns", "--config"])
+        .arg(d.join("mart.yaml"))
+        .arg("--output")
+        .arg(d.join("tc")));
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(d.join("tc/part-00000.parquet").is_file());
+    assert!(!d.join("ignored").exists());
+    let out = run(bin()
+        .args(["top-channels", "--input"])
+        .arg(d.join("projection"))
+        .arg("--output")
+        .arg(d.join("ch")));
+    assert!(out.status.success(), "{:?}", text(&out));
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("channelId"), "{stdout}");
+    // The single-job outputs equal those of `run`.
+    let all = d.join("all");
+    let out = run(bin()
+        .args(["run", "--clickstream"])
+        .arg(d.join("data/mobile_app_clickstream"))
+        .arg("--purchases")
+        .arg(d.join("data/user_purchases"))
+        .arg("--output")
+        .arg(&all));
+    assert!(out.status.success(), "{:?}", text(&out));
+    let same = |a: &Path, b: &Path| {
+        std::fs::read(a.join("part-00000.parquet")).unwrap()
+            == std::fs::read(b.join("part-00000.parquet")).unwrap()
+    };
+    assert!(same(
+        &d.join("projection"),
+        &all.join("purchases_attribution")
+    ));
+    assert!(same(&d.join("tc"), &all.join("top_campaigns")));
+    assert!(same(&d.join("ch"), &all.join("top_channels")));
+}
+
+#[test]
+fn bad_input_fails_with_file_and_line_and_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("clicks.csv"),
+        "userId,eventId,eventType,eventTime,attributes\nu,e1,app_open,2020-09-01 10:00:00,\nu,e2,purchase,2020-13-01 10:00:00,\"{'purchase_id': 'p'}\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("purchases.csv"),
+        "purchaseId,purchaseTime,billingCost,isConfirmed\np,2020-09-01 10:00:00,1.00,True\n",
+    )
+    .unwrap();
+    let out = run(bin()
+        .args(["run", "--clickstream"])
+        .arg(d.join("clicks.csv"))
+        .arg("--purchases")
+        .arg(d.join("purchases.csv"))
+        .arg("--output")
+        .arg(d.join("out")));
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("clicks.csv:3: column eventTime: unparseable timestamp"),
+        "{stderr}"
+    );
+    assert!(!d.join("out/purchases_attribution").exists());
+
+    let out = run(bin()
+        .args(["run", "--clickstream"])
+        .arg(d.join("nothing*.csv"))
+        .arg("--purchases")
+        .arg(d.join("purchases.csv")));
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("matches no file"), "{stderr}");
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let out = run(bin().arg("--help"));
+    let (stdout, _) = text(&out);
+    for word in [
+        "run",
+        "attribution",
+        "top-campaigns",
+        "top-channels",
+        "generate",
+        "built-in dataset",
+    ] {
+        assert!(stdout.contains(word), "--help lacks {word}: {stdout}");
+    }
+}

@@ -1,0 +1,171 @@
+//! Input decoding: column order by name, short rows, CRLF, TSV, both attribute styles, and
+//! errors that name the file, line and column.
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Decimal128Type, TimestampMicrosecondType};
+use marketing_analytics::input::source::decode_text;
+use marketing_analytics::input::values::parse_timestamp_micros;
+use marketing_analytics::input::TableKind;
+use marketing_analytics::Error;
+
+fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    let c = batch.column_by_name(name).unwrap().as_string::<i32>();
+    (0..c.len())
+        .map(|i| (!c.is_null(i)).then(|| c.value(i).to_string()))
+        .collect()
+}
+
+#[test]
+fn columns_are_matched_by_name_and_short_rows_have_empty_attributes() {
+    let text = "userId,eventId,eventTime,eventType,attributes\r\n\
+                u1,e1,2020-09-01 10:00:00,app_open,\"{'campaign_id': 296, 'channel_id': 'Google Ads'}\"\r\n\
+                u1,e2,2020-09-01 1:02:03.5,search_product\r\n\
+                u1,e3,2020-09-01 10:05:00,purchase,\"{'purchase_id': 'p1'}\"\r\n\
+                u1,e4,2020-09-01 10:06:00,app_close,\r\n";
+    let (batches, stats) =
+        decode_text(TableKind::Clickstream, text.as_bytes(), b',', "c.csv").unwrap();
+    assert_eq!((stats.rows, stats.purchase_type_rows), (4, 1));
+    let b = &batches[0];
+    assert_eq!(
+        strings(b, "eventType"),
+        ["app_open", "search_product", "purchase", "app_close"].map(|s| Some(s.to_string()))
+    );
+    assert_eq!(
+        strings(b, "attributes")[1],
+        Some(String::new()),
+        "a short row has empty attributes, no \\r"
+    );
+    assert_eq!(
+        strings(b, "attributes")[3],
+        Some(String::new()),
+        "no stray \\r reaches a value"
+    );
+    assert_eq!(strings(b, "campaignId")[0].as_deref(), Some("296"));
+    assert_eq!(strings(b, "channelId")[0].as_deref(), Some("Google Ads"));
+    assert_eq!(strings(b, "purchaseId")[2].as_deref(), Some("p1"));
+    let times = b
+        .column_by_name("eventTime")
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>();
+    assert_eq!(
+        Some(times.value(1)),
+        parse_timestamp_micros(b"2020-09-01 01:02:03.500000")
+    );
+}
+
+#[test]
+fn tab_separated_purchases_with_thousands_separators() {
+    let text = "purchaseId\tpurchaseTime\tbillingCost\tisConfirmed\r\np1\t2020-09-01 10:00:00\t1,000.00\tTrue\r\np2\t2020-09-01 10:00:00\t0.5\tFALSE\r\n";
+    let (batches, stats) =
+        decode_text(TableKind::Purchases, text.as_bytes(), b'\t', "p.tsv").unwrap();
+    assert_eq!(stats.rows, 2);
+    let cost = batches[0]
+        .column_by_name("billingCost")
+        .unwrap()
+        .as_primitive::<Decimal128Type>();
+    assert_eq!((cost.value(0), cost.value(1)), (1_000_000_000, 500_000));
+    let confirmed = batches[0]
+        .column_by_name("isConfirmed")
+        .unwrap()
+        .as_boolean();
+    assert!(confirmed.value(0) && !confirmed.value(1));
+}
+
+fn error_of(kind: TableKind, text: &str) -> String {
+    match decode_text(kind, text.as_bytes(), b',', "in.csv") {
+        Ok(_) => panic!("{text:?} must be refused"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_rows_name_file_line_column_and_reason() {
+    let h = "userId,eventId,eventType,eventTime,attributes\n";
+    let cases = [
+        (
+            format!("{h}u,e,app_open,2020-09-01 10:00:00,\nu,e2,app_open,yesterday,\n"),
+            "in.csv:3: column eventTime: unparseable timestamp",
+        ),
+        (
+            format!("{h}u,e,purchase,2020-09-01 10:00:00,\n"),
+            "in.csv:2: column attributes: purchase event without a purchase_id",
+        ),
+        (
+            format!("{h}u,e,app_open,2020-09-01 10:00:00,{{oops\n"),
+            "in.csv:2: column attributes: unparseable attributes",
+        ),
+        (
+            format!("{h},e,app_open,2020-09-01 10:00:00,\n"),
+            "in.csv:2: column userId: empty value",
+        ),
+        (
+            format!("{h}u,e,app_open,2020-09-01 10:00:00,,extra\n"),
+            "in.csv:2: expected 5 fields as in the header, found 6",
+        ),
+        (
+            format!("{h}u,e,app_open\n"),
+            "in.csv:2: expected 5 fields as in the header, found 3",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error_of(TableKind::Clickstream, &text);
+        assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+    }
+    let p = "purchaseId,purchaseTime,billingCost,isConfirmed\n";
+    for (row, want) in [
+        (
+            "p,2020-09-01 10:00:00,-1.00,True",
+            "in.csv:2: column billingCost: negative billingCost",
+        ),
+        (
+            "p,2020-09-01 10:00:00,NaN,True",
+            "in.csv:2: column billingCost: billingCost is not a decimal number",
+        ),
+        (
+            "p,2020-09-01 10:00:00,1.00,maybe",
+            "in.csv:2: column isConfirmed: unknown value",
+        ),
+    ] {
+        let got = error_of(TableKind::Purchases, &format!("{p}{row}\n"));
+        assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn bad_files_are_refused_with_the_reason() {
+    let got = error_of(TableKind::Clickstream, "");
+    assert!(got.contains("in.csv: empty file"), "{got}");
+    let got = error_of(
+        TableKind::Clickstream,
+        "userId,eventId,eventType,eventTime\nu,e,app_open,2020-09-01 10:00:00\n",
+    );
+    assert!(
+        got.contains("header lacks clickstream column(s) attributes"),
+        "{got}"
+    );
+    let got = error_of(
+        TableKind::Purchases,
+        "userId,eventId,eventType,eventTime,attributes\n",
+    );
+    assert!(
+        got.contains("purchaseId, purchaseTime, billingCost, isConfirmed"),
+        "{got}"
+    );
+    assert!(matches!(
+        decode_text(TableKind::Purchases, b"", b',', "x"),
+        Err(Error::BadFile { .. })
+    ));
+}
+
+#[test]
+fn invalid_utf8_is_a_bad_row() {
+    let mut text = b"userId,eventId,eventType,eventTime,attributes\n".to_vec();
+    text.extend_from_slice(b"u\xff,e,app_open,2020-09-01 10:00:00,\n");
+    let got = decode_text(TableKind::Clickstream, &text, b',', "in.csv")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        got.starts_with("in.csv:2: column userId: invalid UTF-8"),
+        "{got}"
+    );
+}
