@@ -9,7 +9,7 @@ pub fn default_threads() -> usize {
         .unwrap_or(1)
 }
 
-/// A session context for the jobs.
+/// A session context for the jobs, with the project's functions registered.
 ///
 /// Identifiers are case-sensitive (no normalization), so SQL names the camelCase columns of
 /// the exports (`userId`, `eventTime`) without quoting each one.
@@ -25,5 +25,7 @@ pub fn session_context(threads: usize) -> SessionContext {
         .execution
         .parquet
         .schema_force_view_types = false;
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_udaf(crate::jobs::attribution::udaf::sessionize_udaf());
+    ctx
 }

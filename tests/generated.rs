@@ -71,6 +71,40 @@ async fn messy_generated_dataset_matches_ground_truth() {
     );
 }
 
+/// Every engine × API combination on a messy dataset of over a million events, with several
+/// sessions per user, unclosed sessions, duplicates and users split across files, equals the
+/// ground truth (and, byte for byte, each other).
+#[tokio::test]
+async fn all_engines_and_apis_equal_ground_truth_on_a_million_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        users: 62_000,
+        files: 6,
+        seed: 2024,
+        max_sessions: 5,
+        ..Options::default()
+    };
+    let g = generate(&opts, &dir.path().join("data")).unwrap();
+    assert!(g.events >= 1_000_000, "only {} events generated", g.events);
+    let truth = g.truth_dir.unwrap();
+    let read = |name: &str| std::fs::read_to_string(truth.join(name)).unwrap();
+    let (counts, out) = common::run_all_combinations(
+        &g.clickstream_dir,
+        &g.purchases_dir,
+        &dir.path().join("out"),
+    )
+    .await;
+    let truth_counts: Counts = serde_json::from_str(&read("counts.json")).unwrap();
+    assert_eq!(counts, truth_counts);
+    assert!(
+        truth_counts.duplicate_events > 1000 && truth_counts.purchase_events_outside_session > 1000
+    );
+    let (projection, top_campaigns, top_channels) = common::read_outputs(&out);
+    common::assert_same_text("projection", &projection, &read("attribution.csv"));
+    common::assert_same_text("top campaigns", &top_campaigns, &read("top_campaigns.csv"));
+    common::assert_same_text("top channels", &top_channels, &read("top_channels.csv"));
+}
+
 #[test]
 fn generator_is_deterministic_per_seed() {
     let a = tempfile::tempdir().unwrap();

@@ -5,58 +5,40 @@ mod common;
 use std::collections::HashMap;
 
 use datafusion::arrow::array::{Array, AsArray};
-use marketing_analytics::canonical;
 use marketing_analytics::output::read_parquet;
 use marketing_analytics::pipeline::{layout, run_all, Settings};
 
+/// Every engine × API combination on the sample gives the expected results.
 #[tokio::test]
 async fn sample_dataset_matches_expected_results() {
     let Some(sample) = common::sample_dir() else {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        threads: 2,
-        ..Settings::default()
-    };
-    let report = run_all(
-        &settings,
-        &sample.join("mobile_app_clickstream").display().to_string(),
-        &sample.join("user_purchases").display().to_string(),
+    let (counts, dir) = common::run_all_combinations(
+        &sample.join("mobile_app_clickstream"),
+        &sample.join("user_purchases"),
         out.path(),
     )
-    .await
-    .expect("pipeline runs on the sample");
-
+    .await;
     let expected =
         |name: &str| std::fs::read_to_string(sample.join("expected").join(name)).unwrap();
-    let projection = read_parquet(&out.path().join(layout::PROJECTION)).unwrap();
-    common::assert_same_text(
-        "projection",
-        &canonical::projection_csv(&projection).unwrap(),
-        &expected("attribution.csv"),
-    );
-    let top_campaigns = read_parquet(&out.path().join(layout::TOP_CAMPAIGNS)).unwrap();
+    let (projection, top_campaigns, top_channels) = common::read_outputs(&dir);
+    common::assert_same_text("projection", &projection, &expected("attribution.csv"));
     common::assert_same_text(
         "top campaigns",
-        &canonical::top_campaigns_csv(&top_campaigns).unwrap(),
+        &top_campaigns,
         &expected("top_campaigns.csv"),
     );
-    let top_channels = read_parquet(&out.path().join(layout::TOP_CHANNELS)).unwrap();
-    common::assert_same_text(
-        "top channels",
-        &canonical::top_channels_csv(&top_channels).unwrap(),
-        &expected("top_channels.csv"),
-    );
+    common::assert_same_text("top channels", &top_channels, &expected("top_channels.csv"));
 
-    let counts: HashMap<String, u64> = serde_json::from_str(&expected("counts.json")).unwrap();
-    let ours = serde_json::to_value(&report.summary.counts).unwrap();
-    for (key, want) in &counts {
-        assert_eq!(ours[key].as_u64(), Some(*want), "count {key}");
+    let want: HashMap<String, u64> = serde_json::from_str(&expected("counts.json")).unwrap();
+    let ours = serde_json::to_value(&counts).unwrap();
+    for (key, n) in &want {
+        assert_eq!(ours[key].as_u64(), Some(*n), "count {key}");
     }
     let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join(layout::SUMMARY)).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join(layout::SUMMARY)).unwrap()).unwrap();
     assert_eq!(summary["counts"], ours, "summary.json holds the counts");
     assert_eq!(
         summary["input_files"]["clickstream"]

@@ -21,6 +21,8 @@ pub enum Engine {
     /// DataFusion SQL with window functions.
     #[default]
     Sql,
+    /// The custom aggregate function `sessionize`, grouped by user.
+    Udaf,
 }
 
 /// How the marts are expressed. Every API gives identical outputs.
@@ -30,6 +32,8 @@ pub enum Api {
     /// DataFusion SQL.
     #[default]
     Sql,
+    /// The DataFrame API, no SQL.
+    Dataframe,
 }
 
 /// Table names the jobs read from the session context.

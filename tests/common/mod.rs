@@ -113,15 +113,41 @@ pub async fn run_inline(
     }
 }
 
-/// Same as [`run_inline`] with the default engine and API.
+/// Every engine × API combination.
+pub const COMBINATIONS: [(Engine, Api); 4] = [
+    (Engine::Sql, Api::Sql),
+    (Engine::Sql, Api::Dataframe),
+    (Engine::Udaf, Api::Sql),
+    (Engine::Udaf, Api::Dataframe),
+];
+
+/// Runs rows (without headers) through every engine × API combination, asserts they all give
+/// identical outputs, and returns them.
 pub async fn run_sql(clickstream_rows: &str, purchases_rows: &str) -> Outputs {
-    run_inline(
-        &format!("{CLICKSTREAM_HEADER}{clickstream_rows}"),
-        &format!("{PURCHASES_HEADER}{purchases_rows}"),
-        Engine::Sql,
-        Api::Sql,
-    )
-    .await
+    let clickstream = format!("{CLICKSTREAM_HEADER}{clickstream_rows}");
+    let purchases = format!("{PURCHASES_HEADER}{purchases_rows}");
+    let first = run_inline(&clickstream, &purchases, Engine::Sql, Api::Sql).await;
+    for (engine, api) in &COMBINATIONS[1..] {
+        let other = run_inline(&clickstream, &purchases, *engine, *api).await;
+        let what = format!("{engine:?} engine with {api:?} API");
+        assert_same_text(
+            &format!("projection of {what}"),
+            &other.projection,
+            &first.projection,
+        );
+        assert_same_text(
+            &format!("top campaigns of {what}"),
+            &other.top_campaigns,
+            &first.top_campaigns,
+        );
+        assert_same_text(
+            &format!("top channels of {what}"),
+            &other.top_channels,
+            &first.top_channels,
+        );
+        assert_eq!(other.counts, first.counts, "counts of {what}");
+    }
+    first
 }
 
 /// The shared sample dataset, when present.
@@ -156,4 +182,69 @@ pub fn assert_same_text(what: &str, got: &str, want: &str) {
             w.get(first)
         );
     }
+}
+
+/// Canonical outputs of a pipeline run written to `out` (the layout of `run`).
+pub fn read_outputs(out: &std::path::Path) -> (String, String, String) {
+    use marketing_analytics::output::read_parquet;
+    use marketing_analytics::pipeline::layout;
+    (
+        canonical::projection_csv(&read_parquet(&out.join(layout::PROJECTION)).unwrap()).unwrap(),
+        canonical::top_campaigns_csv(&read_parquet(&out.join(layout::TOP_CAMPAIGNS)).unwrap())
+            .unwrap(),
+        canonical::top_channels_csv(&read_parquet(&out.join(layout::TOP_CHANNELS)).unwrap())
+            .unwrap(),
+    )
+}
+
+/// Runs the whole pipeline from files with every engine × API combination into
+/// `out/<engine>-<api>/`, asserts that all of them wrote byte-identical datasets and equal
+/// counts, and returns the first run's counts and output directory.
+pub async fn run_all_combinations(
+    clickstream: &std::path::Path,
+    purchases: &std::path::Path,
+    out: &std::path::Path,
+) -> (Counts, PathBuf) {
+    use marketing_analytics::output::PART_FILE;
+    use marketing_analytics::pipeline::{layout, run_all, Settings};
+    let mut first: Option<(Counts, PathBuf)> = None;
+    for (engine, api) in COMBINATIONS {
+        let dir = out.join(format!("{engine:?}-{api:?}"));
+        let settings = Settings {
+            engine,
+            api,
+            threads: 2,
+            ..Settings::default()
+        };
+        let report = run_all(
+            &settings,
+            &clickstream.display().to_string(),
+            &purchases.display().to_string(),
+            &dir,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{engine:?}/{api:?}: {e}"));
+        match &first {
+            None => first = Some((report.summary.counts, dir)),
+            Some((counts, first_dir)) => {
+                assert_eq!(
+                    &report.summary.counts, counts,
+                    "counts of {engine:?}/{api:?}"
+                );
+                for dataset in [
+                    layout::PROJECTION,
+                    layout::TOP_CAMPAIGNS,
+                    layout::TOP_CHANNELS,
+                ] {
+                    let a = std::fs::read(first_dir.join(dataset).join(PART_FILE)).unwrap();
+                    let b = std::fs::read(dir.join(dataset).join(PART_FILE)).unwrap();
+                    assert!(
+                        a == b,
+                        "{dataset} of {engine:?}/{api:?} differs from {first_dir:?}"
+                    );
+                }
+            }
+        }
+    }
+    first.expect("at least one combination")
 }

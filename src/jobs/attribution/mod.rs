@@ -6,8 +6,12 @@
 //!   outcome of every purchase event (what was used, what was left out and why).
 //! - load: the caller writes the projection (see `crate::output`).
 //!
-//! The session rules live in `sessionize.sql` (engine `sql`); the later steps
-//! (`purchases.sql`, `classify.sql`, `projection.sql`) are shared by every engine.
+//! Steps: `dedup.sql` (rule 4, shared) → the engine's session step (rules 1–3: `sessionize.sql`
+//! for engine `sql`, the `sessionize` aggregate of [`udaf`] for engine `udaf`) → the shared
+//! `purchases.sql`, `classify.sql` and `projection.sql`. Both engines produce the same
+//! `purchase_events` table, so everything after the session step is one code path.
+
+pub mod udaf;
 
 use std::sync::Arc;
 
@@ -22,8 +26,12 @@ use super::{tables, Engine};
 use crate::error::{Error, Result};
 use crate::input::{Ingest, InputFile, TableKind};
 
-/// Rules 1–3 and the event half of rule 4, as window functions.
+/// The event half of rule 4, shared by every engine.
+pub const DEDUP_SQL: &str = include_str!("dedup.sql");
+/// Rules 1–3 as window functions (engine `sql`).
 pub const SESSIONIZE_SQL: &str = include_str!("sessionize.sql");
+/// Rules 1–3 by the `sessionize` aggregate (engine `udaf`).
+pub const SESSIONIZE_UDAF_SQL: &str = include_str!("sessionize_udaf.sql");
 /// The purchases half of rule 4.
 pub const PURCHASES_SQL: &str = include_str!("purchases.sql");
 /// Rule 5: which event attributes which purchase.
@@ -35,6 +43,8 @@ pub const COUNTS_SQL: &str = include_str!("counts.sql");
 
 /// Intermediate tables the transform registers (small: purchase events and purchases only).
 pub mod intermediate {
+    /// A view (not materialized): deduplicated boundary and purchase events.
+    pub const RELEVANT_EVENTS: &str = "relevant_events";
     pub const PURCHASE_EVENTS: &str = "purchase_events";
     pub const PURCHASES_RANKED: &str = "purchases_ranked";
     pub const CLASSIFIED: &str = "purchase_events_classified";
@@ -117,8 +127,14 @@ pub struct Attribution {
 /// Each input table is scanned once: the purchase events and ranked purchases are cached in
 /// memory (they are a fraction of the clickstream) and everything else reads from them.
 pub async fn transform(ctx: &SessionContext, engine: Engine) -> Result<Attribution> {
+    replace_table(
+        ctx,
+        intermediate::RELEVANT_EVENTS,
+        ctx.sql(DEDUP_SQL).await?.into_view(),
+    )?;
     let purchase_events = match engine {
         Engine::Sql => ctx.sql(SESSIONIZE_SQL).await?,
+        Engine::Udaf => ctx.sql(SESSIONIZE_UDAF_SQL).await?,
     };
     let (purchase_events, purchases_ranked) = futures::try_join!(purchase_events.cache(), async {
         ctx.sql(PURCHASES_SQL).await?.cache().await

@@ -1,7 +1,8 @@
--- Sessionizes the clickstream and keeps what the attribution needs: every purchase event,
--- with the session it falls in, and every duplicate row (to account for it).
+-- Engine `sql`: sessionizes the clickstream with window functions and keeps what the
+-- attribution needs: every purchase event, with the session it falls in, and every duplicate
+-- row (to account for it).
 --
--- Input: table `events` (see input/schema.rs). Output: one row per duplicate clickstream row
+-- Input: view `relevant_events` (dedup.sql). Output: one row per duplicate clickstream row
 -- and per distinct purchase event, with `status`:
 --   duplicate_event   another row with the same eventId was kept (rule 4)
 --   outside_session   a purchase event that no session contains (rule 2)
@@ -10,26 +11,7 @@
 -- Rule 1 (order): eventTime, then tieRank (app_open 0, others 1, app_close 2), then eventId.
 -- Duplicates stay in the stream but never open or close a session, and `copy` sorts a kept
 -- row before its duplicates, so the first row of every session group is its app_open.
-WITH ranked AS (
-    SELECT
-        userId, eventId, eventType, eventTime, campaignId, channelId, purchaseId,
-        CASE eventType WHEN 'app_open' THEN 0 WHEN 'app_close' THEN 2 ELSE 1 END AS tieRank,
-        -- Rule 4: of the rows with one eventId keep the least (eventTime, tieRank,
-        -- attributes); full ties go to the first in file order.
-        ROW_NUMBER() OVER (
-            PARTITION BY eventId
-            ORDER BY eventTime,
-                     CASE eventType WHEN 'app_open' THEN 0 WHEN 'app_close' THEN 2 ELSE 1 END,
-                     attributes, sourceRow
-        ) AS copy
-    FROM events
-),
-relevant AS (
-    -- Only boundaries and purchases decide anything; other events are dropped here.
-    SELECT * FROM ranked
-    WHERE copy > 1 OR eventType IN ('app_open', 'app_close', 'purchase')
-),
-grouped AS (
+WITH grouped AS (
     -- openSeq numbers the user's app_opens: every row belongs to the group of the last
     -- app_open at or before it (0 = before the first app_open).
     SELECT *,
@@ -38,7 +20,7 @@ grouped AS (
             ORDER BY eventTime, tieRank, eventId, copy
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) AS openSeq
-    FROM relevant
+    FROM relevant_events
 ),
 sessioned AS (
     -- Within a group, the session runs from its app_open to the first app_close, inclusive:

@@ -1,12 +1,15 @@
 //! Top campaigns mart: the 10 campaigns with the largest confirmed revenue.
 //!
 //! Input: table `projection`. Output columns: campaignId (string), revenue (decimal(38,2)),
-//! ordered by revenue desc, then campaignId asc.
+//! ordered by revenue desc, then campaignId asc. The SQL and DataFrame versions are the same
+//! query, side by side.
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
-use datafusion::prelude::SessionContext;
+use datafusion::functions_aggregate::expr_fn::sum;
+use datafusion::prelude::{cast, ident, SessionContext};
 
-use super::Api;
+use super::{tables, Api};
 use crate::error::Result;
 
 /// The query, readable on its own in `top_campaigns.sql`.
@@ -16,5 +19,29 @@ pub const SQL: &str = include_str!("top_campaigns.sql");
 pub async fn transform(ctx: &SessionContext, api: Api) -> Result<DataFrame> {
     match api {
         Api::Sql => Ok(ctx.sql(SQL).await?),
+        Api::Dataframe => dataframe(ctx).await,
     }
+}
+
+/// The DataFrame API version of `top_campaigns.sql`.
+async fn dataframe(ctx: &SessionContext) -> Result<DataFrame> {
+    // Exact micro-units before summing, cents after: the same casts as the SQL.
+    let exact = cast(ident("billingCost"), DataType::Decimal128(38, 6));
+    Ok(ctx
+        .table(tables::PROJECTION)
+        .await?
+        .filter(ident("isConfirmed").and(ident("campaignId").is_not_null()))?
+        .aggregate(
+            vec![ident("campaignId")],
+            vec![sum(exact).alias("exactRevenue")],
+        )?
+        .select(vec![
+            ident("campaignId"),
+            cast(ident("exactRevenue"), DataType::Decimal128(38, 2)).alias("revenue"),
+        ])?
+        .sort(vec![
+            ident("revenue").sort(false, false),
+            ident("campaignId").sort(true, false),
+        ])?
+        .limit(0, Some(10))?)
 }

@@ -1,0 +1,23 @@
+-- Engine `udaf`: the session rules run inside the `sessionize` aggregate (udaf.rs), one group
+-- per user. Output: the same rows and columns as sessionize.sql.
+WITH per_user AS (
+    SELECT
+        userId,
+        sessionize(eventTime, eventId, eventType, campaignId, channelId, purchaseId, copy > 1) AS items
+    FROM relevant_events
+    GROUP BY userId
+),
+flat AS (
+    SELECT userId, unnest(items) AS item FROM per_user
+)
+SELECT
+    item['eventId'] AS eventId,
+    userId,
+    item['eventType'] AS eventType,
+    item['eventTime'] AS eventTime,
+    item['purchaseId'] AS purchaseId,
+    item['status'] AS status,
+    item['sessionId'] AS sessionId,
+    item['campaignId'] AS campaignId,
+    item['channelId'] AS channelId
+FROM flat
