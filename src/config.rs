@@ -33,6 +33,10 @@ pub struct Config {
     pub threads: Option<usize>,
     /// Field delimiter of text inputs: one character, or `tab`.
     pub delimiter: Option<String>,
+    /// Cap on the engine's memory, such as `512M`.
+    pub memory_limit: Option<String>,
+    /// `fail` or `quarantine`.
+    pub on_bad_rows: Option<crate::input::BadRows>,
 }
 
 impl Config {
@@ -41,7 +45,7 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         serde_yaml::from_str(&text).map_err(|e| {
             Error::Config(format!(
-                "{}: {e}. Keys: clickstream|input_clickstream, purchases|input_purchases, input, output, engine, api, threads, delimiter",
+                "{}: {e}. Keys: clickstream|input_clickstream, purchases|input_purchases, input, output, engine, api, threads, delimiter, memory_limit, on_bad_rows",
                 path.display()
             ))
         })

@@ -1,6 +1,15 @@
 //! The DataFusion session every job runs in.
 
+use std::sync::Arc;
+
+use std::num::NonZeroUsize;
+
+use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::error::Result;
 
 /// Threads to use when the user names none: every core.
 pub fn default_threads() -> usize {
@@ -14,6 +23,49 @@ pub fn default_threads() -> usize {
 /// Identifiers are case-sensitive (no normalization), so SQL names the camelCase columns of
 /// the exports (`userId`, `eventTime`) without quoting each one.
 pub fn session_context(threads: usize) -> SessionContext {
+    let config = session_config(threads);
+    let ctx = SessionContext::new_with_config(config);
+    register_functions(&ctx);
+    ctx
+}
+
+/// A session context whose memory pool holds at most `memory_limit` bytes: sorts, joins and
+/// aggregations spill to the OS temporary directory instead of growing past it.
+pub fn session_context_with_limit(
+    threads: usize,
+    memory_limit: Option<usize>,
+) -> Result<SessionContext> {
+    let Some(limit) = memory_limit else {
+        return Ok(session_context(threads));
+    };
+    let runtime = RuntimeEnvBuilder::new()
+        // Tracking names the largest consumers when the pool runs out, so the error says what
+        // needed the memory.
+        .with_memory_pool(Arc::new(TrackConsumersPool::new(
+            GreedyMemoryPool::new(limit),
+            NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN),
+        )))
+        // Merging many spill files at once holds a batch of each in memory that cannot spill;
+        // merging a few at a time (in several passes) keeps a sort's merge within the cap.
+        .with_disk_manager_builder(DiskManagerBuilder::default().with_max_spill_merge_fan_in(4))
+        .build_arc()?;
+    let mut config = session_config(threads);
+    // Each sort sets memory aside to merge its spills; the default (10 MiB a sort) alone would
+    // exhaust a small cap before anything spills. Scale it to the cap instead.
+    let per_sort = (limit / (32 * threads.max(1))).clamp(64 << 10, 10 << 20);
+    config.options_mut().execution.sort_spill_reservation_bytes = per_sort;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    register_functions(&ctx);
+    Ok(ctx)
+}
+
+/// The project's functions, registered on every context (and, in cluster mode, executor).
+pub fn register_functions(ctx: &SessionContext) {
+    ctx.register_udaf(crate::jobs::attribution::udaf::sessionize_udaf());
+}
+
+/// The configuration every job context uses.
+pub fn session_config(threads: usize) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_target_partitions(threads.max(1))
         .with_batch_size(8192);
@@ -25,7 +77,41 @@ pub fn session_context(threads: usize) -> SessionContext {
         .execution
         .parquet
         .schema_force_view_types = false;
-    let ctx = SessionContext::new_with_config(config);
-    ctx.register_udaf(crate::jobs::attribution::udaf::sessionize_udaf());
-    ctx
+    config
+}
+
+/// Parses a size such as `512M`, `2G`, `300k` or a plain number of bytes.
+pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 512M or 2G"))?;
+    let mult: usize = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("{s:?} has an unknown unit: use K, M or G")),
+    };
+    n.checked_mul(mult)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("{s:?} is not a usable size"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("300k"), Ok(300 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5X").is_err());
+        assert!(parse_size("0").is_err());
+    }
 }

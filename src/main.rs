@@ -10,6 +10,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use marketing_analytics::config::{parse_delimiter, Config};
 use marketing_analytics::generate::{self, Mess};
+use marketing_analytics::input::BadRows;
 use marketing_analytics::jobs::{Api, Engine};
 use marketing_analytics::pipeline::{self, layout, Mart, Settings};
 use tracing::info;
@@ -62,6 +63,10 @@ struct Common {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Cap on the query engine's memory (e.g. 512M, 2G): sorts and aggregations spill to disk
+    /// beyond it [default: no cap].
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -78,6 +83,9 @@ struct InputArgs {
     /// How to compute the projection.
     #[arg(long, value_enum)]
     engine: Option<Engine>,
+    /// What to do with a bad input row [default: fail].
+    #[arg(long, value_enum, value_name = "MODE")]
+    on_bad_rows: Option<BadRows>,
 }
 
 #[derive(Args, Debug)]
@@ -212,6 +220,13 @@ fn settings(
     if threads == 0 {
         bail!("--threads must be at least 1");
     }
+    let memory_limit = common
+        .memory_limit
+        .clone()
+        .or_else(|| config.memory_limit.clone())
+        .map(|s| marketing_analytics::context::parse_size(&s))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--memory-limit: {e}"))?;
     Ok(Settings {
         engine: inputs
             .and_then(|i| i.engine)
@@ -221,6 +236,11 @@ fn settings(
         threads,
         delimiter,
         progress: cli.quiet == 0 && std::io::stderr().is_terminal(),
+        memory_limit,
+        on_bad_rows: inputs
+            .and_then(|i| i.on_bad_rows)
+            .or(config.on_bad_rows)
+            .unwrap_or_default(),
         ..Settings::default()
     })
 }
@@ -324,8 +344,14 @@ async fn attribution(cli: &Cli, args: &AttributionArgs) -> Result<()> {
         "output",
         "attribution",
     )?;
-    let report =
-        pipeline::attribution_job(&settings, &clickstream, &purchases, Path::new(&output)).await?;
+    let report = pipeline::attribution_job(
+        &settings,
+        &clickstream,
+        &purchases,
+        Path::new(&output),
+        None,
+    )
+    .await?;
     println!(
         "{} purchases attributed; projection and {} in {output}",
         report.projection_rows,

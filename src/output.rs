@@ -1,9 +1,12 @@
-//! Writing outputs: Parquet datasets and the JSON summary.
+//! Writing outputs: Parquet datasets, the JSON summary, and the atomic commit of a whole run.
 //!
-//! A dataset is a directory with one `part-00000.parquet` and a `_SUCCESS` marker. It is
-//! written to a temporary sibling directory and renamed into place only when complete, so a
-//! reader never sees a half-written dataset. Writer settings are fixed and rows arrive sorted,
-//! so the same inputs give the same bytes.
+//! A dataset is a directory with one `part-00000.parquet` and a `_SUCCESS` marker. Everything a
+//! command writes goes to a temporary sibling of its destination ([`Staging`]) and is moved into
+//! place only when complete, by an atomic exchange of the two directories (Linux
+//! `renameat2(RENAME_EXCHANGE)`), like Hadoop's output committer. A run killed at any moment
+//! leaves either the previous complete output or the new complete output, never a mix; its
+//! leftover temporary directory is removed by the next run. Writer settings are fixed and rows
+//! arrive sorted, so the same inputs give the same bytes whatever the thread count.
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -38,10 +41,9 @@ pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     )?)
 }
 
-/// A dataset being written into a temporary directory.
+/// A dataset being written into a [`Staging`] directory.
 pub struct DatasetWriter {
-    tmp: PathBuf,
-    dest: PathBuf,
+    staging: Staging,
     writer: ArrowWriter<File>,
     schema: SchemaRef,
     rows: u64,
@@ -49,18 +51,26 @@ pub struct DatasetWriter {
 
 impl DatasetWriter {
     pub fn create(dest: &Path, schema: SchemaRef) -> Result<Self> {
-        let tmp = temp_sibling(dest, "tmp");
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let path = tmp.join(PART_FILE);
+        let staging = Staging::new(dest)?;
+        let path = staging.path().join(PART_FILE);
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))?;
         Ok(DatasetWriter {
-            tmp,
-            dest: dest.to_path_buf(),
+            staging,
             writer,
             schema,
             rows: 0,
         })
+    }
+
+    /// The temporary directory the dataset is written to.
+    pub fn dir(&self) -> &Path {
+        self.staging.path()
+    }
+
+    /// Adds a JSON file to the dataset (committed with it).
+    pub fn add_json(&self, name: &str, value: &impl serde::Serialize) -> Result<()> {
+        write_json_file(&self.dir().join(name), value)
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -73,21 +83,18 @@ impl DatasetWriter {
     /// Finishes the file and moves the dataset into place. Returns the rows written.
     pub fn commit(self) -> Result<u64> {
         self.writer.close()?;
-        let marker = self.tmp.join(SUCCESS_MARKER);
-        File::create(&marker).map_err(|e| Error::io(&marker, e))?;
-        replace_path(&self.tmp, &self.dest)?;
+        self.staging.commit()?;
         Ok(self.rows)
     }
 }
 
-/// Writes a DataFrame's rows, in its order, as the dataset `dest`.
-pub async fn write_dataframe(df: DataFrame, dest: &Path, schema: SchemaRef) -> Result<u64> {
-    let mut writer = DatasetWriter::create(dest, schema)?;
+/// Writes a DataFrame's rows, in its order, into `writer`.
+pub async fn write_dataframe(df: DataFrame, writer: &mut DatasetWriter) -> Result<()> {
     let mut stream = df.execute_stream().await?;
     while let Some(batch) = stream.next().await {
         writer.write(&batch?)?;
     }
-    writer.commit()
+    Ok(())
 }
 
 /// Writes batches as the dataset `dest`.
@@ -99,51 +106,146 @@ pub fn write_batches(batches: &[RecordBatch], dest: &Path, schema: SchemaRef) ->
     writer.commit()
 }
 
-/// Writes a JSON file through a temporary file and a rename.
-pub fn write_json(dest: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let tmp = temp_sibling(dest, "tmp");
+/// Writes a JSON file (into a staging directory: it becomes visible with the commit).
+pub fn write_json_file(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(&tmp, text + "\n").map_err(|e| Error::io(&tmp, e))?;
-    replace_path(&tmp, dest)
+    std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }
 
-fn temp_sibling(dest: &Path, what: &str) -> PathBuf {
+fn sibling_prefix(dest: &Path) -> String {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "output".to_string());
+    format!(".{name}.")
+}
+
+fn temp_sibling(dest: &Path, what: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    dest.with_file_name(format!(".{name}.{what}-{}-{nanos}", std::process::id()))
+    dest.with_file_name(format!(
+        "{}{what}-{}-{nanos}",
+        sibling_prefix(dest),
+        std::process::id()
+    ))
 }
 
-/// Moves `from` to `to`, replacing what was at `to`: the old content is renamed aside first
-/// and removed only once the new one is in place.
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
+}
+
+/// Moves `from` to `to`, replacing what was at `to` in one atomic step where the file system
+/// allows it (an exchange of the two paths); the old content is then removed.
 pub fn replace_path(from: &Path, to: &Path) -> Result<()> {
     if let Some(parent) = to.parent() {
         if !parent.as_os_str().is_empty() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
     }
-    let old = if to.exists() {
-        let aside = temp_sibling(to, "old");
-        std::fs::rename(to, &aside).map_err(|e| Error::io(to, e))?;
-        Some(aside)
-    } else {
-        None
-    };
-    std::fs::rename(from, to).map_err(|e| Error::io(to, e))?;
-    if let Some(old) = old {
-        let removed = if old.is_dir() {
-            std::fs::remove_dir_all(&old)
-        } else {
-            std::fs::remove_file(&old)
-        };
-        removed.map_err(|e| Error::io(&old, e))?;
+    if !to.exists() {
+        return std::fs::rename(from, to).map_err(|e| Error::io(to, e));
     }
-    Ok(())
+    if exchange(from, to).is_ok() {
+        // `from` now holds the old content.
+        return remove_any(from).map_err(|e| Error::io(from, e));
+    }
+    // No atomic exchange here (file system or OS): rename the old content aside first. A crash
+    // between the two renames leaves the old content under a `.NAME.old-*` name, which the next
+    // run restores (see `Staging::new`).
+    let aside = temp_sibling(to, "old");
+    std::fs::rename(to, &aside).map_err(|e| Error::io(to, e))?;
+    std::fs::rename(from, to).map_err(|e| Error::io(to, e))?;
+    remove_any(&aside).map_err(|e| Error::io(&aside, e))
+}
+
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "no atomic exchange",
+    ))
+}
+
+/// A temporary directory next to a destination, moved into place by [`Staging::commit`].
+/// Dropped without a commit (an error), it is removed; killed, it is removed by the next run.
+pub struct Staging {
+    tmp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    /// Creates the temporary directory, after cleaning up what killed runs left next to `dest`:
+    /// their temporary directories are removed, and an old output renamed aside by a run killed
+    /// in the middle of a non-atomic replace is put back.
+    pub fn new(dest: &Path) -> Result<Staging> {
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let prefix = sibling_prefix(dest);
+        let entries = std::fs::read_dir(&parent).map_err(|e| Error::io(&parent, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| {
+                p != std::process::id() && Path::new(&format!("/proc/{p}")).exists()
+            }) {
+                continue; // another live run's directory
+            }
+            let path = entry.path();
+            if rest.starts_with("old-") && !dest.exists() {
+                std::fs::rename(&path, dest).map_err(|e| Error::io(dest, e))?;
+            } else if rest.starts_with("tmp-") || rest.starts_with("old-") {
+                remove_any(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        let tmp = temp_sibling(dest, "tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Staging {
+            tmp,
+            dest: dest.to_path_buf(),
+            committed: false,
+        })
+    }
+
+    /// Where to write what will be committed.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Marks the output complete and moves it into place.
+    pub fn commit(mut self) -> Result<()> {
+        let marker = self.tmp.join(SUCCESS_MARKER);
+        File::create(&marker).map_err(|e| Error::io(&marker, e))?;
+        replace_path(&self.tmp, &self.dest)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
 }
 
 /// Reads every batch of a Parquet dataset written by [`DatasetWriter`] (or any Parquet file).

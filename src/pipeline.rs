@@ -9,13 +9,15 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use indicatif::{ProgressBar, ProgressStyle};
-use tracing::{info, info_span, Instrument};
+use tracing::{info, info_span, warn, Instrument};
 
-use crate::context::session_context;
+use std::sync::Arc;
+
+use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
-use crate::input::{resolve, schema};
+use crate::input::{resolve, schema, BadRows, RejectSink, TableKind};
 use crate::jobs::{attribution, tables, top_campaigns, top_channels, Api, Engine};
-use crate::output::{write_batches, write_dataframe, write_json};
+use crate::output::{write_batches, write_dataframe, write_json_file, DatasetWriter, Staging};
 use crate::summary::{Counts, InputFiles, Summary};
 
 /// Output dataset names under a run's output directory.
@@ -26,6 +28,9 @@ pub mod layout {
     pub const SUMMARY: &str = "summary.json";
     /// The attribution job's own summary, inside its dataset (ignored by Parquet readers).
     pub const JOB_SUMMARY: &str = "_summary.json";
+    /// Quarantined rows (`--on-bad-rows quarantine`): `_rejected/clickstream.csv` and
+    /// `_rejected/purchases.csv`.
+    pub const REJECTED: &str = "_rejected";
 }
 
 /// Settings shared by every job.
@@ -39,6 +44,9 @@ pub struct Settings {
     /// Show a progress bar (on a terminal only).
     pub progress: bool,
     pub run_id: String,
+    /// Cap on DataFusion's memory pool in bytes; sorts and aggregations spill beyond it.
+    pub memory_limit: Option<usize>,
+    pub on_bad_rows: BadRows,
 }
 
 impl Default for Settings {
@@ -50,6 +58,8 @@ impl Default for Settings {
             delimiter: None,
             progress: false,
             run_id: new_run_id(),
+            memory_limit: None,
+            on_bad_rows: BadRows::default(),
         }
     }
 }
@@ -125,12 +135,14 @@ fn progress_bar(settings: &Settings, total: u64) -> Option<ProgressBar> {
 }
 
 /// Runs the attribution job: reads the inputs, writes the projection dataset at `dest` with
-/// `_summary.json` inside it, and returns the counts.
+/// `_summary.json` inside it, and returns the counts. Quarantined rows go to `rejected`
+/// (default: `dest/_rejected/`).
 pub async fn attribution_job(
     settings: &Settings,
     clickstream: &str,
     purchases: &str,
     dest: &Path,
+    rejected: Option<&Path>,
 ) -> Result<AttributionReport> {
     let span = info_span!("job", name = %"attribution");
     async {
@@ -145,6 +157,17 @@ pub async fn attribution_job(
             threads = settings.threads,
             "reading inputs"
         );
+        let mut writer = DatasetWriter::create(dest, schema::PROJECTION.clone())?;
+        let rejected_dir = rejected
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| writer.dir().join(layout::REJECTED));
+        let sink = |kind: TableKind| {
+            (settings.on_bad_rows == BadRows::Quarantine).then(|| {
+                Arc::new(RejectSink::new(
+                    rejected_dir.join(format!("{}.csv", kind.name())),
+                ))
+            })
+        };
         let total: u64 = inputs
             .clickstream
             .iter()
@@ -152,32 +175,42 @@ pub async fn attribution_job(
             .map(|f| f.size)
             .sum();
         let bar = progress_bar(settings, total);
-        let ctx = session_context(settings.threads);
-        let extracted = attribution::extract(&ctx, &inputs, settings.threads, bar.clone())?;
+        let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
+        let mut extracted = attribution::extract(&ctx, &inputs, settings.threads, bar.clone())?;
+        extracted.clickstream.rejects = sink(TableKind::Clickstream);
+        extracted.purchases.rejects = sink(TableKind::Purchases);
+        attribution::register_inputs(&ctx, &extracted, settings.threads)?;
         let result = attribution::transform(&ctx, settings.engine).await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
         let result = result.map_err(Error::unwrap_datafusion)?;
+        for rejects in [&extracted.clickstream.rejects, &extracted.purchases.rejects]
+            .into_iter()
+            .flatten()
+        {
+            rejects.finish()?;
+        }
         let counts = Counts::new(
             extracted.clickstream.stats.total(),
             extracted.purchases.stats.total(),
             &result.outcomes,
         )?;
         let input_files = InputFiles::new(&extracted.clickstream.stats, &extracted.purchases.stats);
-        let projection_rows = write_dataframe(result.projection, dest, schema::PROJECTION.clone())
+        write_dataframe(result.projection, &mut writer)
             .await
             .map_err(Error::unwrap_datafusion)?;
-        write_json(
-            &dest.join(layout::JOB_SUMMARY),
+        writer.add_json(
+            layout::JOB_SUMMARY,
             &Summary {
                 run_id: settings.run_id.clone(),
                 engine: settings.engine,
                 counts: counts.clone(),
                 input_files: input_files.clone(),
-                outputs: BTreeMap::from([(layout::PROJECTION.to_string(), projection_rows)]),
+                outputs: BTreeMap::new(),
             },
         )?;
+        let projection_rows = writer.commit()?;
         info!(
             events = counts.events,
             purchase_rows = counts.purchase_rows,
@@ -187,6 +220,14 @@ pub async fn attribution_job(
         );
         for (reason, n) in counts.left_out() {
             info!(count = n, "left out: {reason}");
+        }
+        if counts.events_quarantined + counts.purchase_rows_quarantined > 0 {
+            warn!(
+                clickstream = counts.events_quarantined,
+                purchases = counts.purchase_rows_quarantined,
+                "bad rows quarantined in {}",
+                rejected_dir.display()
+            );
         }
         Ok(AttributionReport {
             counts,
@@ -258,7 +299,7 @@ pub async fn mart_job(
 ) -> Result<Vec<RecordBatch>> {
     let span = info_span!("job", name = %mart.name());
     async {
-        let ctx = session_context(settings.threads);
+        let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
         register_projection(&ctx, projection).await?;
         let batches = mart.transform(&ctx, settings.api).await?;
         let rows = write_batches(&batches, dest, mart.schema())?;
@@ -277,7 +318,9 @@ pub struct RunReport {
     pub top_channels: Vec<RecordBatch>,
 }
 
-/// Runs the whole pipeline into `output`: the projection, both marts and `summary.json`.
+/// Runs the whole pipeline into `output`: the projection, both marts and `summary.json`
+/// (and `_rejected/` when rows were quarantined). Everything is written to a staging directory
+/// and replaces `output` in one atomic step when complete.
 pub async fn run_all(
     settings: &Settings,
     clickstream: &str,
@@ -286,14 +329,23 @@ pub async fn run_all(
 ) -> Result<RunReport> {
     let span = info_span!("run", id = %settings.run_id);
     async {
-        let projection_dir = output.join(layout::PROJECTION);
-        let report = attribution_job(settings, clickstream, purchases, &projection_dir).await?;
+        let staging = Staging::new(output)?;
+        let stage = staging.path().to_path_buf();
+        let projection_dir = stage.join(layout::PROJECTION);
+        let report = attribution_job(
+            settings,
+            clickstream,
+            purchases,
+            &projection_dir,
+            Some(&stage.join(layout::REJECTED)),
+        )
+        .await?;
         let projection = projection_dir.to_string_lossy().into_owned();
         let mut outputs =
             BTreeMap::from([(layout::PROJECTION.to_string(), report.projection_rows)]);
         let mut marts = Vec::new();
         for mart in [Mart::TopCampaigns, Mart::TopChannels] {
-            let batches = mart_job(settings, mart, &projection, &output.join(mart.name())).await?;
+            let batches = mart_job(settings, mart, &projection, &stage.join(mart.name())).await?;
             outputs.insert(
                 mart.name().to_string(),
                 batches.iter().map(|b| b.num_rows() as u64).sum(),
@@ -307,7 +359,9 @@ pub async fn run_all(
             input_files: report.input_files,
             outputs,
         };
-        write_json(&output.join(layout::SUMMARY), &summary)?;
+        write_json_file(&stage.join(layout::SUMMARY), &summary)?;
+        staging.commit()?;
+        info!("committed {}", output.display());
         let top_channels = marts.pop().unwrap_or_default();
         let top_campaigns = marts.pop().unwrap_or_default();
         Ok(RunReport {

@@ -5,11 +5,12 @@
 //! and fails the run rather than producing outputs nobody can trust.
 //!
 //! Clickstream rows:
-//! `events = duplicate_events + non_purchase_events + purchase_events` and
+//! `events = events_quarantined + duplicate_events + non_purchase_events + purchase_events` and
 //! `purchase_events = purchase_events_outside_session + purchase_events_superseded
 //!                   + purchase_events_without_purchase + attributed_purchases`.
 //! Purchases rows:
-//! `purchase_rows = duplicate_purchases + purchases_without_event + attributed_purchases`.
+//! `purchase_rows = purchase_rows_quarantined + duplicate_purchases + purchases_without_event
+//!                + attributed_purchases`.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,10 @@ pub struct Counts {
     pub purchase_rows: u64,
     /// Rows of the projection.
     pub attributed_purchases: u64,
+    /// Bad clickstream rows written to `_rejected/` (`--on-bad-rows quarantine`).
+    pub events_quarantined: u64,
+    /// Bad purchases rows written to `_rejected/`.
+    pub purchase_rows_quarantined: u64,
     pub duplicate_events: u64,
     pub duplicate_purchases: u64,
     /// Distinct events whose eventType is not `purchase`.
@@ -46,10 +51,12 @@ impl Counts {
     /// row is accounted for.
     pub fn new(events_read: FileStats, purchases_read: FileStats, o: &Outcomes) -> Result<Counts> {
         let mismatch = |what: String| Err(Error::Accounting(what));
-        if purchases_read.rows != o.duplicate_purchases + o.distinct_purchases {
+        if purchases_read.decoded() != o.duplicate_purchases + o.distinct_purchases {
             return mismatch(format!(
-                "{} purchases rows read but {} duplicates + {} distinct purchases",
-                purchases_read.rows, o.duplicate_purchases, o.distinct_purchases
+                "{} purchases rows decoded but {} duplicates + {} distinct purchases",
+                purchases_read.decoded(),
+                o.duplicate_purchases,
+                o.distinct_purchases
             ));
         }
         if events_read.purchase_type_rows != o.purchase_events + o.duplicate_purchase_type_rows {
@@ -58,7 +65,7 @@ impl Counts {
                 events_read.purchase_type_rows, o.purchase_events, o.duplicate_purchase_type_rows
             ));
         }
-        let non_purchase_rows = events_read.rows - events_read.purchase_type_rows;
+        let non_purchase_rows = events_read.decoded() - events_read.purchase_type_rows;
         let duplicate_non_purchase = o.duplicate_events - o.duplicate_purchase_type_rows;
         if duplicate_non_purchase > non_purchase_rows
             || o.attributed_purchases > o.distinct_purchases
@@ -72,6 +79,8 @@ impl Counts {
             events: events_read.rows,
             purchase_rows: purchases_read.rows,
             attributed_purchases: o.attributed_purchases,
+            events_quarantined: events_read.quarantined,
+            purchase_rows_quarantined: purchases_read.quarantined,
             duplicate_events: o.duplicate_events,
             duplicate_purchases: o.duplicate_purchases,
             non_purchase_events: non_purchase_rows - duplicate_non_purchase,
@@ -97,15 +106,20 @@ impl Counts {
                 self.purchase_events
             )));
         }
-        let events = self.duplicate_events + self.non_purchase_events + self.purchase_events;
+        let events = self.events_quarantined
+            + self.duplicate_events
+            + self.non_purchase_events
+            + self.purchase_events;
         if events != self.events {
             return Err(Error::Accounting(format!(
                 "clickstream: {} rows read but {events} accounted for",
                 self.events
             )));
         }
-        let purchases =
-            self.duplicate_purchases + self.purchases_without_event + self.attributed_purchases;
+        let purchases = self.purchase_rows_quarantined
+            + self.duplicate_purchases
+            + self.purchases_without_event
+            + self.attributed_purchases;
         if purchases != self.purchase_rows {
             return Err(Error::Accounting(format!(
                 "purchases: {} rows read but {purchases} accounted for",
@@ -118,6 +132,11 @@ impl Counts {
     /// One line per left-out reason, for the log.
     pub fn left_out(&self) -> Vec<(&'static str, u64)> {
         vec![
+            ("bad clickstream rows quarantined", self.events_quarantined),
+            (
+                "bad purchases rows quarantined",
+                self.purchase_rows_quarantined,
+            ),
             ("duplicate events", self.duplicate_events),
             ("duplicate purchases rows", self.duplicate_purchases),
             (

@@ -23,7 +23,7 @@ fn columns_are_matched_by_name_and_short_rows_have_empty_attributes() {
                 u1,e3,2020-09-01 10:05:00,purchase,\"{'purchase_id': 'p1'}\"\r\n\
                 u1,e4,2020-09-01 10:06:00,app_close,\r\n";
     let (batches, stats) =
-        decode_text(TableKind::Clickstream, text.as_bytes(), b',', "c.csv").unwrap();
+        decode_text(TableKind::Clickstream, text.as_bytes(), b',', "c.csv", None).unwrap();
     assert_eq!((stats.rows, stats.purchase_type_rows), (4, 1));
     let b = &batches[0];
     assert_eq!(
@@ -57,7 +57,7 @@ fn columns_are_matched_by_name_and_short_rows_have_empty_attributes() {
 fn tab_separated_purchases_with_thousands_separators() {
     let text = "purchaseId\tpurchaseTime\tbillingCost\tisConfirmed\r\np1\t2020-09-01 10:00:00\t1,000.00\tTrue\r\np2\t2020-09-01 10:00:00\t0.5\tFALSE\r\n";
     let (batches, stats) =
-        decode_text(TableKind::Purchases, text.as_bytes(), b'\t', "p.tsv").unwrap();
+        decode_text(TableKind::Purchases, text.as_bytes(), b'\t', "p.tsv", None).unwrap();
     assert_eq!(stats.rows, 2);
     let cost = batches[0]
         .column_by_name("billingCost")
@@ -72,7 +72,7 @@ fn tab_separated_purchases_with_thousands_separators() {
 }
 
 fn error_of(kind: TableKind, text: &str) -> String {
-    match decode_text(kind, text.as_bytes(), b',', "in.csv") {
+    match decode_text(kind, text.as_bytes(), b',', "in.csv", None) {
         Ok(_) => panic!("{text:?} must be refused"),
         Err(e) => e.to_string(),
     }
@@ -152,7 +152,7 @@ fn bad_files_are_refused_with_the_reason() {
         "{got}"
     );
     assert!(matches!(
-        decode_text(TableKind::Purchases, b"", b',', "x"),
+        decode_text(TableKind::Purchases, b"", b',', "x", None),
         Err(Error::BadFile { .. })
     ));
 }
@@ -161,7 +161,7 @@ fn bad_files_are_refused_with_the_reason() {
 fn invalid_utf8_is_a_bad_row() {
     let mut text = b"userId,eventId,eventType,eventTime,attributes\n".to_vec();
     text.extend_from_slice(b"u\xff,e,app_open,2020-09-01 10:00:00,\n");
-    let got = decode_text(TableKind::Clickstream, &text, b',', "in.csv")
+    let got = decode_text(TableKind::Clickstream, &text, b',', "in.csv", None)
         .unwrap_err()
         .to_string();
     assert!(

@@ -13,4 +13,4 @@ pub mod values;
 
 pub use decode::TableKind;
 pub use files::{resolve, InputFile};
-pub use source::{FileStats, Ingest, IngestStats};
+pub use source::{BadRows, FileStats, Ingest, IngestStats, RejectSink};

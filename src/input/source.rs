@@ -5,8 +5,12 @@
 //! through a bounded channel, so memory stays flat however large the input is. Row counts per
 //! file are recorded in [`IngestStats`] for the run summary.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -26,16 +30,118 @@ use super::schema;
 use crate::error::{to_datafusion, Error, Result};
 
 /// Rows per Arrow batch handed to DataFusion.
-pub const BATCH_ROWS: usize = 16 * 1024;
+pub const BATCH_ROWS: usize = 8 * 1024;
 
 /// What was read from one input file.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct FileStats {
-    /// Data rows (the header excluded).
+    /// Data rows read (the header excluded), quarantined ones included.
     pub rows: u64,
-    /// Clickstream rows whose eventType is `purchase`.
+    /// Rows that were bad and written to `_rejected/` instead (`--on-bad-rows quarantine`).
+    pub quarantined: u64,
+    /// Decoded clickstream rows whose eventType is `purchase`.
     #[serde(skip_serializing_if = "is_zero")]
     pub purchase_type_rows: u64,
+}
+
+impl FileStats {
+    /// Rows that decoded and reached the jobs.
+    pub fn decoded(&self) -> u64 {
+        self.rows - self.quarantined
+    }
+}
+
+/// What to do with a bad row.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BadRows {
+    /// Stop at the first bad row, naming file, line, column and reason; write nothing.
+    #[default]
+    Fail,
+    /// Write each bad row verbatim, with file, line and reason, to `_rejected/` and go on.
+    Quarantine,
+}
+
+/// Where quarantined rows go: a CSV file with columns `file,line,reason,row`, `row` being the
+/// row's text exactly as read (without its line break).
+#[derive(Debug)]
+pub struct RejectSink {
+    path: PathBuf,
+    out: Mutex<Option<BufWriter<File>>>,
+}
+
+impl RejectSink {
+    pub fn new(path: PathBuf) -> Self {
+        RejectSink {
+            path,
+            out: Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn reject(&self, file: &str, line: u64, reason: &str, raw: &[u8]) -> Result<()> {
+        let mut guard = self
+            .out
+            .lock()
+            .map_err(|_| Error::Accounting("reject sink poisoned".into()))?;
+        if guard.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            let f = File::create(&self.path).map_err(|e| Error::io(&self.path, e))?;
+            let mut w = BufWriter::new(f);
+            w.write_all(b"file,line,reason,row\n")
+                .map_err(|e| Error::io(&self.path, e))?;
+            *guard = Some(w);
+        }
+        if let Some(w) = guard.as_mut() {
+            let raw = String::from_utf8_lossy(raw);
+            let raw = raw.trim_end_matches(['\r', '\n']);
+            let row = format!(
+                "{},{line},{},{}\n",
+                crate::canonical::field(file),
+                crate::canonical::field(reason),
+                crate::canonical::field(raw)
+            );
+            w.write_all(row.as_bytes())
+                .map_err(|e| Error::io(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes what was written.
+    pub fn finish(&self) -> Result<()> {
+        if let Ok(mut guard) = self.out.lock() {
+            if let Some(w) = guard.as_mut() {
+                w.flush().map_err(|e| Error::io(&self.path, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The reason of a bad-row error, for the quarantine file.
+fn bad_row_reason(e: &Error) -> Option<String> {
+    match e {
+        Error::BadRow { column, reason, .. } => Some(match column {
+            Some(c) => format!("column {c}: {reason}"),
+            None => reason.clone(),
+        }),
+        _ => None,
+    }
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -67,6 +173,7 @@ impl IngestStats {
             .values()
             .fold(FileStats::default(), |a, f| FileStats {
                 rows: a.rows + f.rows,
+                quarantined: a.quarantined + f.quarantined,
                 purchase_type_rows: a.purchase_type_rows + f.purchase_type_rows,
             })
     }
@@ -79,6 +186,8 @@ pub struct Ingest {
     pub files: Vec<InputFile>,
     pub stats: Arc<IngestStats>,
     pub progress: Option<ProgressBar>,
+    /// `Some` to quarantine bad rows there, `None` to fail on the first.
+    pub rejects: Option<Arc<RejectSink>>,
 }
 
 impl Ingest {
@@ -88,6 +197,7 @@ impl Ingest {
             files,
             stats: Arc::default(),
             progress: None,
+            rejects: None,
         }
     }
 
@@ -113,24 +223,6 @@ impl Ingest {
             })
             .collect();
         Ok(Arc::new(StreamingTable::try_new(self.schema(), streams)?))
-    }
-
-    /// Decodes every file on this thread and returns all batches: for small inputs and tests.
-    pub fn read_all(&self) -> Result<Vec<RecordBatch>> {
-        let mut out = Vec::new();
-        for file in &self.files {
-            decode_file(
-                self.kind,
-                file,
-                self.progress.clone(),
-                &self.stats,
-                &mut |b| {
-                    out.push(b);
-                    Ok(true)
-                },
-            )?;
-        }
-        Ok(out)
     }
 }
 
@@ -174,16 +266,10 @@ impl PartitionStream for FilesPartition {
         let ingest = self.ingest.clone();
         builder.spawn_blocking(move || {
             for file in &ingest.files {
-                let keep_going = decode_file(
-                    ingest.kind,
-                    file,
-                    ingest.progress.clone(),
-                    &ingest.stats,
-                    &mut |batch| {
-                        // A closed channel means the query was cancelled or finished early.
-                        Ok(tx.blocking_send(Ok(batch)).is_ok())
-                    },
-                );
+                let keep_going = decode_file(&ingest, file, &mut |batch| {
+                    // A closed channel means the query was cancelled or finished early.
+                    Ok(tx.blocking_send(Ok(batch)).is_ok())
+                });
                 match keep_going {
                     Ok(true) => {}
                     Ok(false) => return Ok(()),
@@ -199,34 +285,29 @@ impl PartitionStream for FilesPartition {
 /// Decodes one file, handing each batch to `emit`; `emit` returns false to stop early.
 /// Returns false when stopped early.
 pub fn decode_file(
-    kind: TableKind,
+    ingest: &Ingest,
     file: &InputFile,
-    progress: Option<ProgressBar>,
-    stats: &IngestStats,
     emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<bool> {
     let name = file.display();
-    let mut builder = BatchBuilder::new(kind, BATCH_ROWS);
-    let mut rows = 0u64;
+    let mut builder = BatchBuilder::new(ingest.kind, BATCH_ROWS);
+    let mut stats = FileStats::default();
+    let ctx = FileContext {
+        kind: ingest.kind,
+        name: &name,
+        file_index: file.index,
+        rejects: ingest.rejects.as_deref(),
+    };
     let completed = match file.format {
         FileFormat::Delimited { delimiter } => {
-            let reader = open_text(file, progress)?;
-            decode_delimited(
-                kind,
-                reader,
-                delimiter,
-                &name,
-                file.index,
-                &mut builder,
-                &mut rows,
-                emit,
-            )?
+            let reader = open_text(file, ingest.progress.clone())?;
+            decode_delimited(&ctx, reader, delimiter, &mut builder, &mut stats, emit)?
         }
         FileFormat::Parquet => {
-            if let Some(p) = &progress {
+            if let Some(p) = &ingest.progress {
                 p.inc(file.size);
             }
-            decode_parquet(kind, file, &name, &mut builder, &mut rows, emit)?
+            decode_parquet(&ctx, file, &mut builder, &mut stats, emit)?
         }
     };
     if !completed {
@@ -235,28 +316,111 @@ pub fn decode_file(
     if !builder.is_empty() && !emit(builder.finish()?)? {
         return Ok(false);
     }
-    stats.record(
-        &name,
-        FileStats {
-            rows,
-            purchase_type_rows: builder.purchase_type_rows(),
-        },
-    );
+    stats.purchase_type_rows = builder.purchase_type_rows();
+    ingest.stats.record(&name, stats);
     Ok(true)
 }
 
+/// What the decoders need to know about the file at hand.
+pub struct FileContext<'a> {
+    pub kind: TableKind,
+    /// The file's name in messages.
+    pub name: &'a str,
+    /// The file's number in the input set.
+    pub file_index: u32,
+    /// Where bad rows go; `None` fails on the first.
+    pub rejects: Option<&'a RejectSink>,
+}
+
+impl FileContext<'_> {
+    /// Decodes one row, or quarantines it. Errors other than a bad row are always returned.
+    fn push(
+        &self,
+        builder: &mut BatchBuilder,
+        map: &ColumnMap,
+        row: &dyn RowFields,
+        line: u64,
+        stats: &mut FileStats,
+        raw: &dyn Fn() -> Vec<u8>,
+    ) -> Result<()> {
+        stats.rows += 1;
+        let result = builder.push(map, row, self.name, self.file_index, line);
+        match (result, self.rejects) {
+            (Ok(()), _) => Ok(()),
+            (Err(e), Some(sink)) => match bad_row_reason(&e) {
+                Some(reason) => {
+                    stats.quarantined += 1;
+                    sink.reject(self.name, line, &reason, &raw())
+                }
+                None => Err(e),
+            },
+            (Err(e), None) => Err(e),
+        }
+    }
+}
+
+/// Keeps the bytes a CSV reader consumed, so a bad row can be quarantined exactly as it was
+/// written. Only used in quarantine mode.
+#[derive(Clone, Default)]
+struct Tap(Rc<RefCell<(u64, Vec<u8>)>>);
+
+impl Tap {
+    /// The bytes between two offsets of the stream, if still held.
+    fn slice(&self, start: u64, end: u64) -> Vec<u8> {
+        let t = self.0.borrow();
+        let (base, bytes) = (t.0, &t.1);
+        if start < base {
+            return Vec::new();
+        }
+        let (s, e) = (
+            (start - base) as usize,
+            ((end.max(start) - base) as usize).min(bytes.len()),
+        );
+        bytes.get(s..e).map(<[u8]>::to_vec).unwrap_or_default()
+    }
+
+    /// Forgets bytes before `offset`, in large steps so the cost stays linear.
+    fn forget_before(&self, offset: u64) {
+        let mut t = self.0.borrow_mut();
+        let drop = offset.saturating_sub(t.0) as usize;
+        if drop > 1 << 20 && drop <= t.1.len() {
+            t.1.drain(..drop);
+            t.0 += drop as u64;
+        }
+    }
+}
+
+struct TapReader<R> {
+    inner: R,
+    tap: Tap,
+}
+
+impl<R: std::io::Read> std::io::Read for TapReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.tap.0.borrow_mut().1.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Decodes delimited text from any reader: files, and in-memory text in tests.
-#[allow(clippy::too_many_arguments)]
 pub fn decode_delimited(
-    kind: TableKind,
+    ctx: &FileContext,
     reader: impl std::io::Read,
     delimiter: u8,
-    name: &str,
-    file_index: u32,
     builder: &mut BatchBuilder,
-    rows: &mut u64,
+    stats: &mut FileStats,
     emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<bool> {
+    let name = ctx.name;
+    let tap = ctx.rejects.map(|_| Tap::default());
+    let reader: Box<dyn std::io::Read + '_> = match &tap {
+        Some(t) => Box::new(TapReader {
+            inner: reader,
+            tap: t.clone(),
+        }),
+        None => Box::new(reader),
+    };
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -286,11 +450,42 @@ pub fn decode_delimited(
         .iter()
         .map(|f| std::str::from_utf8(f).unwrap_or("<invalid UTF-8>"))
         .collect();
-    let map = ColumnMap::from_header(kind, &header, name)?;
+    let map = ColumnMap::from_header(ctx.kind, &header, name)?;
     while csv.read_byte_record(&mut record).map_err(read_error)? {
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        builder.push(&map, &record, name, file_index, line)?;
-        *rows += 1;
+        let (line, start) = record
+            .position()
+            .map(|p| (p.line(), p.byte()))
+            .unwrap_or((0, 0));
+        let end = csv.position().byte();
+        let raw = || {
+            tap.as_ref()
+                .map(|t| t.slice(start, end))
+                .unwrap_or_default()
+        };
+        if record.as_slice().iter().any(|&b| b == b'\n' || b == b'\r') {
+            // The exports never have line breaks inside fields: this is an opening quote
+            // without its closing quote, which swallowed the following lines.
+            let e = Error::BadRow {
+                file: name.to_string(),
+                line,
+                column: None,
+                reason: "unbalanced quote: a quoted field runs past the end of its line"
+                    .to_string(),
+            };
+            stats.rows += 1;
+            match ctx.rejects {
+                Some(sink) => {
+                    stats.quarantined += 1;
+                    sink.reject(name, line, &bad_row_reason(&e).unwrap_or_default(), &raw())?;
+                }
+                None => return Err(e),
+            }
+        } else {
+            ctx.push(builder, &map, &record, line, stats, &raw)?;
+        }
+        if let Some(t) = &tap {
+            t.forget_before(end);
+        }
         if builder.len() >= BATCH_ROWS && !emit(builder.finish()?)? {
             return Ok(false);
         }
@@ -321,13 +516,13 @@ impl RowFields for TextRow<'_> {
 /// Parquet inputs with the export's columns go through the same row decoder as text, so a
 /// value is valid or not whatever format it arrived in. Line numbers are row numbers + 1.
 fn decode_parquet(
-    kind: TableKind,
+    ctx: &FileContext,
     file: &InputFile,
-    name: &str,
     builder: &mut BatchBuilder,
-    rows: &mut u64,
+    stats: &mut FileStats,
     emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<bool> {
+    let (kind, name) = (ctx.kind, ctx.name);
     let f = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
     let not_parquet = |e: datafusion::parquet::errors::ParquetError| Error::BadFile {
         file: name.to_string(),
@@ -365,17 +560,15 @@ fn decode_parquet(
             .collect::<Result<Vec<_>>>()?;
         for row in 0..batch.num_rows() {
             line += 1;
-            builder.push(
-                map,
-                &TextRow {
-                    columns: &columns,
-                    row,
-                },
-                name,
-                file.index,
-                line,
-            )?;
-            *rows += 1;
+            let text = TextRow {
+                columns: &columns,
+                row,
+            };
+            let raw = || {
+                let fields: Vec<&[u8]> = (0..text.width()).map(|i| text.field(i)).collect();
+                fields.join(&b',')
+            };
+            ctx.push(builder, map, &text, line, stats, &raw)?;
             if builder.len() >= BATCH_ROWS && !emit(builder.finish()?)? {
                 return Ok(false);
             }
@@ -385,37 +578,33 @@ fn decode_parquet(
 }
 
 /// Decodes delimited text held in memory, as if it were the file `name`: for tests, examples
-/// and fuzzing. Returns the batches and what was read.
+/// and fuzzing. Returns the batches and what was read; with `rejects`, bad rows are quarantined.
 pub fn decode_text(
     kind: TableKind,
     text: &[u8],
     delimiter: u8,
     name: &str,
+    rejects: Option<&RejectSink>,
 ) -> Result<(Vec<RecordBatch>, FileStats)> {
     let mut builder = BatchBuilder::new(kind, BATCH_ROWS);
-    let mut rows = 0;
+    let mut stats = FileStats::default();
     let mut out = Vec::new();
-    decode_delimited(
+    let ctx = FileContext {
         kind,
-        text,
-        delimiter,
         name,
-        0,
-        &mut builder,
-        &mut rows,
-        &mut |b| {
-            out.push(b);
-            Ok(true)
-        },
-    )?;
+        file_index: 0,
+        rejects,
+    };
+    decode_delimited(&ctx, text, delimiter, &mut builder, &mut stats, &mut |b| {
+        out.push(b);
+        Ok(true)
+    })?;
     if !builder.is_empty() {
         out.push(builder.finish()?);
     }
-    Ok((
-        out,
-        FileStats {
-            rows,
-            purchase_type_rows: builder.purchase_type_rows(),
-        },
-    ))
+    stats.purchase_type_rows = builder.purchase_type_rows();
+    if let Some(r) = rejects {
+        r.finish()?;
+    }
+    Ok((out, stats))
 }

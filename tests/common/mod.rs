@@ -59,6 +59,7 @@ pub async fn run_inline(
         clickstream_csv.as_bytes(),
         b',',
         "clickstream.csv",
+        None,
     )
     .expect("clickstream decodes");
     let (purchases, purchases_read) = decode_text(
@@ -66,6 +67,7 @@ pub async fn run_inline(
         purchases_csv.as_bytes(),
         b',',
         "purchases.csv",
+        None,
     )
     .expect("purchases decode");
     let ctx = session_context(2);

@@ -75,12 +75,31 @@ pub fn extract(
     let mut purchases = Ingest::new(TableKind::Purchases, inputs.purchases.clone());
     clickstream.progress = progress.clone();
     purchases.progress = progress;
-    replace_table(ctx, tables::EVENTS, clickstream.table(partitions)?)?;
-    replace_table(ctx, tables::PURCHASES, purchases.table(partitions)?)?;
-    Ok(Extracted {
+    let extracted = Extracted {
         clickstream,
         purchases,
-    })
+    };
+    register_inputs(ctx, &extracted, partitions)?;
+    Ok(extracted)
+}
+
+/// (Re-)registers the extracted inputs, after their decoding options changed.
+pub fn register_inputs(
+    ctx: &SessionContext,
+    extracted: &Extracted,
+    partitions: usize,
+) -> Result<()> {
+    replace_table(
+        ctx,
+        tables::EVENTS,
+        extracted.clickstream.table(partitions)?,
+    )?;
+    replace_table(
+        ctx,
+        tables::PURCHASES,
+        extracted.purchases.table(partitions)?,
+    )?;
+    Ok(())
 }
 
 /// Registers `table` under `name`, replacing a table of that name.

@@ -8,41 +8,42 @@
 --   outside_session   a purchase event that no session contains (rule 2)
 --   in_session        a purchase event inside the session `sessionId` (rules 2, 3)
 --
--- Rule 1 (order): eventTime, then tieRank (app_open 0, others 1, app_close 2), then eventId.
--- Duplicates stay in the stream but never open or close a session, and `copy` sorts a kept
--- row before its duplicates, so the first row of every session group is its app_open.
-WITH grouped AS (
-    -- openSeq numbers the user's app_opens: every row belongs to the group of the last
-    -- app_open at or before it (0 = before the first app_open).
+-- Rule 1 (order): eventTime, then tieRank (app_open 0, others 1, app_close 2), then eventId;
+-- `copy` sorts a kept row before its duplicates. Duplicates never open or close a session.
+--
+-- Both windows share one partitioning and order, so the engine sorts once. Each keeps a
+-- running maximum of a struct whose leading fields are the order key: the greatest is the
+-- latest. A row is in a session when the latest app_open at or before it comes after the
+-- latest app_close strictly before it (rule 2). No LAST_VALUE ... IGNORE NULLS: Ballista loses
+-- IGNORE NULLS when it ships plans to executors.
+WITH marked AS (
     SELECT *,
-        SUM(CASE WHEN copy = 1 AND eventType = 'app_open' THEN 1 ELSE 0 END) OVER (
-            PARTITION BY userId
-            ORDER BY eventTime, tieRank, eventId, copy
+        MAX(CASE WHEN copy = 1 AND eventType = 'app_open' THEN
+                named_struct('t', eventTime, 'r', tieRank, 'id', eventId,
+                             'campaignId', campaignId, 'channelId', channelId)
+            END) OVER (
+            PARTITION BY userId ORDER BY eventTime, tieRank, eventId, copy
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) AS openSeq
+        ) AS lastOpen,
+        MAX(CASE WHEN copy = 1 AND eventType = 'app_close' THEN
+                named_struct('t', eventTime, 'r', tieRank, 'id', eventId)
+            END) OVER (
+            PARTITION BY userId ORDER BY eventTime, tieRank, eventId, copy
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ) AS lastCloseBefore
     FROM relevant_events
 ),
-sessioned AS (
-    -- Within a group, the session runs from its app_open to the first app_close, inclusive:
-    -- a row is in the session while no app_close came strictly before it.
+judged AS (
     SELECT *,
-        FIRST_VALUE(eventId) OVER (
-            PARTITION BY userId, openSeq ORDER BY eventTime, tieRank, eventId, copy
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) AS groupOpenId,
-        FIRST_VALUE(campaignId) OVER (
-            PARTITION BY userId, openSeq ORDER BY eventTime, tieRank, eventId, copy
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) AS groupCampaignId,
-        FIRST_VALUE(channelId) OVER (
-            PARTITION BY userId, openSeq ORDER BY eventTime, tieRank, eventId, copy
-            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) AS groupChannelId,
-        COALESCE(SUM(CASE WHEN copy = 1 AND eventType = 'app_close' THEN 1 ELSE 0 END) OVER (
-            PARTITION BY userId, openSeq ORDER BY eventTime, tieRank, eventId, copy
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ), 0) AS closesBefore
-    FROM grouped
+        copy = 1 AND lastOpen IS NOT NULL AND (
+            lastCloseBefore IS NULL
+            OR lastCloseBefore['t'] < lastOpen['t']
+            OR (lastCloseBefore['t'] = lastOpen['t'] AND lastCloseBefore['r'] < lastOpen['r'])
+            OR (lastCloseBefore['t'] = lastOpen['t'] AND lastCloseBefore['r'] = lastOpen['r']
+                AND lastCloseBefore['id'] < lastOpen['id'])
+        ) AS inSession
+    FROM marked
+    WHERE copy > 1 OR eventType = 'purchase'
 )
 SELECT
     eventId,
@@ -52,11 +53,10 @@ SELECT
     purchaseId,
     CASE
         WHEN copy > 1 THEN 'duplicate_event'
-        WHEN openSeq = 0 OR closesBefore > 0 THEN 'outside_session'
-        ELSE 'in_session'
+        WHEN inSession THEN 'in_session'
+        ELSE 'outside_session'
     END AS status,
-    CASE WHEN copy = 1 AND openSeq > 0 AND closesBefore = 0 THEN groupOpenId END AS sessionId,
-    CASE WHEN copy = 1 AND openSeq > 0 AND closesBefore = 0 THEN groupCampaignId END AS campaignId,
-    CASE WHEN copy = 1 AND openSeq > 0 AND closesBefore = 0 THEN groupChannelId END AS channelId
-FROM sessioned
-WHERE copy > 1 OR eventType = 'purchase'
+    CASE WHEN inSession THEN lastOpen['id'] END AS sessionId,
+    CASE WHEN inSession THEN lastOpen['campaignId'] END AS campaignId,
+    CASE WHEN inSession THEN lastOpen['channelId'] END AS channelId
+FROM judged

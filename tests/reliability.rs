@@ -1,0 +1,218 @@
+//! Reliability: runs killed at random moments leave either the previous or the new complete
+//! output; outputs are byte-identical whatever the thread count; a memory cap makes the engine
+//! spill instead of failing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::SessionContext;
+use marketing_analytics::context::{register_functions, session_config};
+use marketing_analytics::generate::{generate, Generated, Options};
+use marketing_analytics::input::resolve;
+use marketing_analytics::jobs::{attribution, Engine};
+use marketing_analytics::output::{PART_FILE, SUCCESS_MARKER};
+use marketing_analytics::pipeline::{layout, run_all, Settings};
+
+fn dataset(dir: &Path, seed: u64, users: u64) -> Generated {
+    let opts = Options {
+        users,
+        files: 3,
+        seed,
+        ..Options::default()
+    };
+    generate(&opts, &dir.join(format!("data-{seed}"))).unwrap()
+}
+
+/// Everything a reader of an output directory sees, as text; panics if anything is missing.
+fn fingerprint(out: &Path) -> String {
+    for d in [
+        layout::PROJECTION,
+        layout::TOP_CAMPAIGNS,
+        layout::TOP_CHANNELS,
+    ] {
+        assert!(
+            out.join(d).join(SUCCESS_MARKER).is_file(),
+            "{d} has no _SUCCESS in {out:?}"
+        );
+    }
+    assert!(out.join(SUCCESS_MARKER).is_file(), "no _SUCCESS in {out:?}");
+    let (p, c, ch) = common::read_outputs(out);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(layout::SUMMARY)).unwrap()).unwrap();
+    format!("{p}{c}{ch}{}", summary["counts"])
+}
+
+fn run_command(g: &Generated, out: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_marketing-analytics"));
+    cmd.args(["-q", "run", "--threads", "2", "--clickstream"])
+        .arg(&g.clickstream_dir)
+        .arg("--purchases")
+        .arg(&g.purchases_dir)
+        .arg("--output")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+#[test]
+fn killed_runs_leave_the_previous_or_the_new_complete_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dataset(dir.path(), 1, 1500);
+    let b = dataset(dir.path(), 2, 1500);
+    let (ref_a, ref_b) = (dir.path().join("ref-a"), dir.path().join("ref-b"));
+    let started = Instant::now();
+    assert!(run_command(&a, &ref_a).status().unwrap().success());
+    let duration = started.elapsed();
+    assert!(run_command(&b, &ref_b).status().unwrap().success());
+    let (fa, fb) = (fingerprint(&ref_a), fingerprint(&ref_b));
+    assert_ne!(fa, fb);
+
+    let dest = dir.path().join("out");
+    assert!(run_command(&a, &dest).status().unwrap().success());
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let (mut old, mut new) = (0, 0);
+    for trial in 0..24 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let wait = Duration::from_micros(seed % (duration.as_micros() as u64 * 6 / 5 + 1));
+        let before = fingerprint(&dest);
+        let input = if trial % 2 == 0 { &b } else { &a };
+        let mut child = run_command(input, &dest).spawn().unwrap();
+        std::thread::sleep(wait);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let after = fingerprint(&dest);
+        assert!(
+            after == fa || after == fb,
+            "trial {trial}: the output is a mix"
+        );
+        if after == before {
+            old += 1;
+        } else {
+            new += 1;
+        }
+    }
+    eprintln!("24 kills: {old} left the previous output, {new} the new one");
+    // A rerun succeeds and cleans up what the killed runs left.
+    assert!(run_command(&b, &dest).status().unwrap().success());
+    assert_eq!(fingerprint(&dest), fb);
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".out."))
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn outputs_are_byte_identical_whatever_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dataset(dir.path(), 3, 3000);
+    let mut outputs = Vec::new();
+    for threads in [1, 2, 3] {
+        for engine in [Engine::Sql, Engine::Udaf] {
+            let out = dir.path().join(format!("out-{threads}-{engine:?}"));
+            let settings = Settings {
+                threads,
+                engine,
+                ..Settings::default()
+            };
+            run_all(
+                &settings,
+                &g.clickstream_dir.display().to_string(),
+                &g.purchases_dir.display().to_string(),
+                &out,
+            )
+            .await
+            .unwrap();
+            outputs.push(out);
+        }
+    }
+    for dataset in [
+        layout::PROJECTION,
+        layout::TOP_CAMPAIGNS,
+        layout::TOP_CHANNELS,
+    ] {
+        let first = std::fs::read(outputs[0].join(dataset).join(PART_FILE)).unwrap();
+        for out in &outputs[1..] {
+            assert!(
+                first == std::fs::read(out.join(dataset).join(PART_FILE)).unwrap(),
+                "{dataset} of {out:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_memory_cap_makes_the_engine_spill_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dataset(dir.path(), 4, 25_000);
+    let limit = 48 << 20;
+    // The job does not fit under the cap: with spilling disabled it runs out of memory.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build_arc()
+        .unwrap();
+    let ctx = SessionContext::new_with_config_rt(session_config(2), runtime);
+    register_functions(&ctx);
+    let inputs = attribution::Inputs {
+        clickstream: resolve(
+            &g.clickstream_dir.display().to_string(),
+            "clickstream",
+            None,
+        )
+        .unwrap(),
+        purchases: resolve(&g.purchases_dir.display().to_string(), "purchases", None).unwrap(),
+    };
+    attribution::extract(&ctx, &inputs, 2, None).unwrap();
+    let err = match attribution::transform(&ctx, Engine::Sql).await {
+        Ok(_) => panic!("the job fits in {limit} bytes: make the dataset larger"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.to_lowercase().contains("exhausted") || err.contains("DiskManager"),
+        "{err}"
+    );
+
+    // With the product's --memory-limit, both engines spill to disk and give the right answer.
+    let truth = g.truth_dir.clone().unwrap();
+    for engine in [Engine::Udaf, Engine::Sql] {
+        let out = dir.path().join(format!("out-{engine:?}"));
+        let settings = Settings {
+            threads: 2,
+            engine,
+            memory_limit: Some(limit),
+            ..Settings::default()
+        };
+        run_all(
+            &settings,
+            &g.clickstream_dir.display().to_string(),
+            &g.purchases_dir.display().to_string(),
+            &out,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{engine:?} under a {limit}-byte cap: {e}"));
+        let (projection, _, _) = common::read_outputs(&out);
+        common::assert_same_text(
+            "projection",
+            &projection,
+            &std::fs::read_to_string(truth.join("attribution.csv")).unwrap(),
+        );
+    }
+}
