@@ -14,11 +14,14 @@ pub mod canonical;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod explain;
 pub mod generate;
 pub mod input;
 pub mod jobs;
 pub mod output;
+pub mod period;
 pub mod pipeline;
 pub mod summary;
+pub mod warehouse;
 
 pub use error::{Error, Result};

@@ -9,10 +9,12 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use marketing_analytics::config::{parse_delimiter, Config};
+use marketing_analytics::explain::{self, ExplainJob};
 use marketing_analytics::generate::{self, Mess};
 use marketing_analytics::input::BadRows;
 use marketing_analytics::jobs::{Api, Engine};
 use marketing_analytics::pipeline::{self, layout, Mart, Settings};
+use marketing_analytics::{period, warehouse};
 use tracing::info;
 
 /// Purchases attribution and marketing marts from a mobile app's clickstream.
@@ -53,6 +55,138 @@ enum Command {
     TopChannels(MartArgs),
     /// Generate a synthetic dataset in the real export format, with its ground truth.
     Generate(GenerateArgs),
+    /// Convert raw exports into a date-partitioned Parquet warehouse.
+    ///
+    /// Writes WAREHOUSE/clickstream/date=YYYY-MM-DD/ and WAREHOUSE/purchases/date=YYYY-MM-DD/
+    /// (typed columns, attributes parsed, sorted, zstd, row-group statistics). Re-running on new
+    /// files replaces exactly the dates they contain and leaves the others alone.
+    Convert(ConvertArgs),
+    /// Top campaigns and top channels for the purchases of a period (from a warehouse or raw exports).
+    Period(PeriodArgs),
+    /// Weekly purchases projection: per ISO week and campaign, for a quarter or a period.
+    Weekly(WeeklyArgs),
+    /// Show the logical and physical plans of a job (and, with --analyze, its run-time metrics).
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct SourceArgs {
+    /// Warehouse directory written by `convert` (reads only the needed date partitions).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["clickstream", "purchases"])]
+    warehouse: Option<PathBuf>,
+    /// Raw clickstream exports instead of a warehouse.
+    #[arg(long, value_name = "PATH", requires = "purchases")]
+    clickstream: Option<String>,
+    /// Raw purchases exports instead of a warehouse.
+    #[arg(long, value_name = "PATH", requires = "clickstream")]
+    purchases: Option<String>,
+    /// Field delimiter of raw text inputs.
+    #[arg(long)]
+    delimiter: Option<String>,
+    /// How to compute the projection.
+    #[arg(long, value_enum)]
+    engine: Option<Engine>,
+    /// How to express the marts.
+    #[arg(long, value_enum)]
+    api: Option<Api>,
+}
+
+impl SourceArgs {
+    fn source(&self) -> Result<period::Source> {
+        match (&self.warehouse, &self.clickstream, &self.purchases) {
+            (Some(w), None, None) => Ok(period::Source::Warehouse(w.clone())),
+            (None, Some(c), Some(p)) => Ok(period::Source::Raw {
+                clickstream: c.clone(),
+                purchases: p.clone(),
+            }),
+            _ => bail!("give --warehouse DIR, or --clickstream PATH and --purchases PATH"),
+        }
+    }
+
+    fn inputs(&self) -> InputArgs {
+        InputArgs {
+            clickstream: self.clickstream.clone(),
+            purchases: self.purchases.clone(),
+            delimiter: self.delimiter.clone(),
+            engine: self.engine,
+            on_bad_rows: None,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct PeriodRange {
+    /// First date of the period (inclusive, YYYY-MM-DD).
+    #[arg(long, requires = "to", conflicts_with = "day")]
+    from: Option<String>,
+    /// Last date of the period (inclusive).
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// A single day.
+    #[arg(long)]
+    day: Option<String>,
+    /// Days of clickstream read before the period, for sessions that started before it.
+    #[arg(long, default_value_t = 1)]
+    lookback: u32,
+}
+
+#[derive(Args, Debug)]
+struct ConvertArgs {
+    #[command(flatten)]
+    inputs: InputArgs,
+    /// Warehouse directory.
+    #[arg(long, value_name = "DIR")]
+    warehouse: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct PeriodArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    range: PeriodRange,
+    /// Output directory (gets top_campaigns/ and top_channels/).
+    #[arg(long, short, value_name = "DIR")]
+    output: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct WeeklyArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// A quarter, such as 2020-Q4.
+    #[arg(long, conflicts_with_all = ["from", "day"])]
+    quarter: Option<String>,
+    #[command(flatten)]
+    range: PeriodRange,
+    /// Output directory (gets weekly/).
+    #[arg(long, short, value_name = "DIR")]
+    output: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct ExplainArgs {
+    /// The job whose plans to show.
+    #[arg(value_enum)]
+    job: ExplainJob,
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    range: PeriodRange,
+    /// Also run the query and show its metrics (EXPLAIN ANALYZE).
+    #[arg(long)]
+    analyze: bool,
+    /// Write the plans to this Markdown file instead of printing them.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -69,7 +203,7 @@ struct Common {
     memory_limit: Option<String>,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 struct InputArgs {
     /// Clickstream input: a file, a directory of files or a glob (CSV/TSV, .gz, Parquet).
     #[arg(long, value_name = "PATH")]
@@ -245,10 +379,18 @@ fn settings(
     })
 }
 
+/// Writes a line to stdout; a closed pipe (`| head`) ends the output quietly, not in a panic.
+fn say(text: impl std::fmt::Display) -> Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => Ok(other?),
+    }
+}
+
 fn print_table(title: &str, batches: &[RecordBatch]) -> Result<()> {
-    println!("{title}");
-    println!("{}", pretty_format_batches(batches)?);
-    Ok(())
+    say(title)?;
+    say(pretty_format_batches(batches)?)
 }
 
 fn require(value: Option<String>, flag: &str, key: &str, command: &str) -> Result<String> {
@@ -307,13 +449,13 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         &report.top_channels,
     )?;
     let c = &report.summary.counts;
-    println!(
+    say(format!(
         "{} events and {} purchases rows read; {} purchases attributed. Outputs and summary.json in {}",
         c.events,
         c.purchase_rows,
         c.attributed_purchases,
         output.display()
-    );
+    ))?;
     Ok(())
 }
 
@@ -352,11 +494,11 @@ async fn attribution(cli: &Cli, args: &AttributionArgs) -> Result<()> {
         None,
     )
     .await?;
-    println!(
+    say(format!(
         "{} purchases attributed; projection and {} in {output}",
         report.projection_rows,
         layout::JOB_SUMMARY
-    );
+    ))?;
     Ok(())
 }
 
@@ -420,7 +562,7 @@ fn generate_cmd(args: &GenerateArgs) -> Result<()> {
     };
     let started = std::time::Instant::now();
     let g = generate::generate(&opts, &args.out)?;
-    println!(
+    say(format!(
         "{} clickstream rows in {}, {} purchases rows in {}{} ({:.1} s)",
         g.events,
         g.clickstream_dir.display(),
@@ -430,7 +572,118 @@ fn generate_cmd(args: &GenerateArgs) -> Result<()> {
             .map(|d| format!(", ground truth in {}", d.display()))
             .unwrap_or_default(),
         started.elapsed().as_secs_f64()
-    );
+    ))?;
+    Ok(())
+}
+
+fn period_of(range: &PeriodRange) -> Result<Option<period::Period>> {
+    if range.from.is_none() && range.day.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(period::Period::parse(
+        range.from.as_deref(),
+        range.to.as_deref(),
+        range.day.as_deref(),
+        range.lookback,
+    )?))
+}
+
+async fn convert_cmd(cli: &Cli, args: &ConvertArgs) -> Result<()> {
+    let config = load_config(&args.common)?;
+    let settings = settings(cli, &args.common, &config, Some(&args.inputs), None)?;
+    let clickstream = require(
+        args.inputs
+            .clickstream
+            .clone()
+            .or(config.clickstream.clone()),
+        "--clickstream",
+        "clickstream",
+        "convert",
+    )?;
+    let purchases = require(
+        args.inputs.purchases.clone().or(config.purchases.clone()),
+        "--purchases",
+        "purchases",
+        "convert",
+    )?;
+    let report = warehouse::convert(&settings, &clickstream, &purchases, &args.warehouse).await?;
+    let rows = |d: &[(String, u64)]| d.iter().map(|x| x.1).sum::<u64>();
+    say(format!(
+        "{} clickstream rows in {} dates, {} purchases rows in {} dates written to {}",
+        rows(&report.clickstream_dates),
+        report.clickstream_dates.len(),
+        rows(&report.purchases_dates),
+        report.purchases_dates.len(),
+        args.warehouse.display()
+    ))?;
+    Ok(())
+}
+
+async fn period_cmd(cli: &Cli, args: &PeriodArgs) -> Result<()> {
+    let config = load_config(&args.common)?;
+    let settings = settings(
+        cli,
+        &args.common,
+        &config,
+        Some(&args.source.inputs()),
+        args.source.api,
+    )?;
+    let range = period_of(&args.range)?.context("give --from and --to, or --day")?;
+    let (campaigns, channels) =
+        period::period_job(&settings, &args.source.source()?, &range, &args.output).await?;
+    print_table(&format!("Top campaigns, {}", range.describe()), &campaigns)?;
+    print_table(
+        &format!("Top channel of each campaign, {}", range.describe()),
+        &channels,
+    )?;
+    Ok(())
+}
+
+async fn weekly_cmd(cli: &Cli, args: &WeeklyArgs) -> Result<()> {
+    let config = load_config(&args.common)?;
+    let settings = settings(
+        cli,
+        &args.common,
+        &config,
+        Some(&args.source.inputs()),
+        args.source.api,
+    )?;
+    let range = match &args.quarter {
+        Some(q) => period::Period::quarter(q, args.range.lookback)?,
+        None => period_of(&args.range)?.context("give --quarter, or --from and --to")?,
+    };
+    let batches =
+        period::weekly_job(&settings, &args.source.source()?, &range, &args.output).await?;
+    print_table(&format!("Weekly purchases, {}", range.describe()), &batches)?;
+    Ok(())
+}
+
+async fn explain_cmd(cli: &Cli, args: &ExplainArgs) -> Result<()> {
+    let config = load_config(&args.common)?;
+    let settings = settings(
+        cli,
+        &args.common,
+        &config,
+        Some(&args.source.inputs()),
+        args.source.api,
+    )?;
+    let range = period_of(&args.range)?;
+    let explained = explain::explain(
+        &settings,
+        args.job,
+        &args.source.source()?,
+        range.as_ref(),
+        args.analyze,
+    )
+    .await?;
+    match &args.markdown {
+        Some(path) => {
+            std::fs::write(path, explained.markdown())
+                .with_context(|| format!("writing {}", path.display()))?;
+            say(format!("plans written to {}", path.display()))?;
+        }
+        None => say(explained.markdown())?,
+    }
     Ok(())
 }
 
@@ -444,6 +697,10 @@ async fn main() -> std::process::ExitCode {
         Command::TopCampaigns(a) => mart(&cli, a, Mart::TopCampaigns).await,
         Command::TopChannels(a) => mart(&cli, a, Mart::TopChannels).await,
         Command::Generate(a) => generate_cmd(a),
+        Command::Convert(a) => convert_cmd(&cli, a).await,
+        Command::Period(a) => period_cmd(&cli, a).await,
+        Command::Weekly(a) => weekly_cmd(&cli, a).await,
+        Command::Explain(a) => explain_cmd(&cli, a).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

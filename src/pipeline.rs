@@ -25,6 +25,7 @@ pub mod layout {
     pub const PROJECTION: &str = "purchases_attribution";
     pub const TOP_CAMPAIGNS: &str = "top_campaigns";
     pub const TOP_CHANNELS: &str = "top_channels";
+    pub const WEEKLY: &str = "weekly";
     pub const SUMMARY: &str = "summary.json";
     /// The attribution job's own summary, inside its dataset (ignored by Parquet readers).
     pub const JOB_SUMMARY: &str = "_summary.json";

@@ -185,3 +185,81 @@ fn help_explains_the_commands() {
         assert!(stdout.contains(word), "--help lacks {word}: {stdout}");
     }
 }
+
+#[test]
+fn warehouse_commands_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |cmd: &mut Command| {
+        let out = run(cmd);
+        assert!(out.status.success(), "{:?}", text(&out));
+        text(&out).0
+    };
+    ok(bin()
+        .args(["generate", "--users", "400", "--days", "120", "--out"])
+        .arg(d.join("data")));
+    let stdout = ok(bin()
+        .args(["-q", "convert", "--clickstream"])
+        .arg(d.join("data/mobile_app_clickstream"))
+        .arg("--purchases")
+        .arg(d.join("data/user_purchases"))
+        .arg("--warehouse")
+        .arg(d.join("wh")));
+    assert!(stdout.contains("dates written to"), "{stdout}");
+    assert!(d
+        .join("wh/clickstream/date=2020-11-11/part-00000.parquet")
+        .is_file());
+    let stdout = ok(bin()
+        .args(["-q", "period", "--day", "2020-11-11", "--warehouse"])
+        .arg(d.join("wh"))
+        .arg("--output")
+        .arg(d.join("p")));
+    assert!(
+        stdout.contains("Top campaigns, 2020-11-11 .. 2020-11-11"),
+        "{stdout}"
+    );
+    assert!(d.join("p/top_campaigns/part-00000.parquet").is_file());
+    let stdout = ok(bin()
+        .args(["-q", "weekly", "--quarter", "2020-Q4", "--warehouse"])
+        .arg(d.join("wh"))
+        .arg("--output")
+        .arg(d.join("w")));
+    assert!(stdout.contains("isoWeek"), "{stdout}");
+    ok(bin()
+        .args([
+            "-q",
+            "explain",
+            "attribution",
+            "--day",
+            "2020-11-11",
+            "--analyze",
+            "--warehouse",
+        ])
+        .arg(d.join("wh"))
+        .arg("--markdown")
+        .arg(d.join("plan.md")));
+    let plan = std::fs::read_to_string(d.join("plan.md")).unwrap();
+    for part in [
+        "## logical_plan",
+        "## physical_plan",
+        "## Plan with Metrics",
+        "date=2020-11-10",
+        "date=2020-11-11",
+    ] {
+        assert!(plan.contains(part), "plan lacks {part}");
+    }
+    assert!(
+        !plan.contains("date=2020-11-12"),
+        "a partition outside the period is read"
+    );
+    let out = run(bin()
+        .args(["period", "--warehouse"])
+        .arg(d.join("wh"))
+        .args(["--output", "x"]));
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("give --from and --to, or --day"),
+        "{:?}",
+        text(&out)
+    );
+}

@@ -87,3 +87,16 @@ pub static TOP_CHANNELS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("uniqueSessions", DataType::Int64, false),
     ]))
 });
+
+/// The weekly purchases projection.
+pub static WEEKLY: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("isoWeek", DataType::Utf8, false),
+        Field::new("weekStart", DataType::Date32, false),
+        Field::new("campaignId", DataType::Utf8, true),
+        Field::new("purchases", DataType::Int64, false),
+        Field::new("confirmedPurchases", DataType::Int64, false),
+        Field::new("confirmedRevenue", DataType::Decimal128(38, 2), false),
+        Field::new("uniqueSessions", DataType::Int64, false),
+    ]))
+});

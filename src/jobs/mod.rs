@@ -11,6 +11,7 @@
 pub mod attribution;
 pub mod top_campaigns;
 pub mod top_channels;
+pub mod weekly;
 
 use serde::{Deserialize, Serialize};
 

@@ -141,20 +141,26 @@ pub struct Attribution {
     pub outcomes: Outcomes,
 }
 
-/// Computes the projection from the registered tables `events` and `purchases`.
-///
-/// Each input table is scanned once: the purchase events and ranked purchases are cached in
-/// memory (they are a fraction of the clickstream) and everything else reads from them.
-pub async fn transform(ctx: &SessionContext, engine: Engine) -> Result<Attribution> {
+/// Registers the shared dedup view and returns the engine's session-step query (the heaviest
+/// query of the job, the one `explain` shows).
+pub async fn session_step(ctx: &SessionContext, engine: Engine) -> Result<&'static str> {
     replace_table(
         ctx,
         intermediate::RELEVANT_EVENTS,
         ctx.sql(DEDUP_SQL).await?.into_view(),
     )?;
-    let purchase_events = match engine {
-        Engine::Sql => ctx.sql(SESSIONIZE_SQL).await?,
-        Engine::Udaf => ctx.sql(SESSIONIZE_UDAF_SQL).await?,
-    };
+    Ok(match engine {
+        Engine::Sql => SESSIONIZE_SQL,
+        Engine::Udaf => SESSIONIZE_UDAF_SQL,
+    })
+}
+
+/// Computes the projection from the registered tables `events` and `purchases`.
+///
+/// Each input table is scanned once: the purchase events and ranked purchases are cached in
+/// memory (they are a fraction of the clickstream) and everything else reads from them.
+pub async fn transform(ctx: &SessionContext, engine: Engine) -> Result<Attribution> {
+    let purchase_events = ctx.sql(session_step(ctx, engine).await?).await?;
     let (purchase_events, purchases_ranked) = futures::try_join!(purchase_events.cache(), async {
         ctx.sql(PURCHASES_SQL).await?.cache().await
     })?;

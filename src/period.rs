@@ -1,0 +1,288 @@
+//! Metrics for a period: the marts (and the weekly projection) for the purchases whose
+//! purchaseTime falls in a range of dates, from the warehouse or straight from raw exports.
+//!
+//! A session may start before the period (a session crossing midnight): the clickstream is read
+//! from `lookback` days before the first date, so the results equal those of the full pipeline
+//! filtered to the period. From the warehouse only the needed `date=` partitions are listed and
+//! read (Hive partition pruning), and row-group statistics skip the rest.
+
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::{col, ident, lit, SessionContext};
+use tracing::{info, info_span, Instrument};
+
+use crate::context::session_context_with_limit;
+use crate::error::{Error, Result};
+use crate::input::{resolve, schema, Ingest, TableKind};
+use crate::jobs::{attribution, tables, weekly};
+use crate::output::{write_batches, Staging};
+use crate::pipeline::{layout, Mart, Settings};
+use crate::warehouse::{format_date, parse_date, register_table};
+
+/// Where a period's data comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A warehouse written by `convert`.
+    Warehouse(PathBuf),
+    /// Raw exports (no pruning: every file is read and filtered).
+    Raw {
+        clickstream: String,
+        purchases: String,
+    },
+}
+
+/// An inclusive range of dates, as day numbers since 1970-01-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: i32,
+    pub to: i32,
+    /// Days of clickstream read before `from`, for sessions that started before the period.
+    pub lookback: u32,
+}
+
+impl Period {
+    /// From `--from/--to` (inclusive dates) or `--day`.
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        day: Option<&str>,
+        lookback: u32,
+    ) -> Result<Period> {
+        let (from, to) = match (from, to, day) {
+            (None, None, Some(d)) => (parse_date(d)?, parse_date(d)?),
+            (Some(f), Some(t), None) => (parse_date(f)?, parse_date(t)?),
+            _ => {
+                return Err(Error::Config(
+                    "give either --from and --to, or --day".into(),
+                ))
+            }
+        };
+        if to < from {
+            return Err(Error::Config(format!(
+                "--to {} is before --from {}",
+                format_date(to),
+                format_date(from)
+            )));
+        }
+        Ok(Period { from, to, lookback })
+    }
+
+    /// A quarter such as `2020-Q4`.
+    pub fn quarter(q: &str, lookback: u32) -> Result<Period> {
+        let bad = || Error::Config(format!("{q:?} is not a quarter such as 2020-Q4"));
+        let (year, n) = q.split_once("-Q").ok_or_else(bad)?;
+        let n: u32 = n.parse().map_err(|_| bad())?;
+        if !(1..=4).contains(&n) || year.len() != 4 {
+            return Err(bad());
+        }
+        let from = parse_date(&format!("{year}-{:02}-01", 3 * n - 2))?;
+        let next = if n == 4 {
+            parse_date(&format!(
+                "{}-01-01",
+                year.parse::<i32>().map_err(|_| bad())? + 1
+            ))?
+        } else {
+            parse_date(&format!("{year}-{:02}-01", 3 * n + 1))?
+        };
+        Ok(Period {
+            from,
+            to: next - 1,
+            lookback,
+        })
+    }
+
+    /// All of the data (1900 to 2999): no date is filtered out.
+    pub fn all() -> Period {
+        use crate::input::values::days_from_civil;
+        Period {
+            from: days_from_civil(1900, 1, 1) as i32,
+            to: days_from_civil(2999, 12, 31) as i32,
+            lookback: 0,
+        }
+    }
+
+    /// First clickstream date read.
+    pub fn first_click_date(&self) -> i32 {
+        self.from - self.lookback as i32
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} .. {}", format_date(self.from), format_date(self.to))
+    }
+}
+
+const RAW_EVENTS: &str = "raw_events";
+const RAW_PURCHASES: &str = "raw_purchases";
+
+/// Registers `events` and `purchases` limited to what the period needs.
+pub async fn register_period_inputs(
+    ctx: &SessionContext,
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+) -> Result<()> {
+    let (events, purchases) = match source {
+        Source::Warehouse(w) => {
+            register_table(ctx, w, TableKind::Clickstream, RAW_EVENTS).await?;
+            register_table(ctx, w, TableKind::Purchases, RAW_PURCHASES).await?;
+            let date = |from: i32, to: i32| {
+                col("date")
+                    .gt_eq(lit(format_date(from)))
+                    .and(col("date").lt_eq(lit(format_date(to))))
+            };
+            (
+                ctx.table(RAW_EVENTS)
+                    .await?
+                    .filter(date(period.first_click_date(), period.to))?,
+                ctx.table(RAW_PURCHASES)
+                    .await?
+                    .filter(date(period.from, period.to))?,
+            )
+        }
+        Source::Raw {
+            clickstream,
+            purchases,
+        } => {
+            let click = Ingest::new(
+                TableKind::Clickstream,
+                resolve(clickstream, "clickstream", settings.delimiter)?,
+            );
+            let purch = Ingest::new(
+                TableKind::Purchases,
+                resolve(purchases, "purchases", settings.delimiter)?,
+            );
+            attribution::replace_table(ctx, RAW_EVENTS, click.table(settings.threads)?)?;
+            attribution::replace_table(ctx, RAW_PURCHASES, purch.table(settings.threads)?)?;
+            let time = |name: &str, from: i32, to: i32| {
+                let day = |d: i32| lit(format!("{} 00:00:00", format_date(d)));
+                ident(name)
+                    .gt_eq(datafusion::prelude::cast(day(from), schema::TIMESTAMP))
+                    .and(ident(name).lt(datafusion::prelude::cast(day(to + 1), schema::TIMESTAMP)))
+            };
+            (
+                ctx.table(RAW_EVENTS).await?.filter(time(
+                    "eventTime",
+                    period.first_click_date(),
+                    period.to,
+                ))?,
+                ctx.table(RAW_PURCHASES).await?.filter(time(
+                    "purchaseTime",
+                    period.from,
+                    period.to,
+                ))?,
+            )
+        }
+    };
+    let names = |s: &datafusion::arrow::datatypes::SchemaRef| {
+        s.fields()
+            .iter()
+            .map(|f| ident(f.name()))
+            .collect::<Vec<_>>()
+    };
+    let events = events.select(names(&schema::EVENTS))?;
+    let purchases = purchases.select(names(&schema::PURCHASES))?;
+    attribution::replace_table(ctx, tables::EVENTS, events.into_view())?;
+    attribution::replace_table(ctx, tables::PURCHASES, purchases.into_view())?;
+    Ok(())
+}
+
+/// A context with the period's projection registered as `projection`.
+pub async fn period_context(
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+) -> Result<SessionContext> {
+    let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
+    register_period_inputs(&ctx, settings, source, period).await?;
+    let result = attribution::transform(&ctx, settings.engine)
+        .await
+        .map_err(Error::unwrap_datafusion)?;
+    let projection: DataFrame = result
+        .projection
+        .cache()
+        .await
+        .map_err(|e| Error::from(e).unwrap_datafusion())?;
+    attribution::replace_table(&ctx, tables::PROJECTION, projection.into_view())?;
+    Ok(ctx)
+}
+
+/// Both marts for a period, written to `output/top_campaigns/` and `output/top_channels/`.
+pub async fn period_job(
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+    output: &Path,
+) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
+    let span = info_span!("job", name = %"period");
+    async {
+        info!(period = %period.describe(), lookback_days = period.lookback, ?source, "computing marts for a period");
+        let ctx = period_context(settings, source, period).await?;
+        let staging = Staging::new(output)?;
+        let mut marts = Vec::new();
+        for mart in [Mart::TopCampaigns, Mart::TopChannels] {
+            let batches = mart.transform(&ctx, settings.api).await?;
+            write_batches(&batches, &staging.path().join(mart.name()), mart.schema())?;
+            marts.push(batches);
+        }
+        staging.commit()?;
+        let top_channels = marts.pop().unwrap_or_default();
+        let top_campaigns = marts.pop().unwrap_or_default();
+        Ok((top_campaigns, top_channels))
+    }
+    .instrument(span)
+    .await
+}
+
+/// The weekly purchases projection for a period, written to `output/weekly/`.
+pub async fn weekly_job(
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+    output: &Path,
+) -> Result<Vec<RecordBatch>> {
+    let span = info_span!("job", name = %"weekly");
+    async {
+        let ctx = period_context(settings, source, period).await?;
+        let batches = weekly::transform(&ctx).await?.collect().await?;
+        let staging = Staging::new(output)?;
+        write_batches(
+            &batches,
+            &staging.path().join(layout::WEEKLY),
+            schema::WEEKLY.clone(),
+        )?;
+        staging.commit()?;
+        Ok(batches)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Files the plan of `table` will read (after partition pruning), for tests and `explain`.
+pub async fn planned_files(ctx: &SessionContext, table: &str) -> Result<Vec<String>> {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::physical_plan::ExecutionPlan;
+    use std::sync::Arc;
+
+    fn visit(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<String>) {
+        if let Some(exec) = plan.downcast_ref::<DataSourceExec>() {
+            if let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() {
+                for group in &config.file_groups {
+                    out.extend(group.iter().map(|f| f.object_meta.location.to_string()));
+                }
+            }
+        }
+        for child in plan.children() {
+            visit(child, out);
+        }
+    }
+    let plan = ctx.table(table).await?.create_physical_plan().await?;
+    let mut files = Vec::new();
+    visit(&plan, &mut files);
+    // A large file may be split into byte ranges read by several partitions.
+    files.sort();
+    files.dedup();
+    Ok(files)
+}

@@ -1,0 +1,332 @@
+//! The warehouse: conversion, metrics for a period equal to the full pipeline filtered to the
+//! period (from the warehouse and from raw CSV), partition pruning, and the weekly projection.
+
+mod common;
+
+use std::path::Path;
+
+use marketing_analytics::canonical;
+use marketing_analytics::context::session_context;
+use marketing_analytics::generate::{generate, Generated, Options};
+use marketing_analytics::input::TableKind;
+use marketing_analytics::jobs::{tables, Api};
+use marketing_analytics::output::read_parquet;
+use marketing_analytics::period::{
+    period_context, period_job, planned_files, weekly_job, Period, Source,
+};
+use marketing_analytics::pipeline::{layout, register_projection, run_all, Mart, Settings};
+use marketing_analytics::warehouse::{convert, format_date, table_dir};
+
+fn settings() -> Settings {
+    Settings {
+        threads: 2,
+        ..Settings::default()
+    }
+}
+
+fn data(dir: &Path) -> Generated {
+    let opts = Options {
+        users: 12_000,
+        files: 4,
+        seed: 31,
+        days: 130,
+        ..Options::default()
+    };
+    generate(&opts, &dir.join("data")).unwrap()
+}
+
+/// The marts of the full pipeline's projection filtered to the period, in canonical text.
+async fn expected_marts(full_projection: &Path, period: &Period) -> (String, String) {
+    let ctx = session_context(2);
+    register_projection(&ctx, &full_projection.display().to_string())
+        .await
+        .unwrap();
+    let filtered = ctx
+        .sql(&format!(
+            "SELECT * FROM {} WHERE purchaseTime >= CAST('{} 00:00:00' AS TIMESTAMP) AND purchaseTime < CAST('{} 00:00:00' AS TIMESTAMP)",
+            tables::PROJECTION,
+            format_date(period.from),
+            format_date(period.to + 1)
+        ))
+        .await
+        .unwrap()
+        .cache()
+        .await
+        .unwrap();
+    ctx.deregister_table(tables::PROJECTION).unwrap();
+    ctx.register_table(tables::PROJECTION, filtered.into_view())
+        .unwrap();
+    let c = Mart::TopCampaigns.transform(&ctx, Api::Sql).await.unwrap();
+    let ch = Mart::TopChannels.transform(&ctx, Api::Sql).await.unwrap();
+    (
+        canonical::top_campaigns_csv(&c).unwrap(),
+        canonical::top_channels_csv(&ch).unwrap(),
+    )
+}
+
+fn canonical_marts(out: &Path) -> (String, String) {
+    (
+        canonical::top_campaigns_csv(&read_parquet(&out.join(layout::TOP_CAMPAIGNS)).unwrap())
+            .unwrap(),
+        canonical::top_channels_csv(&read_parquet(&out.join(layout::TOP_CHANNELS)).unwrap())
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn period_metrics_equal_the_full_pipeline_filtered_to_the_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = data(dir.path());
+    let (clicks, purchases) = (
+        g.clickstream_dir.display().to_string(),
+        g.purchases_dir.display().to_string(),
+    );
+    let warehouse = dir.path().join("warehouse");
+    let report = convert(&settings(), &clicks, &purchases, &warehouse)
+        .await
+        .unwrap();
+    assert!(
+        report.clickstream_dates.len() > 100,
+        "{} dates",
+        report.clickstream_dates.len()
+    );
+    let full = dir.path().join("full");
+    run_all(&settings(), &clicks, &purchases, &full)
+        .await
+        .unwrap();
+    let full_projection = full.join(layout::PROJECTION);
+
+    let periods = [
+        Period::parse(Some("2020-09-01"), Some("2020-09-30"), None, 1).unwrap(),
+        Period::parse(None, None, Some("2020-11-11"), 1).unwrap(),
+        Period::parse(Some("2020-10-31"), Some("2020-11-01"), None, 1).unwrap(),
+    ];
+    let mut lookback_mattered = false;
+    for period in periods {
+        let want = expected_marts(&full_projection, &period).await;
+        assert!(
+            want.0.lines().count() > 1,
+            "{}: the period has purchases",
+            period.describe()
+        );
+        for (name, source) in [
+            ("warehouse", Source::Warehouse(warehouse.clone())),
+            (
+                "raw CSV",
+                Source::Raw {
+                    clickstream: clicks.clone(),
+                    purchases: purchases.clone(),
+                },
+            ),
+        ] {
+            let out = dir.path().join(format!("period-{}-{name}", period.from));
+            period_job(&settings(), &source, &period, &out)
+                .await
+                .unwrap();
+            let got = canonical_marts(&out);
+            common::assert_same_text(
+                &format!("top campaigns {} from {name}", period.describe()),
+                &got.0,
+                &want.0,
+            );
+            common::assert_same_text(
+                &format!("top channels {} from {name}", period.describe()),
+                &got.1,
+                &want.1,
+            );
+        }
+        // Without the look-back, sessions that started before the period are lost.
+        let no_lookback = Period {
+            lookback: 0,
+            ..period
+        };
+        let out = dir
+            .path()
+            .join(format!("period-{}-nolookback", period.from));
+        period_job(
+            &settings(),
+            &Source::Warehouse(warehouse.clone()),
+            &no_lookback,
+            &out,
+        )
+        .await
+        .unwrap();
+        lookback_mattered |= canonical_marts(&out) != want;
+    }
+    assert!(
+        lookback_mattered,
+        "no session crossed into a period: the data does not test the look-back"
+    );
+}
+
+#[tokio::test]
+async fn only_the_needed_partitions_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = data(dir.path());
+    let warehouse = dir.path().join("warehouse");
+    convert(
+        &settings(),
+        &g.clickstream_dir.display().to_string(),
+        &g.purchases_dir.display().to_string(),
+        &warehouse,
+    )
+    .await
+    .unwrap();
+    let day = Period::parse(None, None, Some("2020-11-11"), 1).unwrap();
+    let ctx = session_context(2);
+    marketing_analytics::period::register_period_inputs(
+        &ctx,
+        &settings(),
+        &Source::Warehouse(warehouse.clone()),
+        &day,
+    )
+    .await
+    .unwrap();
+    let events = planned_files(&ctx, tables::EVENTS).await.unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events[0].contains("date=2020-11-10") && events[1].contains("date=2020-11-11"),
+        "{events:?}"
+    );
+    let purchases = planned_files(&ctx, tables::PURCHASES).await.unwrap();
+    assert_eq!(purchases.len(), 1, "{purchases:?}");
+    assert!(purchases[0].contains("purchases/date=2020-11-11"));
+    let month = Period::parse(Some("2020-09-01"), Some("2020-09-30"), None, 1).unwrap();
+    marketing_analytics::period::register_period_inputs(
+        &ctx,
+        &settings(),
+        &Source::Warehouse(warehouse),
+        &month,
+    )
+    .await
+    .unwrap();
+    let month_files = planned_files(&ctx, tables::EVENTS).await.unwrap();
+    assert_eq!(month_files.len(), 31, "{month_files:?}");
+    assert_eq!(
+        planned_files(&ctx, tables::PURCHASES).await.unwrap().len(),
+        30
+    );
+}
+
+#[tokio::test]
+async fn reconverting_replaces_only_the_dates_the_input_touches() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = data(dir.path());
+    let warehouse = dir.path().join("warehouse");
+    convert(
+        &settings(),
+        &g.clickstream_dir.display().to_string(),
+        &g.purchases_dir.display().to_string(),
+        &warehouse,
+    )
+    .await
+    .unwrap();
+    let clicks = table_dir(&warehouse, TableKind::Clickstream);
+    let untouched = clicks.join("date=2020-09-15").join("part-00000.parquet");
+    let before = std::fs::read(&untouched).unwrap();
+    let modified_before = std::fs::metadata(&untouched).unwrap().modified().unwrap();
+    // New exports holding only one day.
+    let new = dir.path().join("new");
+    std::fs::create_dir_all(&new).unwrap();
+    std::fs::write(
+        new.join("clicks.csv"),
+        "userId,eventId,eventType,eventTime,attributes\nu,e1,app_open,2020-11-11 10:00:00,\"{'campaign_id': 1, 'channel_id': 'A'}\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        new.join("purchases.csv"),
+        "purchaseId,purchaseTime,billingCost,isConfirmed\np,2020-11-11 10:00:01,1.00,True\n",
+    )
+    .unwrap();
+    let report = convert(
+        &settings(),
+        &new.join("clicks.csv").display().to_string(),
+        &new.join("purchases.csv").display().to_string(),
+        &warehouse,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.clickstream_dates,
+        vec![("2020-11-11".to_string(), 1)]
+    );
+    let replaced = read_parquet(&clicks.join("date=2020-11-11")).unwrap();
+    assert_eq!(replaced.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    assert_eq!(std::fs::read(&untouched).unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&untouched).unwrap().modified().unwrap(),
+        modified_before
+    );
+}
+
+#[tokio::test]
+async fn weekly_projection_adds_up_to_the_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = data(dir.path());
+    let warehouse = dir.path().join("warehouse");
+    convert(
+        &settings(),
+        &g.clickstream_dir.display().to_string(),
+        &g.purchases_dir.display().to_string(),
+        &warehouse,
+    )
+    .await
+    .unwrap();
+    let q4 = Period::quarter("2020-Q4", 1).unwrap();
+    assert_eq!(
+        (format_date(q4.from), format_date(q4.to)),
+        ("2020-10-01".into(), "2020-12-31".into())
+    );
+    let source = Source::Warehouse(warehouse);
+    let weekly = weekly_job(&settings(), &source, &q4, &dir.path().join("weekly"))
+        .await
+        .unwrap();
+    let ctx = period_context(&settings(), &source, &q4).await.unwrap();
+    let totals = ctx
+        .sql("SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE isConfirmed) AS c FROM projection")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Int64Type;
+    let n = totals[0].column(0).as_primitive::<Int64Type>().value(0);
+    let c = totals[0].column(1).as_primitive::<Int64Type>().value(0);
+    let sum = |name: &str| -> i64 {
+        weekly
+            .iter()
+            .map(|b| {
+                b.column_by_name(name)
+                    .unwrap()
+                    .as_primitive::<Int64Type>()
+                    .iter()
+                    .flatten()
+                    .sum::<i64>()
+            })
+            .sum()
+    };
+    assert_eq!(sum("purchases"), n);
+    assert_eq!(sum("confirmedPurchases"), c);
+    let weeks: std::collections::BTreeSet<String> = weekly
+        .iter()
+        .flat_map(|b| {
+            let c = b
+                .column_by_name("isoWeek")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            (0..c.len()).map(move |i| c.value(i).to_string())
+        })
+        .collect();
+    assert!(
+        weeks.contains("2020-W40") && weeks.contains("2020-W48"),
+        "{weeks:?}"
+    );
+    assert!(dir
+        .path()
+        .join("weekly")
+        .join(layout::WEEKLY)
+        .join("part-00000.parquet")
+        .is_file());
+}
