@@ -232,8 +232,18 @@ struct RunArgs {
     /// How to express the marts.
     #[arg(long, value_enum)]
     api: Option<Api>,
+    /// Partition the projection by the date of purchaseTime (date=YYYY-MM-DD/ folders).
+    #[arg(long, value_enum)]
+    partition_by: Option<PartitionBy>,
     #[command(flatten)]
     common: Common,
+}
+
+/// How to partition the projection dataset.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum PartitionBy {
+    /// One folder per date of purchaseTime.
+    Date,
 }
 
 #[derive(Args, Debug)]
@@ -243,6 +253,9 @@ struct AttributionArgs {
     /// Output dataset directory of the projection.
     #[arg(long, short, value_name = "DIR")]
     output: Option<PathBuf>,
+    /// Partition the projection by the date of purchaseTime (date=YYYY-MM-DD/ folders).
+    #[arg(long, value_enum)]
+    partition_by: Option<PartitionBy>,
     #[command(flatten)]
     common: Common,
 }

@@ -88,6 +88,22 @@ impl DatasetWriter {
     }
 }
 
+/// Writes a DataFrame's rows, in its order, as one Parquet file at `path` (inside a staging
+/// directory). Returns the rows written.
+pub async fn write_dataframe_file(df: DataFrame, path: &Path, schema: SchemaRef) -> Result<u64> {
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))?;
+    let mut rows = 0;
+    let mut stream = df.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        let batch = conform(&batch?, &schema)?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch)?;
+    }
+    writer.close()?;
+    Ok(rows)
+}
+
 /// Writes a DataFrame's rows, in its order, into `writer`.
 pub async fn write_dataframe(df: DataFrame, writer: &mut DatasetWriter) -> Result<()> {
     let mut stream = df.execute_stream().await?;

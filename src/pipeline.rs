@@ -3,11 +3,15 @@
 //! The CLI and the tests call these functions; the jobs themselves stay free of I/O.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::SessionContext;
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{info, info_span, warn, Instrument};
 
@@ -17,8 +21,10 @@ use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
 use crate::input::{resolve, schema, BadRows, RejectSink, TableKind};
 use crate::jobs::{attribution, tables, top_campaigns, top_channels, Api, Engine};
-use crate::output::{write_batches, write_dataframe, write_json_file, DatasetWriter, Staging};
+use crate::output::{write_batches, write_dataframe_file, write_json_file, Staging, PART_FILE};
 use crate::summary::{Counts, InputFiles, Summary};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::prelude::{cast, ident};
 
 /// Output dataset names under a run's output directory.
 pub mod layout {
@@ -48,6 +54,8 @@ pub struct Settings {
     /// Cap on DataFusion's memory pool in bytes; sorts and aggregations spill beyond it.
     pub memory_limit: Option<usize>,
     pub on_bad_rows: BadRows,
+    /// Write the projection as `date=YYYY-MM-DD/` partitions of purchaseTime.
+    pub partition_by_date: bool,
 }
 
 impl Default for Settings {
@@ -61,6 +69,7 @@ impl Default for Settings {
             run_id: new_run_id(),
             memory_limit: None,
             on_bad_rows: BadRows::default(),
+            partition_by_date: false,
         }
     }
 }
@@ -158,10 +167,10 @@ pub async fn attribution_job(
             threads = settings.threads,
             "reading inputs"
         );
-        let mut writer = DatasetWriter::create(dest, schema::PROJECTION.clone())?;
+        let staging = Staging::new(dest)?;
         let rejected_dir = rejected
             .map(Path::to_path_buf)
-            .unwrap_or_else(|| writer.dir().join(layout::REJECTED));
+            .unwrap_or_else(|| staging.path().join(layout::REJECTED));
         let sink = |kind: TableKind| {
             (settings.on_bad_rows == BadRows::Quarantine).then(|| {
                 Arc::new(RejectSink::new(
@@ -198,11 +207,31 @@ pub async fn attribution_job(
             &result.outcomes,
         )?;
         let input_files = InputFiles::new(&extracted.clickstream.stats, &extracted.purchases.stats);
-        write_dataframe(result.projection, &mut writer)
+        let projection_rows = if settings.partition_by_date {
+            let df = result
+                .projection
+                .with_column("date", cast(ident("purchaseTime"), DataType::Date32))?
+                .sort(vec![
+                    ident("date").sort(true, false),
+                    ident("purchaseId").sort(true, false),
+                ])?;
+            crate::warehouse::write_partitioned(df, staging.path(), schema::PROJECTION.clone())
+                .await
+                .map_err(Error::unwrap_datafusion)?
+                .iter()
+                .map(|(_, rows)| rows)
+                .sum()
+        } else {
+            write_dataframe_file(
+                result.projection,
+                &staging.path().join(PART_FILE),
+                schema::PROJECTION.clone(),
+            )
             .await
-            .map_err(Error::unwrap_datafusion)?;
-        writer.add_json(
-            layout::JOB_SUMMARY,
+            .map_err(Error::unwrap_datafusion)?
+        };
+        write_json_file(
+            &staging.path().join(layout::JOB_SUMMARY),
             &Summary {
                 run_id: settings.run_id.clone(),
                 engine: settings.engine,
@@ -211,7 +240,7 @@ pub async fn attribution_job(
                 outputs: BTreeMap::new(),
             },
         )?;
-        let projection_rows = writer.commit()?;
+        staging.commit()?;
         info!(
             events = counts.events,
             purchase_rows = counts.purchase_rows,
@@ -244,23 +273,39 @@ pub async fn attribution_job(
 /// checking that it has the projection's columns.
 pub async fn register_projection(ctx: &SessionContext, path: &str) -> Result<()> {
     let files = resolve(path, "projection", None)?;
-    let dir_or_file: PathBuf = if Path::new(path).is_dir() || files.len() > 1 {
-        files[0]
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."))
-    } else {
-        files[0].path.clone()
-    };
-    let location = dir_or_file.to_string_lossy().into_owned();
-    ctx.deregister_table(tables::PROJECTION)?;
-    ctx.register_parquet(tables::PROJECTION, &location, ParquetReadOptions::default())
+    let location = path.to_string();
+    // Exactly the files the path names (a directory is listed recursively, so a projection
+    // partitioned by date reads whole).
+    let urls = files
+        .iter()
+        .filter(|f| f.format == crate::input::files::FileFormat::Parquet)
+        .map(|f| {
+            let abs = f.path.canonicalize().map_err(|e| Error::io(&f.path, e))?;
+            Ok(ListingTableUrl::parse(abs.to_string_lossy())?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if urls.is_empty() {
+        return Err(Error::BadFile {
+            file: location,
+            reason: "holds no .parquet file: is it a projection written by `attribution`?".into(),
+        });
+    }
+    // The session's Parquet options (strings as Utf8, not Utf8View), not the format's defaults.
+    let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
+    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .infer_schema(&ctx.state())
         .await
         .map_err(|e| Error::BadFile {
             file: location.clone(),
             reason: format!("cannot read it as a Parquet projection: {e}"),
         })?;
+    attribution::replace_table(
+        ctx,
+        tables::PROJECTION,
+        Arc::new(ListingTable::try_new(config)?),
+    )?;
     let table = ctx.table(tables::PROJECTION).await?;
     let have = table.schema();
     for want in schema::PROJECTION.fields() {

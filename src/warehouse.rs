@@ -114,7 +114,11 @@ pub async fn convert(
                 "SELECT *, CAST({time} AS DATE) AS date FROM {table} ORDER BY date, {order}"
             );
             let df = ctx.sql(&sql).await?;
-            let dates = write_partitioned(df, &table_dir(warehouse, kind), kind)
+            let file_schema = match kind {
+                TableKind::Clickstream => schema::EVENTS.clone(),
+                TableKind::Purchases => schema::PURCHASES.clone(),
+            };
+            let dates = write_partitioned(df, &table_dir(warehouse, kind), file_schema)
                 .await
                 .map_err(Error::unwrap_datafusion)?;
             info!(table = kind.name(), dates = dates.len(), "converted");
@@ -135,16 +139,14 @@ pub async fn convert(
     .await
 }
 
-/// Writes a stream sorted by its last column `date` as one dataset per date.
-async fn write_partitioned(
+/// Writes a stream sorted by its last column `date` (a Date32) as one `date=YYYY-MM-DD/`
+/// dataset per date under `dir`, each committed atomically; the files hold `file_schema`, the
+/// other columns. Returns the dates written with their rows.
+pub async fn write_partitioned(
     df: datafusion::dataframe::DataFrame,
     dir: &Path,
-    kind: TableKind,
+    file_schema: SchemaRef,
 ) -> Result<Vec<(String, u64)>> {
-    let file_schema: SchemaRef = match kind {
-        TableKind::Clickstream => schema::EVENTS.clone(),
-        TableKind::Purchases => schema::PURCHASES.clone(),
-    };
     let mut stream = df.execute_stream().await?;
     let mut current: Option<(i32, Staging, ArrowWriter<std::fs::File>, u64)> = None;
     let mut written = Vec::new();

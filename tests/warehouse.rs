@@ -330,3 +330,55 @@ async fn weekly_projection_adds_up_to_the_period() {
         .join("part-00000.parquet")
         .is_file());
 }
+
+#[tokio::test]
+async fn projection_partitioned_by_date_holds_the_same_rows_and_feeds_the_marts() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        users: 1500,
+        files: 2,
+        seed: 5,
+        ..Options::default()
+    };
+    let g = generate(&opts, &dir.path().join("data")).unwrap();
+    let (clicks, purchases) = (
+        g.clickstream_dir.display().to_string(),
+        g.purchases_dir.display().to_string(),
+    );
+    let flat = dir.path().join("flat");
+    run_all(&settings(), &clicks, &purchases, &flat)
+        .await
+        .unwrap();
+    let parted = dir.path().join("parted");
+    let partitioned = Settings {
+        partition_by_date: true,
+        ..settings()
+    };
+    run_all(&partitioned, &clicks, &purchases, &parted)
+        .await
+        .unwrap();
+    let projection = parted.join(layout::PROJECTION);
+    let dates: Vec<String> = std::fs::read_dir(&projection)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("date="))
+        .collect();
+    assert!(dates.len() > 30, "{dates:?}");
+    assert!(
+        projection.join("_SUCCESS").is_file() && projection.join(layout::JOB_SUMMARY).is_file()
+    );
+    let mut all = Vec::new();
+    for d in &dates {
+        all.extend(read_parquet(&projection.join(d)).unwrap());
+    }
+    let (flat_projection, flat_campaigns, flat_channels) = common::read_outputs(&flat);
+    common::assert_same_text(
+        "projection",
+        &canonical::projection_csv(&all).unwrap(),
+        &flat_projection,
+    );
+    let (campaigns, channels) = canonical_marts(&parted);
+    common::assert_same_text("top campaigns", &campaigns, &flat_campaigns);
+    common::assert_same_text("top channels", &channels, &flat_channels);
+}
