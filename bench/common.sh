@@ -1,0 +1,32 @@
+# Shared by the bench scripts: builds the release binary and generates (once, cached under
+# bench/data/) a messy dataset of about MILLIONS million clickstream rows over 130 days.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+millions=${1:-10}
+cargo build --release --quiet
+bin=target/release/marketing-analytics
+data="bench/data/events-${millions}M"
+if [[ ! -f "$data/.complete" ]]; then
+  rm -rf "$data"
+  "$bin" generate --users "$((millions * 68000))" --days 130 --files 8 --seed 1 --no-truth --out "$data"
+  touch "$data/.complete"
+fi
+clicks="$data/mobile_app_clickstream"
+purchases="$data/user_purchases"
+rows=$(zcat "$clicks"/*.gz | wc -l)
+echo "dataset: $data, $((rows - 8)) clickstream rows, $(du -sh "$clicks" | cut -f1) gzip CSV; machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
+echo
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# measure LABEL... -- COMMAND...: runs COMMAND and prints "| LABEL... | wall s | CPU s | peak RSS MiB |".
+measure() {
+  local labels=()
+  while [[ $1 != -- ]]; do labels+=("$1"); shift; done
+  shift
+  /usr/bin/time -f "%e %U %S %M" -o "$out/time" "$@" > /dev/null
+  read -r wall user sys rss < "$out/time"
+  local IFS='|'
+  awk -v l="${labels[*]}" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" \
+    'BEGIN { gsub(/\|/, " | ", l); printf "| %s | %s | %.1f | %d |\n", l, w, u + s, r / 1024 }'
+}
