@@ -406,6 +406,26 @@ fn print_table(title: &str, batches: &[RecordBatch]) -> Result<()> {
     say(pretty_format_batches(batches)?)
 }
 
+/// The clickstream and purchases inputs, from the flags or else the config.
+fn raw_inputs(inputs: &InputArgs, config: &Config, command: &str) -> Result<(String, String)> {
+    let clickstream = inputs.clickstream.clone().or(config.clickstream.clone());
+    let purchases = inputs.purchases.clone().or(config.purchases.clone());
+    Ok((
+        require(
+            clickstream,
+            "--clickstream",
+            "clickstream (or input_clickstream)",
+            command,
+        )?,
+        require(
+            purchases,
+            "--purchases",
+            "purchases (or input_purchases)",
+            command,
+        )?,
+    ))
+}
+
 fn require(value: Option<String>, flag: &str, key: &str, command: &str) -> Result<String> {
     value.with_context(|| format!("{command}: give {flag} or set `{key}` in the --config file"))
 }
@@ -475,21 +495,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
 async fn attribution(cli: &Cli, args: &AttributionArgs) -> Result<()> {
     let config = load_config(&args.common)?;
     let settings = settings(cli, &args.common, &config, Some(&args.inputs), None)?;
-    let clickstream = require(
-        args.inputs
-            .clickstream
-            .clone()
-            .or(config.clickstream.clone()),
-        "--clickstream",
-        "input_clickstream",
-        "attribution",
-    )?;
-    let purchases = require(
-        args.inputs.purchases.clone().or(config.purchases.clone()),
-        "--purchases",
-        "input_purchases",
-        "attribution",
-    )?;
+    let (clickstream, purchases) = raw_inputs(&args.inputs, &config, "attribution")?;
     let output = require(
         args.output
             .as_ref()
@@ -604,21 +610,7 @@ fn period_of(range: &PeriodRange) -> Result<Option<period::Period>> {
 async fn convert_cmd(cli: &Cli, args: &ConvertArgs) -> Result<()> {
     let config = load_config(&args.common)?;
     let settings = settings(cli, &args.common, &config, Some(&args.inputs), None)?;
-    let clickstream = require(
-        args.inputs
-            .clickstream
-            .clone()
-            .or(config.clickstream.clone()),
-        "--clickstream",
-        "clickstream",
-        "convert",
-    )?;
-    let purchases = require(
-        args.inputs.purchases.clone().or(config.purchases.clone()),
-        "--purchases",
-        "purchases",
-        "convert",
-    )?;
+    let (clickstream, purchases) = raw_inputs(&args.inputs, &config, "convert")?;
     let report = warehouse::convert(&settings, &clickstream, &purchases, &args.warehouse).await?;
     let rows = |d: &[(String, u64)]| d.iter().map(|x| x.1).sum::<u64>();
     say(format!(

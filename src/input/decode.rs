@@ -214,6 +214,20 @@ fn text<'r>(v: &'r [u8], file: &str, line: u64, column: &str) -> Result<&'r str>
     std::str::from_utf8(v).map_err(|e| bad(file, line, column, format!("invalid UTF-8 ({e})")))
 }
 
+fn timestamp(v: &[u8], file: &str, line: u64, column: &str) -> Result<i64> {
+    parse_timestamp_micros(v).ok_or_else(|| {
+        bad(
+            file,
+            line,
+            column,
+            format!(
+                "unparseable timestamp {:?}; expected YYYY-MM-DD HH:MM:SS[.ffffff]",
+                String::from_utf8_lossy(v)
+            ),
+        )
+    })
+}
+
 fn non_empty<'r>(v: &'r [u8], file: &str, line: u64, column: &str) -> Result<&'r str> {
     let s = text(v, file, line, column)?;
     if s.trim().is_empty() {
@@ -266,18 +280,7 @@ impl EventsBuilder {
         let user_id = non_empty(map.get(row, 0), file, line, "userId")?;
         let event_id = non_empty(map.get(row, 1), file, line, "eventId")?;
         let event_type = non_empty(map.get(row, 2), file, line, "eventType")?;
-        let time_raw = map.get(row, 3);
-        let event_time = parse_timestamp_micros(time_raw).ok_or_else(|| {
-            bad(
-                file,
-                line,
-                "eventTime",
-                format!(
-                    "unparseable timestamp {:?}; expected YYYY-MM-DD HH:MM:SS[.ffffff]",
-                    String::from_utf8_lossy(time_raw)
-                ),
-            )
-        })?;
+        let event_time = timestamp(map.get(row, 3), file, line, "eventTime")?;
         let attributes = text(map.get(row, 4), file, line, "attributes")?;
         let attrs = parse_attributes(attributes).map_err(|e| bad(file, line, "attributes", e))?;
         let is_purchase = event_type == "purchase";
@@ -351,18 +354,7 @@ impl PurchasesBuilder {
         line: u64,
     ) -> Result<()> {
         let purchase_id = non_empty(map.get(row, 0), file, line, "purchaseId")?;
-        let time_raw = map.get(row, 1);
-        let purchase_time = parse_timestamp_micros(time_raw).ok_or_else(|| {
-            bad(
-                file,
-                line,
-                "purchaseTime",
-                format!(
-                    "unparseable timestamp {:?}; expected YYYY-MM-DD HH:MM:SS[.ffffff]",
-                    String::from_utf8_lossy(time_raw)
-                ),
-            )
-        })?;
+        let purchase_time = timestamp(map.get(row, 1), file, line, "purchaseTime")?;
         let cost_raw = map.get(row, 2);
         let cost = parse_money_micros(cost_raw).map_err(|e| {
             bad(
