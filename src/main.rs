@@ -15,7 +15,7 @@ use marketing_analytics::input::BadRows;
 use marketing_analytics::jobs::{Api, Engine};
 use marketing_analytics::pipeline::{self, layout, Mart, Settings};
 use marketing_analytics::{period, warehouse};
-use tracing::info;
+use tracing::{info, Instrument};
 
 /// Purchases attribution and marketing marts from a mobile app's clickstream.
 ///
@@ -388,8 +388,15 @@ fn settings(
             .and_then(|i| i.on_bad_rows)
             .or(config.on_bad_rows)
             .unwrap_or_default(),
+        run_id: run_id().to_string(),
         ..Settings::default()
     })
+}
+
+/// This invocation's run id, the same in every log line and in summary.json.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(pipeline::new_run_id)
 }
 
 /// Writes a line to stdout; a closed pipe (`| head`) ends the output quietly, not in a panic.
@@ -696,17 +703,23 @@ async fn explain_cmd(cli: &Cli, args: &ExplainArgs) -> Result<()> {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let result = match &cli.command {
-        Command::Run(a) => run(&cli, a).await,
-        Command::Attribution(a) => attribution(&cli, a).await,
-        Command::TopCampaigns(a) => mart(&cli, a, Mart::TopCampaigns).await,
-        Command::TopChannels(a) => mart(&cli, a, Mart::TopChannels).await,
-        Command::Generate(a) => generate_cmd(a),
-        Command::Convert(a) => convert_cmd(&cli, a).await,
-        Command::Period(a) => period_cmd(&cli, a).await,
-        Command::Weekly(a) => weekly_cmd(&cli, a).await,
-        Command::Explain(a) => explain_cmd(&cli, a).await,
-    };
+    // Every log line of this invocation carries its run id (and, below it, the job's name).
+    let span = tracing::info_span!("run", id = %run_id());
+    let result = async {
+        match &cli.command {
+            Command::Run(a) => run(&cli, a).await,
+            Command::Attribution(a) => attribution(&cli, a).await,
+            Command::TopCampaigns(a) => mart(&cli, a, Mart::TopCampaigns).await,
+            Command::TopChannels(a) => mart(&cli, a, Mart::TopChannels).await,
+            Command::Generate(a) => generate_cmd(a),
+            Command::Convert(a) => convert_cmd(&cli, a).await,
+            Command::Period(a) => period_cmd(&cli, a).await,
+            Command::Weekly(a) => weekly_cmd(&cli, a).await,
+            Command::Explain(a) => explain_cmd(&cli, a).await,
+        }
+    }
+    .instrument(span)
+    .await;
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

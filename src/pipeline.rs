@@ -373,49 +373,43 @@ pub async fn run_all(
     purchases: &str,
     output: &Path,
 ) -> Result<RunReport> {
-    let span = info_span!("run", id = %settings.run_id);
-    async {
-        let staging = Staging::new(output)?;
-        let stage = staging.path().to_path_buf();
-        let projection_dir = stage.join(layout::PROJECTION);
-        let report = attribution_job(
-            settings,
-            clickstream,
-            purchases,
-            &projection_dir,
-            Some(&stage.join(layout::REJECTED)),
-        )
-        .await?;
-        let projection = projection_dir.to_string_lossy().into_owned();
-        let mut outputs =
-            BTreeMap::from([(layout::PROJECTION.to_string(), report.projection_rows)]);
-        let mut marts = Vec::new();
-        for mart in [Mart::TopCampaigns, Mart::TopChannels] {
-            let batches = mart_job(settings, mart, &projection, &stage.join(mart.name())).await?;
-            outputs.insert(
-                mart.name().to_string(),
-                batches.iter().map(|b| b.num_rows() as u64).sum(),
-            );
-            marts.push(batches);
-        }
-        let summary = Summary {
-            run_id: settings.run_id.clone(),
-            engine: settings.engine,
-            counts: report.counts,
-            input_files: report.input_files,
-            outputs,
-        };
-        write_json_file(&stage.join(layout::SUMMARY), &summary)?;
-        staging.commit()?;
-        info!("committed {}", output.display());
-        let top_channels = marts.pop().unwrap_or_default();
-        let top_campaigns = marts.pop().unwrap_or_default();
-        Ok(RunReport {
-            summary,
-            top_campaigns,
-            top_channels,
-        })
+    let staging = Staging::new(output)?;
+    let stage = staging.path().to_path_buf();
+    let projection_dir = stage.join(layout::PROJECTION);
+    let report = attribution_job(
+        settings,
+        clickstream,
+        purchases,
+        &projection_dir,
+        Some(&stage.join(layout::REJECTED)),
+    )
+    .await?;
+    let projection = projection_dir.to_string_lossy().into_owned();
+    let mut outputs = BTreeMap::from([(layout::PROJECTION.to_string(), report.projection_rows)]);
+    let mut marts = Vec::new();
+    for mart in [Mart::TopCampaigns, Mart::TopChannels] {
+        let batches = mart_job(settings, mart, &projection, &stage.join(mart.name())).await?;
+        outputs.insert(
+            mart.name().to_string(),
+            batches.iter().map(|b| b.num_rows() as u64).sum(),
+        );
+        marts.push(batches);
     }
-    .instrument(span)
-    .await
+    let summary = Summary {
+        run_id: settings.run_id.clone(),
+        engine: settings.engine,
+        counts: report.counts,
+        input_files: report.input_files,
+        outputs,
+    };
+    write_json_file(&stage.join(layout::SUMMARY), &summary)?;
+    staging.commit()?;
+    info!("committed {}", output.display());
+    let top_channels = marts.pop().unwrap_or_default();
+    let top_campaigns = marts.pop().unwrap_or_default();
+    Ok(RunReport {
+        summary,
+        top_campaigns,
+        top_channels,
+    })
 }

@@ -428,3 +428,60 @@ async fn dummy_scenario_three_purchases_two_sessions() {
         "campaignId,channelId,uniqueSessions\n1,Google Ads,1\n2,Yandex Ads,1\n"
     );
 }
+
+/// The `sessionize` aggregate is usable from the DataFrame API, not only from SQL.
+#[tokio::test]
+async fn sessionize_is_callable_from_the_dataframe_api() {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::prelude::{ident, lit};
+    use marketing_analytics::context::session_context;
+    use marketing_analytics::jobs::attribution::udaf::sessionize;
+
+    let ctx = session_context(2);
+    ctx.sql(
+        "CREATE TABLE ev AS SELECT * FROM (VALUES
+            ('u1', 'o1', 'app_open', CAST('2020-09-01 10:00:00' AS TIMESTAMP), '7', 'A', NULL),
+            ('u1', 'b1', 'purchase', CAST('2020-09-01 10:01:00' AS TIMESTAMP), NULL, NULL, 'p1'),
+            ('u2', 'b2', 'purchase', CAST('2020-09-01 10:01:00' AS TIMESTAMP), NULL, NULL, 'p2')
+         ) AS t(userId, eventId, eventType, eventTime, campaignId, channelId, purchaseId)",
+    )
+    .await
+    .unwrap();
+    let df = ctx
+        .table("ev")
+        .await
+        .unwrap()
+        .aggregate(
+            vec![ident("userId")],
+            vec![sessionize(vec![
+                ident("eventTime"),
+                ident("eventId"),
+                ident("eventType"),
+                ident("campaignId"),
+                ident("channelId"),
+                ident("purchaseId"),
+                lit(false),
+            ])
+            .alias("items")],
+        )
+        .unwrap()
+        .sort(vec![ident("userId").sort(true, false)])
+        .unwrap();
+    let batches = df.collect().await.unwrap();
+    let items = batches[0].column_by_name("items").unwrap().as_list::<i32>();
+    let statuses = |row: usize| {
+        let v = items.value(row);
+        let s = v.as_struct();
+        let status = s.column_by_name("status").unwrap().as_string::<i32>();
+        let session = s.column_by_name("sessionId").unwrap().as_string::<i32>();
+        (
+            status.value(0).to_string(),
+            session.iter().next().flatten().map(str::to_string),
+        )
+    };
+    assert_eq!(
+        statuses(0),
+        ("in_session".to_string(), Some("o1".to_string()))
+    );
+    assert_eq!(statuses(1), ("outside_session".to_string(), None));
+}
