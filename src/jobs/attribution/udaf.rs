@@ -287,13 +287,16 @@ impl SessionizeAccumulator {
     }
 
     fn items_as_struct(&self, fields: Fields) -> Result<StructArray> {
+        // Builders sized to the group: default capacities (1024 rows each) would cost tens of
+        // kilobytes for every user, most of whom have a handful of events.
         let n = self.items.len();
+        let text = self.arena.len();
         let mut time = TimestampMicrosecondBuilder::with_capacity(n);
-        let mut id = StringBuilder::with_capacity(n, n * 36);
-        let mut kind = StringBuilder::with_capacity(n, n * 10);
-        let mut campaign = StringBuilder::new();
-        let mut channel = StringBuilder::new();
-        let mut purchase = StringBuilder::new();
+        let mut id = StringBuilder::with_capacity(n, text);
+        let mut kind = StringBuilder::with_capacity(n, n * 12);
+        let mut campaign = StringBuilder::with_capacity(n, 0);
+        let mut channel = StringBuilder::with_capacity(n, 0);
+        let mut purchase = StringBuilder::with_capacity(n, 0);
         let mut duplicate = BooleanBuilder::with_capacity(n);
         for it in &self.items {
             time.append_value(it.time);
@@ -350,14 +353,19 @@ impl Accumulator for SessionizeAccumulator {
         let mut order: Vec<usize> = (0..self.items.len()).collect();
         order.sort_unstable_by(|&a, &b| self.compare(&self.items[a], &self.items[b]));
 
-        let mut id = StringBuilder::new();
-        let mut kind = StringBuilder::new();
-        let mut time = TimestampMicrosecondBuilder::new();
-        let mut purchase = StringBuilder::new();
-        let mut status = StringBuilder::new();
-        let mut session = StringBuilder::new();
-        let mut campaign = StringBuilder::new();
-        let mut channel = StringBuilder::new();
+        let out = self
+            .items
+            .iter()
+            .filter(|it| it.duplicate || it.kind == Kind::Purchase)
+            .count();
+        let mut id = StringBuilder::with_capacity(out, out * 36);
+        let mut kind = StringBuilder::with_capacity(out, out * 8);
+        let mut time = TimestampMicrosecondBuilder::with_capacity(out);
+        let mut purchase = StringBuilder::with_capacity(out, out * 36);
+        let mut status = StringBuilder::with_capacity(out, out * 10);
+        let mut session = StringBuilder::with_capacity(out, out * 36);
+        let mut campaign = StringBuilder::with_capacity(out, out * 4);
+        let mut channel = StringBuilder::with_capacity(out, out * 10);
         // Rule 2: the open session, if any, is the last app_open not followed by an app_close.
         let mut open: Option<&Item> = None;
         for &i in &order {
