@@ -24,9 +24,13 @@ measure() {
   local labels=()
   while [[ $1 != -- ]]; do labels+=("$1"); shift; done
   shift
-  /usr/bin/time -f "%e %U %S %M" -o "$out/time" "$@" > /dev/null
-  read -r wall user sys rss < "$out/time"
   local IFS='|'
+  if ! /usr/bin/time -f "%e %U %S %M" -o "$out/time" "$@" > /dev/null 2> "$out/stderr"; then
+    awk -v l="${labels[*]}" -v e="$(grep -m1 -o 'Resources exhausted\|error: .*' "$out/stderr" | cut -c1-60)" \
+      'BEGIN { gsub(/\|/, " | ", l); printf "| %s | fails: %s | | |\n", l, e }'
+    return 0
+  fi
+  read -r wall user sys rss < <(tail -1 "$out/time")
   awk -v l="${labels[*]}" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" \
     'BEGIN { gsub(/\|/, " | ", l); printf "| %s | %s | %.1f | %d |\n", l, w, u + s, r / 1024 }'
 }
