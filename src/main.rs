@@ -602,6 +602,12 @@ fn generate_cmd(args: &GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Settings of a command that reads a warehouse or raw exports.
+fn source_settings(cli: &Cli, common: &Common, source: &SourceArgs) -> Result<Settings> {
+    let config = load_config(common)?;
+    settings(cli, common, &config, Some(&source.inputs()), source.api)
+}
+
 fn period_of(range: &PeriodRange) -> Result<Option<period::Period>> {
     if range.from.is_none() && range.day.is_none() {
         return Ok(None);
@@ -632,14 +638,7 @@ async fn convert_cmd(cli: &Cli, args: &ConvertArgs) -> Result<()> {
 }
 
 async fn period_cmd(cli: &Cli, args: &PeriodArgs) -> Result<()> {
-    let config = load_config(&args.common)?;
-    let settings = settings(
-        cli,
-        &args.common,
-        &config,
-        Some(&args.source.inputs()),
-        args.source.api,
-    )?;
+    let settings = source_settings(cli, &args.common, &args.source)?;
     let range = period_of(&args.range)?.context("give --from and --to, or --day")?;
     let (campaigns, channels) =
         period::period_job(&settings, &args.source.source()?, &range, &args.output).await?;
@@ -652,14 +651,7 @@ async fn period_cmd(cli: &Cli, args: &PeriodArgs) -> Result<()> {
 }
 
 async fn weekly_cmd(cli: &Cli, args: &WeeklyArgs) -> Result<()> {
-    let config = load_config(&args.common)?;
-    let settings = settings(
-        cli,
-        &args.common,
-        &config,
-        Some(&args.source.inputs()),
-        args.source.api,
-    )?;
+    let settings = source_settings(cli, &args.common, &args.source)?;
     let range = match &args.quarter {
         Some(q) => period::Period::quarter(q, args.range.lookback)?,
         None => period_of(&args.range)?.context("give --quarter, or --from and --to")?,
@@ -671,14 +663,7 @@ async fn weekly_cmd(cli: &Cli, args: &WeeklyArgs) -> Result<()> {
 }
 
 async fn explain_cmd(cli: &Cli, args: &ExplainArgs) -> Result<()> {
-    let config = load_config(&args.common)?;
-    let settings = settings(
-        cli,
-        &args.common,
-        &config,
-        Some(&args.source.inputs()),
-        args.source.api,
-    )?;
+    let settings = source_settings(cli, &args.common, &args.source)?;
     let range = period_of(&args.range)?;
     let explained = explain::explain(
         &settings,

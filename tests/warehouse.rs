@@ -35,6 +35,21 @@ fn data(dir: &Path) -> Generated {
     generate(&opts, &dir.join("data")).unwrap()
 }
 
+/// Generated data converted into a warehouse under `dir`.
+async fn data_in_warehouse(dir: &Path) -> (Generated, std::path::PathBuf) {
+    let g = data(dir);
+    let warehouse = dir.join("warehouse");
+    convert(
+        &settings(),
+        &g.clickstream_dir.display().to_string(),
+        &g.purchases_dir.display().to_string(),
+        &warehouse,
+    )
+    .await
+    .unwrap();
+    (g, warehouse)
+}
+
 /// The marts of the full pipeline's projection filtered to the period, in canonical text.
 async fn expected_marts(full_projection: &Path, period: &Period) -> (String, String) {
     let ctx = session_context(2);
@@ -162,16 +177,7 @@ async fn period_metrics_equal_the_full_pipeline_filtered_to_the_period() {
 #[tokio::test]
 async fn only_the_needed_partitions_are_read() {
     let dir = tempfile::tempdir().unwrap();
-    let g = data(dir.path());
-    let warehouse = dir.path().join("warehouse");
-    convert(
-        &settings(),
-        &g.clickstream_dir.display().to_string(),
-        &g.purchases_dir.display().to_string(),
-        &warehouse,
-    )
-    .await
-    .unwrap();
+    let (_, warehouse) = data_in_warehouse(dir.path()).await;
     let day = Period::parse(None, None, Some("2020-11-11"), 1).unwrap();
     let ctx = session_context(2);
     marketing_analytics::period::register_period_inputs(
@@ -211,16 +217,7 @@ async fn only_the_needed_partitions_are_read() {
 #[tokio::test]
 async fn reconverting_replaces_only_the_dates_the_input_touches() {
     let dir = tempfile::tempdir().unwrap();
-    let g = data(dir.path());
-    let warehouse = dir.path().join("warehouse");
-    convert(
-        &settings(),
-        &g.clickstream_dir.display().to_string(),
-        &g.purchases_dir.display().to_string(),
-        &warehouse,
-    )
-    .await
-    .unwrap();
+    let (_, warehouse) = data_in_warehouse(dir.path()).await;
     let clicks = table_dir(&warehouse, TableKind::Clickstream);
     let untouched = clicks.join("date=2020-09-15").join("part-00000.parquet");
     let before = std::fs::read(&untouched).unwrap();
@@ -262,16 +259,7 @@ async fn reconverting_replaces_only_the_dates_the_input_touches() {
 #[tokio::test]
 async fn weekly_projection_adds_up_to_the_period() {
     let dir = tempfile::tempdir().unwrap();
-    let g = data(dir.path());
-    let warehouse = dir.path().join("warehouse");
-    convert(
-        &settings(),
-        &g.clickstream_dir.display().to_string(),
-        &g.purchases_dir.display().to_string(),
-        &warehouse,
-    )
-    .await
-    .unwrap();
+    let (_, warehouse) = data_in_warehouse(dir.path()).await;
     let q4 = Period::quarter("2020-Q4", 1).unwrap();
     assert_eq!(
         (format_date(q4.from), format_date(q4.to)),
