@@ -63,16 +63,6 @@ impl DatasetWriter {
         })
     }
 
-    /// The temporary directory the dataset is written to.
-    pub fn dir(&self) -> &Path {
-        self.staging.path()
-    }
-
-    /// Adds a JSON file to the dataset (committed with it).
-    pub fn add_json(&self, name: &str, value: &impl serde::Serialize) -> Result<()> {
-        write_json_file(&self.dir().join(name), value)
-    }
-
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let batch = conform(batch, &self.schema)?;
         self.rows += batch.num_rows() as u64;
@@ -102,15 +92,6 @@ pub async fn write_dataframe_file(df: DataFrame, path: &Path, schema: SchemaRef)
     }
     writer.close()?;
     Ok(rows)
-}
-
-/// Writes a DataFrame's rows, in its order, into `writer`.
-pub async fn write_dataframe(df: DataFrame, writer: &mut DatasetWriter) -> Result<()> {
-    let mut stream = df.execute_stream().await?;
-    while let Some(batch) = stream.next().await {
-        writer.write(&batch?)?;
-    }
-    Ok(())
 }
 
 /// Writes batches as the dataset `dest`.
