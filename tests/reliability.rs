@@ -20,6 +20,10 @@ use marketing_analytics::jobs::{attribution, Engine};
 use marketing_analytics::output::{PART_FILE, SUCCESS_MARKER};
 use marketing_analytics::pipeline::{layout, run_all, Settings};
 
+/// These tests measure kills, bytes and memory: run one at a time, so that one's load does not
+/// change what another measures.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn dataset(dir: &Path, seed: u64, users: u64) -> Generated {
     let opts = Options {
         users,
@@ -64,6 +68,7 @@ fn run_command(g: &Generated, out: &Path) -> Command {
 
 #[test]
 fn killed_runs_leave_the_previous_or_the_new_complete_output() {
+    let _one_at_a_time = SERIAL.blocking_lock();
     let dir = tempfile::tempdir().unwrap();
     let a = dataset(dir.path(), 1, 1500);
     let b = dataset(dir.path(), 2, 1500);
@@ -119,6 +124,7 @@ fn killed_runs_leave_the_previous_or_the_new_complete_output() {
 
 #[tokio::test]
 async fn outputs_are_byte_identical_whatever_the_thread_count() {
+    let _one_at_a_time = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let g = dataset(dir.path(), 3, 3000);
     let mut outputs = Vec::new();
@@ -158,9 +164,10 @@ async fn outputs_are_byte_identical_whatever_the_thread_count() {
 
 #[tokio::test]
 async fn a_memory_cap_makes_the_engine_spill_instead_of_failing() {
+    let _one_at_a_time = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let g = dataset(dir.path(), 4, 25_000);
-    let limit = 48 << 20;
+    let limit = 64 << 20;
     // The job does not fit under the cap: with spilling disabled it runs out of memory.
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
