@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
-use crate::input::{resolve, schema, BadRows, RejectSink, TableKind};
+use crate::input::{resolve, schema, BadRows};
 use crate::jobs::{attribution, tables, top_campaigns, top_channels, Api, Engine};
 use crate::output::{write_batches, write_dataframe_file, write_json_file, Staging, PART_FILE};
 use crate::summary::{Counts, InputFiles, Summary};
@@ -171,13 +171,6 @@ pub async fn attribution_job(
         let rejected_dir = rejected
             .map(Path::to_path_buf)
             .unwrap_or_else(|| staging.path().join(layout::REJECTED));
-        let sink = |kind: TableKind| {
-            (settings.on_bad_rows == BadRows::Quarantine).then(|| {
-                Arc::new(RejectSink::new(
-                    rejected_dir.join(format!("{}.csv", kind.name())),
-                ))
-            })
-        };
         let total: u64 = inputs
             .clickstream
             .iter()
@@ -186,10 +179,10 @@ pub async fn attribution_job(
             .sum();
         let bar = progress_bar(settings, total);
         let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
-        let mut extracted = attribution::extract(&ctx, &inputs, settings.threads, bar.clone())?;
-        extracted.clickstream.rejects = sink(TableKind::Clickstream);
-        extracted.purchases.rejects = sink(TableKind::Purchases);
-        attribution::register_inputs(&ctx, &extracted, settings.threads)?;
+        let quarantine =
+            (settings.on_bad_rows == BadRows::Quarantine).then_some(rejected_dir.as_path());
+        let extracted =
+            attribution::extract(&ctx, &inputs, settings.threads, bar.clone(), quarantine)?;
         let result = attribution::transform(&ctx, settings.engine).await;
         if let Some(bar) = bar {
             bar.finish_and_clear();

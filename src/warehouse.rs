@@ -29,7 +29,7 @@ use tracing::{info, info_span, Instrument};
 use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
 use crate::input::values::civil_from_days;
-use crate::input::{resolve, schema, BadRows, RejectSink, TableKind};
+use crate::input::{resolve, schema, BadRows, TableKind};
 use crate::jobs::attribution;
 use crate::output::{Staging, PART_FILE};
 use crate::pipeline::{layout, Settings};
@@ -88,16 +88,10 @@ pub async fn convert(
             purchases: resolve(purchases, "purchases", settings.delimiter)?,
         };
         let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
-        let mut extracted = attribution::extract(&ctx, &inputs, settings.threads, None)?;
-        if settings.on_bad_rows == BadRows::Quarantine {
-            let dir = warehouse.join(layout::REJECTED).join(&settings.run_id);
-            for ingest in [&mut extracted.clickstream, &mut extracted.purchases] {
-                ingest.rejects = Some(Arc::new(RejectSink::new(
-                    dir.join(format!("{}.csv", ingest.kind.name())),
-                )));
-            }
-            attribution::register_inputs(&ctx, &extracted, settings.threads)?;
-        }
+        let quarantine = (settings.on_bad_rows == BadRows::Quarantine)
+            .then(|| warehouse.join(layout::REJECTED).join(&settings.run_id));
+        let extracted =
+            attribution::extract(&ctx, &inputs, settings.threads, None, quarantine.as_deref())?;
         let mut report = ConvertReport::default();
         for (kind, order) in [
             (

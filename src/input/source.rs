@@ -343,9 +343,21 @@ impl FileContext<'_> {
         stats: &mut FileStats,
         raw: &dyn Fn() -> Vec<u8>,
     ) -> Result<()> {
+        let decoded = builder.push(map, row, self.name, self.file_index, line);
+        self.settle(decoded, line, stats, raw)
+    }
+
+    /// Counts a row read and applies the bad-row mode to its outcome: a bad row is quarantined
+    /// (`--on-bad-rows quarantine`) or returned; any other error is always returned.
+    fn settle(
+        &self,
+        outcome: Result<()>,
+        line: u64,
+        stats: &mut FileStats,
+        raw: &dyn Fn() -> Vec<u8>,
+    ) -> Result<()> {
         stats.rows += 1;
-        let result = builder.push(map, row, self.name, self.file_index, line);
-        match (result, self.rejects) {
+        match (outcome, self.rejects) {
             (Ok(()), _) => Ok(()),
             (Err(e), Some(sink)) => match bad_row_reason(&e) {
                 Some(reason) => {
@@ -465,21 +477,14 @@ pub fn decode_delimited(
         if record.as_slice().iter().any(|&b| b == b'\n' || b == b'\r') {
             // The exports never have line breaks inside fields: this is an opening quote
             // without its closing quote, which swallowed the following lines.
-            let e = Error::BadRow {
+            let unbalanced = Error::BadRow {
                 file: name.to_string(),
                 line,
                 column: None,
                 reason: "unbalanced quote: a quoted field runs past the end of its line"
                     .to_string(),
             };
-            stats.rows += 1;
-            match ctx.rejects {
-                Some(sink) => {
-                    stats.quarantined += 1;
-                    sink.reject(name, line, &bad_row_reason(&e).unwrap_or_default(), &raw())?;
-                }
-                None => return Err(e),
-            }
+            ctx.settle(Err(unbalanced), line, stats, &raw)?;
         } else {
             ctx.push(builder, &map, &record, line, stats, &raw)?;
         }

@@ -65,16 +65,25 @@ pub struct Extracted {
 }
 
 /// Registers the inputs as tables `events` and `purchases`, decoded by `partitions` threads.
+/// With `quarantine_dir`, bad rows go to `DIR/clickstream.csv` and `DIR/purchases.csv` instead
+/// of failing the run.
 pub fn extract(
     ctx: &SessionContext,
     inputs: &Inputs,
     partitions: usize,
     progress: Option<indicatif::ProgressBar>,
+    quarantine_dir: Option<&std::path::Path>,
 ) -> Result<Extracted> {
     let mut clickstream = Ingest::new(TableKind::Clickstream, inputs.clickstream.clone());
     let mut purchases = Ingest::new(TableKind::Purchases, inputs.purchases.clone());
     clickstream.progress = progress.clone();
     purchases.progress = progress;
+    if let Some(dir) = quarantine_dir {
+        for ingest in [&mut clickstream, &mut purchases] {
+            let path = dir.join(format!("{}.csv", ingest.kind.name()));
+            ingest.rejects = Some(std::sync::Arc::new(crate::input::RejectSink::new(path)));
+        }
+    }
     let extracted = Extracted {
         clickstream,
         purchases,
@@ -83,12 +92,7 @@ pub fn extract(
     Ok(extracted)
 }
 
-/// (Re-)registers the extracted inputs, after their decoding options changed.
-pub fn register_inputs(
-    ctx: &SessionContext,
-    extracted: &Extracted,
-    partitions: usize,
-) -> Result<()> {
+fn register_inputs(ctx: &SessionContext, extracted: &Extracted, partitions: usize) -> Result<()> {
     replace_table(
         ctx,
         tables::EVENTS,
