@@ -8,9 +8,12 @@
 //! - [`pipeline`]: running jobs end to end; [`output`]: writing datasets; [`summary`]: the
 //!   accounting of every input row.
 //! - [`generate`]: the synthetic data generator and its independent ground truth.
+//! - [`warehouse`], [`period`]: the date-partitioned Parquet warehouse and period queries.
+//! - [`cluster`]: cluster mode (Ballista scheduler, executors, and the client context).
 //! - [`config`]: YAML configuration; the CLI itself is `src/main.rs`.
 
 pub mod canonical;
+pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod error;

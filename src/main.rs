@@ -67,6 +67,50 @@ enum Command {
     Weekly(WeeklyArgs),
     /// Show the logical and physical plans of a job (and, with --analyze, its run-time metrics).
     Explain(ExplainArgs),
+    /// Run a Ballista cluster process: the scheduler, or an executor.
+    ///
+    /// Start one scheduler and any number of executors, then give `--cluster df://HOST:PORT`
+    /// (the scheduler's address) to run, attribution, the marts, period or weekly. Inputs and
+    /// outputs must be on storage every executor reaches (one host, a shared file system, or
+    /// s3:// with AWS_* credentials in the environment of every process).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// The scheduler: plans jobs into stages and hands tasks to executors.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+        bind: String,
+        /// Seconds without news from an executor before it is taken for dead and its work is
+        /// redone on the others.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        executor_timeout: u64,
+    },
+    /// An executor: runs tasks and serves its shuffle data to the others.
+    Executor {
+        /// The scheduler's address.
+        #[arg(long, value_name = "HOST:PORT")]
+        scheduler: String,
+        /// Address of this executor's data service (other ports it needs are chosen free).
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+        bind: String,
+        /// Tasks run at once [default: every core].
+        #[arg(long, value_name = "N")]
+        concurrent_tasks: Option<usize>,
+        /// Directory for shuffle files and spills [default: a fresh temporary directory].
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// Seconds between heartbeats to the scheduler (keep it well below the scheduler's
+        /// --executor-timeout).
+        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        heartbeat_interval: u64,
+        /// Cap on the executor's query memory (e.g. 4G) [default: 70% of the host's memory].
+        #[arg(long, value_name = "SIZE")]
+        memory_limit: Option<String>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -201,6 +245,10 @@ struct Common {
     /// beyond it [default: no cap].
     #[arg(long, value_name = "SIZE")]
     memory_limit: Option<String>,
+    /// Run the queries on a Ballista cluster: its scheduler's address, df://HOST:PORT (see
+    /// `marketing-analytics cluster --help`) [default: in this process].
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -389,6 +437,12 @@ fn settings(
             .or(config.on_bad_rows)
             .unwrap_or_default(),
         run_id: run_id().to_string(),
+        cluster: common
+            .cluster
+            .clone()
+            .or_else(|| config.cluster.clone())
+            .map(|u| marketing_analytics::cluster::parse_url(&u))
+            .transpose()?,
         ..Settings::default()
     })
 }
@@ -620,9 +674,20 @@ fn period_of(range: &PeriodRange) -> Result<Option<period::Period>> {
     )?))
 }
 
+/// Refuses `--cluster` for a command that runs in this process only.
+fn local_only(common: &Common, command: &str) -> Result<()> {
+    if common.cluster.is_some() {
+        bail!("{command} runs in this process: drop --cluster");
+    }
+    Ok(())
+}
+
 async fn convert_cmd(cli: &Cli, args: &ConvertArgs) -> Result<()> {
+    // Converting is the step that makes raw exports readable by a cluster, so it is local.
+    local_only(&args.common, "convert")?;
     let config = load_config(&args.common)?;
-    let settings = settings(cli, &args.common, &config, Some(&args.inputs), None)?;
+    let mut settings = settings(cli, &args.common, &config, Some(&args.inputs), None)?;
+    settings.cluster = None;
     let (clickstream, purchases) = raw_inputs(&args.inputs, &config, "convert")?;
     let report = warehouse::convert(&settings, &clickstream, &purchases, &args.warehouse).await?;
     let rows = |d: &[(String, u64)]| d.iter().map(|x| x.1).sum::<u64>();
@@ -663,7 +728,9 @@ async fn weekly_cmd(cli: &Cli, args: &WeeklyArgs) -> Result<()> {
 }
 
 async fn explain_cmd(cli: &Cli, args: &ExplainArgs) -> Result<()> {
-    let settings = source_settings(cli, &args.common, &args.source)?;
+    local_only(&args.common, "explain")?;
+    let mut settings = source_settings(cli, &args.common, &args.source)?;
+    settings.cluster = None;
     let range = period_of(&args.range)?;
     let explained = explain::explain(
         &settings,
@@ -680,6 +747,55 @@ async fn explain_cmd(cli: &Cli, args: &ExplainArgs) -> Result<()> {
             say(format!("plans written to {}", path.display()))?;
         }
         None => say(explained.markdown())?,
+    }
+    Ok(())
+}
+
+async fn cluster_cmd(command: &ClusterCommand) -> Result<()> {
+    use marketing_analytics::cluster;
+    match command {
+        ClusterCommand::Scheduler {
+            bind,
+            executor_timeout,
+        } => {
+            if *executor_timeout < 2 {
+                bail!("--executor-timeout must be at least 2 seconds");
+            }
+            cluster::scheduler(&cluster::SchedulerOptions {
+                bind: bind.clone(),
+                executor_timeout_secs: *executor_timeout,
+            })
+            .await?
+        }
+        ClusterCommand::Executor {
+            scheduler,
+            bind,
+            concurrent_tasks,
+            work_dir,
+            heartbeat_interval,
+            memory_limit,
+        } => {
+            if *concurrent_tasks == Some(0) {
+                bail!("--concurrent-tasks must be at least 1");
+            }
+            if *heartbeat_interval == 0 {
+                bail!("--heartbeat-interval must be at least 1 second");
+            }
+            let memory_limit = memory_limit
+                .as_deref()
+                .map(marketing_analytics::context::parse_size)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--memory-limit: {e}"))?;
+            cluster::executor(&cluster::ExecutorOptions {
+                scheduler: scheduler.clone(),
+                bind: bind.clone(),
+                concurrent_tasks: *concurrent_tasks,
+                work_dir: work_dir.clone(),
+                heartbeat_secs: *heartbeat_interval,
+                memory_limit,
+            })
+            .await?
+        }
     }
     Ok(())
 }
@@ -701,6 +817,7 @@ async fn main() -> std::process::ExitCode {
             Command::Period(a) => period_cmd(&cli, a).await,
             Command::Weekly(a) => weekly_cmd(&cli, a).await,
             Command::Explain(a) => explain_cmd(&cli, a).await,
+            Command::Cluster(c) => cluster_cmd(c).await,
         }
     }
     .instrument(span)

@@ -11,12 +11,18 @@
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::dataframe::DataFrame;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -92,6 +98,26 @@ pub async fn write_dataframe_file(df: DataFrame, path: &Path, schema: SchemaRef)
     }
     writer.close()?;
     Ok(rows)
+}
+
+/// Registers the Parquet files under `dir` (absolute; a directory written by this program) as
+/// table `name` with `schema`.
+pub fn register_parquet_dir(
+    ctx: &SessionContext,
+    name: &str,
+    dir: &Path,
+    schema: SchemaRef,
+) -> Result<()> {
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    // The session's Parquet options (strings as Utf8, not Utf8View), not the format's defaults.
+    let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
+    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
 }
 
 /// Writes batches as the dataset `dest`.

@@ -9,11 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::dataframe::DataFrame;
 use datafusion::prelude::{col, ident, lit, SessionContext};
 use tracing::{info, info_span, Instrument};
 
-use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
 use crate::input::{resolve, schema, Ingest, TableKind};
 use crate::jobs::{attribution, tables, weekly};
@@ -188,23 +186,45 @@ pub async fn register_period_inputs(
     Ok(())
 }
 
-/// A context with the period's projection registered as `projection`.
+/// A context with the period's projection registered as `projection`, its intermediates in
+/// memory.
 pub async fn period_context(
     settings: &Settings,
     source: &Source,
     period: &Period,
 ) -> Result<SessionContext> {
-    let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
+    period_context_in(settings, source, period, None).await
+}
+
+/// A context with the period's projection registered as `projection`; with `scratch`, the
+/// intermediates are kept there as the settings ask (see `pipeline::materialize`).
+pub async fn period_context_in(
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+    scratch: Option<&Path>,
+) -> Result<SessionContext> {
+    if settings.cluster.is_some() {
+        if let Source::Raw { .. } = source {
+            return Err(Error::Config(
+                "a cluster reads a warehouse: run `marketing-analytics convert` first and give \
+                 --warehouse DIR (raw exports are decoded by this process, not by executors)"
+                    .into(),
+            ));
+        }
+    }
+    let ctx = crate::pipeline::job_context(settings).await?;
     register_period_inputs(&ctx, settings, source, period).await?;
-    let result = attribution::transform(&ctx, settings.engine)
+    let how = match scratch {
+        Some(dir) => crate::pipeline::materialize(settings, dir),
+        None => attribution::Materialize::Memory,
+    };
+    let result = attribution::transform_with(&ctx, settings.engine, &how)
         .await
         .map_err(Error::unwrap_datafusion)?;
-    let projection: DataFrame = result
-        .projection
-        .cache()
+    how.table(&ctx, tables::PROJECTION, result.projection)
         .await
-        .map_err(|e| Error::from(e).unwrap_datafusion())?;
-    attribution::replace_table(&ctx, tables::PROJECTION, projection.into_view())?;
+        .map_err(Error::unwrap_datafusion)?;
     Ok(ctx)
 }
 
@@ -218,7 +238,8 @@ pub async fn period_job(
     let span = info_span!("job", name = %"period");
     async {
         info!(period = %period.describe(), lookback_days = period.lookback, ?source, "computing marts for a period");
-        let ctx = period_context(settings, source, period).await?;
+        let scratch = crate::pipeline::scratch_dir(output)?;
+        let ctx = period_context_in(settings, source, period, Some(scratch.path())).await?;
         let staging = Staging::new(output)?;
         let mut marts = Vec::new();
         for mart in [Mart::TopCampaigns, Mart::TopChannels] {
@@ -244,7 +265,8 @@ pub async fn weekly_job(
 ) -> Result<Vec<RecordBatch>> {
     let span = info_span!("job", name = %"weekly");
     async {
-        let ctx = period_context(settings, source, period).await?;
+        let scratch = crate::pipeline::scratch_dir(output)?;
+        let ctx = period_context_in(settings, source, period, Some(scratch.path())).await?;
         let batches = weekly::transform(&ctx).await?.collect().await?;
         let staging = Staging::new(output)?;
         write_batches(

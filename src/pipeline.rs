@@ -56,6 +56,8 @@ pub struct Settings {
     pub on_bad_rows: BadRows,
     /// Write the projection as `date=YYYY-MM-DD/` partitions of purchaseTime.
     pub partition_by_date: bool,
+    /// Run the queries on the Ballista cluster at this address (`df://HOST:PORT`).
+    pub cluster: Option<String>,
 }
 
 impl Default for Settings {
@@ -70,6 +72,7 @@ impl Default for Settings {
             memory_limit: None,
             on_bad_rows: BadRows::default(),
             partition_by_date: false,
+            cluster: None,
         }
     }
 }
@@ -131,6 +134,76 @@ impl Mart {
     }
 }
 
+/// The context a job's queries run in: this process, or the cluster of `settings.cluster`.
+pub async fn job_context(settings: &Settings) -> Result<SessionContext> {
+    match &settings.cluster {
+        None => session_context_with_limit(settings.threads, settings.memory_limit),
+        Some(url) => crate::cluster::client_context(url, settings.threads).await,
+    }
+}
+
+/// Extracts the inputs into `ctx`. On a cluster, the raw exports are first decoded here (with
+/// the same quarantine and accounting) into Parquet under `scratch`, which the executors read.
+async fn extract_for_job(
+    settings: &Settings,
+    ctx: &SessionContext,
+    inputs: &attribution::Inputs,
+    bar: Option<ProgressBar>,
+    quarantine: Option<&Path>,
+    scratch: &Path,
+) -> Result<attribution::Extracted> {
+    if settings.cluster.is_none() {
+        return attribution::extract(ctx, inputs, settings.threads, bar, quarantine);
+    }
+    let local = session_context_with_limit(settings.threads, settings.memory_limit)?;
+    let extracted = attribution::extract(&local, inputs, settings.threads, bar, quarantine)?;
+    for (table, kind, schema) in [
+        (tables::EVENTS, "clickstream", schema::EVENTS.clone()),
+        (tables::PURCHASES, "purchases", schema::PURCHASES.clone()),
+    ] {
+        let dir = scratch.join(kind);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        local
+            .table(table)
+            .await?
+            .write_parquet(
+                &format!("{}/", dir.display()),
+                datafusion::dataframe::DataFrameWriteOptions::new(),
+                None,
+            )
+            .await
+            .map_err(|e| Error::from(e).unwrap_datafusion())?;
+        crate::output::register_parquet_dir(ctx, table, &dir, schema)?;
+    }
+    info!(dir = %scratch.display(), "inputs decoded for the cluster");
+    Ok(extracted)
+}
+
+/// Where the attribution keeps its intermediates: in memory by default; as Parquet in
+/// `scratch` on a cluster (the executors read them there) or under a memory cap (so that
+/// they count against the disk, not against memory outside the pool).
+pub fn materialize(settings: &Settings, scratch: &Path) -> attribution::Materialize {
+    if settings.cluster.is_some() || settings.memory_limit.is_some() {
+        attribution::Materialize::Parquet(scratch.join("intermediate"))
+    } else {
+        attribution::Materialize::Memory
+    }
+}
+
+/// A scratch directory beside `dest` (so on the same storage), removed when dropped.
+pub fn scratch_dir(dest: &Path) -> Result<tempfile::TempDir> {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let parent = parent.canonicalize().map_err(|e| Error::io(&parent, e))?;
+    tempfile::Builder::new()
+        .prefix(".ingest-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io(&parent, e))
+}
+
 fn progress_bar(settings: &Settings, total: u64) -> Option<ProgressBar> {
     if !settings.progress {
         return None;
@@ -178,12 +251,25 @@ pub async fn attribution_job(
             .map(|f| f.size)
             .sum();
         let bar = progress_bar(settings, total);
-        let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
+        let ctx = job_context(settings).await?;
         let quarantine =
             (settings.on_bad_rows == BadRows::Quarantine).then_some(rejected_dir.as_path());
-        let extracted =
-            attribution::extract(&ctx, &inputs, settings.threads, bar.clone(), quarantine)?;
-        let result = attribution::transform(&ctx, settings.engine).await;
+        let scratch = scratch_dir(dest)?;
+        let extracted = extract_for_job(
+            settings,
+            &ctx,
+            &inputs,
+            bar.clone(),
+            quarantine,
+            scratch.path(),
+        )
+        .await?;
+        let result = attribution::transform_with(
+            &ctx,
+            settings.engine,
+            &materialize(settings, scratch.path()),
+        )
+        .await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -338,7 +424,7 @@ pub async fn mart_job(
 ) -> Result<Vec<RecordBatch>> {
     let span = info_span!("job", name = %mart.name());
     async {
-        let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
+        let ctx = job_context(settings).await?;
         register_projection(&ctx, projection).await?;
         let batches = mart.transform(&ctx, settings.api).await?;
         let rows = write_batches(&batches, dest, mart.schema())?;

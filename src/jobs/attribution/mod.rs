@@ -159,27 +159,62 @@ pub async fn session_step(ctx: &SessionContext, engine: Engine) -> Result<&'stat
     })
 }
 
+/// Where the transform keeps its intermediate tables (each is computed once and read several
+/// times: by the next step and by the counts).
+#[derive(Debug, Clone, Default)]
+pub enum Materialize {
+    /// In memory (`DataFrame::cache`): fastest, but outside the memory pool's accounting.
+    #[default]
+    Memory,
+    /// As Parquet under this directory (absolute): bounded memory, and readable by the
+    /// executors of a cluster (where `cache` would recompute instead).
+    Parquet(std::path::PathBuf),
+}
+
+impl Materialize {
+    /// Computes `df` once and registers the result as table `name`.
+    pub async fn table(&self, ctx: &SessionContext, name: &str, df: DataFrame) -> Result<()> {
+        match self {
+            Materialize::Memory => replace_table(ctx, name, df.cache().await?.into_view()),
+            Materialize::Parquet(dir) => {
+                let path = dir.join(name);
+                std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                let schema = Arc::new(df.schema().as_arrow().clone());
+                df.write_parquet(
+                    &format!("{}/", path.display()),
+                    datafusion::dataframe::DataFrameWriteOptions::new(),
+                    None,
+                )
+                .await?;
+                crate::output::register_parquet_dir(ctx, name, &path, schema)
+            }
+        }
+    }
+}
+
+/// Computes the projection from the registered tables `events` and `purchases`, keeping the
+/// intermediates in memory.
+pub async fn transform(ctx: &SessionContext, engine: Engine) -> Result<Attribution> {
+    transform_with(ctx, engine, &Materialize::Memory).await
+}
+
 /// Computes the projection from the registered tables `events` and `purchases`.
 ///
-/// Each input table is scanned once: the purchase events and ranked purchases are cached in
-/// memory (they are a fraction of the clickstream) and everything else reads from them.
-pub async fn transform(ctx: &SessionContext, engine: Engine) -> Result<Attribution> {
+/// Each input table is scanned once: the purchase events and ranked purchases are materialized
+/// (they are a fraction of the clickstream) and everything else reads from them.
+pub async fn transform_with(
+    ctx: &SessionContext,
+    engine: Engine,
+    how: &Materialize,
+) -> Result<Attribution> {
     let purchase_events = ctx.sql(session_step(ctx, engine).await?).await?;
-    let (purchase_events, purchases_ranked) = futures::try_join!(purchase_events.cache(), async {
-        ctx.sql(PURCHASES_SQL).await?.cache().await
-    })?;
-    replace_table(
-        ctx,
-        intermediate::PURCHASE_EVENTS,
-        purchase_events.into_view(),
+    let purchases_ranked = ctx.sql(PURCHASES_SQL).await?;
+    futures::try_join!(
+        how.table(ctx, intermediate::PURCHASE_EVENTS, purchase_events),
+        how.table(ctx, intermediate::PURCHASES_RANKED, purchases_ranked),
     )?;
-    replace_table(
-        ctx,
-        intermediate::PURCHASES_RANKED,
-        purchases_ranked.into_view(),
-    )?;
-    let classified = ctx.sql(CLASSIFY_SQL).await?.cache().await?;
-    replace_table(ctx, intermediate::CLASSIFIED, classified.into_view())?;
+    let classified = ctx.sql(CLASSIFY_SQL).await?;
+    how.table(ctx, intermediate::CLASSIFIED, classified).await?;
     let outcomes = read_outcomes(&ctx.sql(COUNTS_SQL).await?.collect().await?)?;
     let projection = ctx.sql(PROJECTION_SQL).await?;
     Ok(Attribution {

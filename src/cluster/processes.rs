@@ -1,0 +1,155 @@
+//! The scheduler and executor processes of `marketing-analytics cluster …`.
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::start_server;
+use tracing::info;
+
+use super::{cluster_config, runtime_env, state_with_functions};
+use crate::error::{Error, Result};
+
+/// Settings of `cluster scheduler`.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Address to listen on, `HOST:PORT`.
+    pub bind: String,
+    /// Seconds without a heartbeat after which an executor is taken for dead and its tasks
+    /// are run again elsewhere.
+    pub executor_timeout_secs: u64,
+}
+
+/// Settings of `cluster executor`.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// The scheduler, `HOST:PORT`.
+    pub scheduler: String,
+    /// Address of this executor's Arrow Flight service (shuffle data), `HOST:PORT`.
+    pub bind: String,
+    /// Tasks run at once [default: every core].
+    pub concurrent_tasks: Option<usize>,
+    /// Shuffle files and spills [default: a fresh temporary directory].
+    pub work_dir: Option<PathBuf>,
+    /// Seconds between heartbeats to the scheduler.
+    pub heartbeat_secs: u64,
+    /// Cap on the executor's memory pool in bytes [default: Ballista's, 70 % of the host].
+    pub memory_limit: Option<usize>,
+}
+
+fn split_host_port(addr: &str, what: &str) -> Result<(String, u16)> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| Error::Config(format!("{what} {addr:?} is not HOST:PORT")))?;
+    Ok((host, port))
+}
+
+fn resolve_addr(addr: &str, what: &str) -> Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .map_err(|e| Error::Config(format!("{what} {addr:?}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::Config(format!("{what} {addr:?} resolves to no address")))
+}
+
+fn ballista(e: impl std::fmt::Display, what: &str) -> Error {
+    Error::Config(format!("{what}: {e}"))
+}
+
+/// Runs a scheduler until the process is stopped.
+pub async fn scheduler(opts: &SchedulerOptions) -> Result<()> {
+    let (host, port) = split_host_port(&opts.bind, "--bind")?;
+    let addr = resolve_addr(&opts.bind, "--bind")?;
+    let mut config = SchedulerConfig {
+        bind_host: addr.ip().to_string(),
+        external_host: host,
+        bind_port: port,
+        executor_timeout_seconds: opts.executor_timeout_secs,
+        expire_dead_executor_interval_seconds: (opts.executor_timeout_secs / 4).clamp(1, 15),
+        no_executors_grace_period_seconds: opts.executor_timeout_secs,
+        ..SchedulerConfig::default()
+    };
+    config = config
+        // Client settings arrive as key-value pairs and are applied to this configuration, so
+        // it must know the same extensions (Ballista's, S3).
+        .with_override_config_producer(Arc::new(|| cluster_config(1)))
+        .with_override_session_builder(Arc::new(|config| {
+            let runtime = runtime_env(&config, None)?;
+            state_with_functions(config, runtime)
+        }));
+    let cluster = BallistaCluster::new_from_config(&config)
+        .await
+        .map_err(|e| ballista(e, "starting the scheduler"))?;
+    info!(%addr, "scheduler listening; executors join with `marketing-analytics cluster executor --scheduler {}`", opts.bind);
+    start_server(cluster, addr, Arc::new(config))
+        .await
+        .map_err(|e| ballista(e, &format!("scheduler on {addr}")))
+}
+
+/// A port on `host` that was free a moment ago (for services the user did not name).
+fn free_port(host: &str) -> Result<u16> {
+    let listener = TcpListener::bind((host, 0))
+        .map_err(|e| Error::Config(format!("finding a free port on {host}: {e}")))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::Config(format!("finding a free port on {host}: {e}")))
+}
+
+/// Runs an executor until the process is stopped.
+pub async fn executor(opts: &ExecutorOptions) -> Result<()> {
+    let (scheduler_host, scheduler_port) = split_host_port(&opts.scheduler, "--scheduler")?;
+    let (host, port) = split_host_port(&opts.bind, "--bind")?;
+    let bind_ip = resolve_addr(&opts.bind, "--bind")?.ip().to_string();
+    // Kept until the executor stops: the default work dir lives as long as the process.
+    let _temp;
+    let work_dir = match &opts.work_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            dir.clone()
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("marketing-analytics-executor-")
+                .tempdir()
+                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            let dir = t.path().to_path_buf();
+            _temp = t;
+            dir
+        }
+    };
+    let work_dir = work_dir.to_string_lossy().into_owned();
+    let functions =
+        state_with_functions(cluster_config(1), runtime_env(&cluster_config(1), None)?)?;
+    let spill_dir = work_dir.clone();
+    let config = ExecutorProcessConfig {
+        bind_host: bind_ip.clone(),
+        external_host: Some(host),
+        port,
+        // Only used when the scheduler pushes tasks; any free port will do.
+        grpc_port: free_port(&bind_ip)?,
+        scheduler_host,
+        scheduler_port,
+        scheduler_connect_timeout_seconds: 60,
+        vcores: opts.concurrent_tasks.unwrap_or(0),
+        work_dir: Some(work_dir.clone()),
+        executor_heartbeat_interval_seconds: opts.heartbeat_secs,
+        memory_pool_size: opts.memory_limit.map(|b| b as u64),
+        print_thread_info: false,
+        override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&functions))),
+        override_config_producer: Some(Arc::new(|| cluster_config(1))),
+        override_runtime_producer: Some(Arc::new(move |config| {
+            runtime_env(config, Some(&spill_dir))
+        })),
+        ..ExecutorProcessConfig::default()
+    };
+    info!(bind = %opts.bind, scheduler = %opts.scheduler, work_dir, "executor starting");
+    start_executor_process(Arc::new(config))
+        .await
+        .map_err(|e| ballista(e, &format!("executor on {}", opts.bind)))
+}

@@ -1,0 +1,295 @@
+//! Cluster mode: a real Ballista scheduler and two executors, started as separate processes of
+//! our own binary on 127.0.0.1, run the whole pipeline; the outputs must equal the local run's.
+//! A fault test kills an executor mid-job: the run must then either finish with the same
+//! outputs or fail with a clear error, never leave wrong or partial outputs.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use marketing_analytics::generate::{generate, Generated, Options};
+use marketing_analytics::jobs::Engine;
+use marketing_analytics::pipeline::{layout, run_all, RunReport, Settings};
+
+/// Cluster tests start several processes each: run them one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The processes of a cluster; every one is killed when this is dropped, also on a panic.
+struct Cluster {
+    scheduler_port: u16,
+    processes: Vec<(String, Child)>,
+    logs: PathBuf,
+    executor_dirs: Vec<PathBuf>,
+}
+
+impl Cluster {
+    fn start(dir: &Path, executors: usize) -> Cluster {
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let scheduler_port = free_port();
+        let mut cluster = Cluster {
+            scheduler_port,
+            processes: Vec::new(),
+            logs,
+            executor_dirs: Vec::new(),
+        };
+        let scheduler = format!("127.0.0.1:{scheduler_port}");
+        cluster.spawn(
+            "scheduler",
+            &[
+                "cluster",
+                "scheduler",
+                "--bind",
+                &scheduler,
+                "--executor-timeout",
+                "8",
+            ],
+        );
+        wait_for(Duration::from_secs(60), "the scheduler to listen", || {
+            TcpStream::connect(&scheduler).is_ok()
+        });
+        for i in 0..executors {
+            let work = dir.join(format!("executor-{i}"));
+            let bind = format!("127.0.0.1:{}", free_port());
+            cluster.spawn(
+                &format!("executor-{i}"),
+                &[
+                    "cluster",
+                    "executor",
+                    "--scheduler",
+                    &scheduler,
+                    "--bind",
+                    &bind,
+                    "--concurrent-tasks",
+                    "2",
+                    "--heartbeat-interval",
+                    "1",
+                    "--work-dir",
+                    &work.display().to_string(),
+                ],
+            );
+            cluster.executor_dirs.push(work);
+            wait_for(Duration::from_secs(60), "an executor to listen", || {
+                TcpStream::connect(&bind).is_ok()
+            });
+        }
+        // Executors register with their first heartbeat.
+        std::thread::sleep(Duration::from_secs(3));
+        cluster
+    }
+
+    fn spawn(&mut self, name: &str, args: &[&str]) {
+        let log = std::fs::File::create(self.logs.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_marketing-analytics"))
+            .args(args)
+            .env("MARKETING_ANALYTICS_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.processes.push((name.to_string(), child));
+    }
+
+    fn url(&self) -> String {
+        format!("df://127.0.0.1:{}", self.scheduler_port)
+    }
+
+    fn kill(&mut self, name: &str) {
+        for (n, child) in &mut self.processes {
+            if n == name {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Every process still alive (a crashed process fails the test with its log).
+    fn assert_alive(&mut self) {
+        for (name, child) in &mut self.processes {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(self.logs.join(format!("{name}.log")))
+                    .unwrap_or_default();
+                panic!("{name} exited ({status}):\n{log}");
+            }
+        }
+    }
+
+    fn logs(&self) -> String {
+        let mut all = String::new();
+        for (name, _) in &self.processes {
+            let log =
+                std::fs::read_to_string(self.logs.join(format!("{name}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            all += &format!("--- {name} (last lines)\n");
+            for l in tail.into_iter().rev() {
+                all += l;
+                all.push('\n');
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.processes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// At least 500k events, messy.
+fn dataset(dir: &Path) -> Generated {
+    let g = generate(
+        &Options {
+            users: 35_000,
+            files: 3,
+            seed: 11,
+            ..Options::default()
+        },
+        &dir.join("data"),
+    )
+    .unwrap();
+    assert!(g.events >= 500_000, "only {} events", g.events);
+    g
+}
+
+async fn run(g: &Generated, out: &Path, engine: Engine, cluster: Option<String>) -> RunReport {
+    let settings = Settings {
+        engine,
+        threads: 2,
+        cluster,
+        ..Settings::default()
+    };
+    run_all(
+        &settings,
+        &g.clickstream_dir.display().to_string(),
+        &g.purchases_dir.display().to_string(),
+        out,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{engine:?} run into {out:?}: {e}"))
+}
+
+fn outputs(out: &Path) -> String {
+    let (p, c, ch) = common::read_outputs(out);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(layout::SUMMARY)).unwrap()).unwrap();
+    format!("{p}{c}{ch}{}", summary["counts"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_pipeline_on_two_executors_equals_local_run() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let g = dataset(dir.path());
+    let local = dir.path().join("local");
+    run(&g, &local, Engine::Sql, None).await;
+    let want = outputs(&local);
+    let mut cluster = Cluster::start(dir.path(), 2);
+    for engine in [Engine::Sql, Engine::Udaf] {
+        let out = dir.path().join(format!("cluster-{engine:?}"));
+        let report = tokio::time::timeout(
+            Duration::from_secs(900),
+            run(&g, &out, engine, Some(cluster.url())),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{engine:?} cluster run timed out\n{}", cluster.logs()));
+        cluster.assert_alive();
+        assert!(report.summary.counts.attributed_purchases > 0);
+        common::assert_same_text(
+            &format!("cluster {engine:?} vs local"),
+            &outputs(&out),
+            &want,
+        );
+    }
+    // Both executors did work: each wrote shuffle data for the jobs.
+    for work in &cluster.executor_dirs {
+        let used = std::fs::read_dir(work).map(|d| d.count()).unwrap_or(0);
+        assert!(
+            used > 0,
+            "executor with work dir {work:?} ran nothing\n{}",
+            cluster.logs()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_an_executor_mid_job_never_leaves_wrong_outputs() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let g = dataset(dir.path());
+    let local = dir.path().join("local");
+    run(&g, &local, Engine::Udaf, None).await;
+    let want = outputs(&local);
+    let mut cluster = Cluster::start(dir.path(), 2);
+    let out = dir.path().join("cluster");
+    let settings = Settings {
+        engine: Engine::Udaf,
+        threads: 2,
+        cluster: Some(cluster.url()),
+        ..Settings::default()
+    };
+    let (c, p, o) = (
+        g.clickstream_dir.display().to_string(),
+        g.purchases_dir.display().to_string(),
+        out.clone(),
+    );
+    let job = tokio::spawn(async move { run_all(&settings, &c, &p, &o).await });
+    // Kill executor 0 as soon as it has started on the job (its first shuffle files).
+    let victim = cluster.executor_dirs[0].clone();
+    let started = Instant::now();
+    while std::fs::read_dir(&victim).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "executor 0 never started\n{}",
+            cluster.logs()
+        );
+        assert!(
+            !job.is_finished(),
+            "the job ended before executor 0 started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.kill("executor-0");
+    let result = tokio::time::timeout(Duration::from_secs(900), job)
+        .await
+        .unwrap_or_else(|_| panic!("the job hung after an executor died\n{}", cluster.logs()))
+        .unwrap();
+    match result {
+        Ok(_) => {
+            common::assert_same_text("after losing an executor", &outputs(&out), &want);
+            eprintln!("the run completed correctly on the surviving executor");
+        }
+        Err(e) => {
+            let message = e.to_string();
+            assert!(!message.trim().is_empty());
+            assert!(
+                !out.exists(),
+                "a failed run left outputs in {out:?}: {message}"
+            );
+            eprintln!("the run failed cleanly after losing an executor: {message}");
+        }
+    }
+}
