@@ -39,6 +39,8 @@ pub struct Config {
     pub on_bad_rows: Option<crate::input::BadRows>,
     /// Ballista scheduler to run the queries on, `df://HOST:PORT`.
     pub cluster: Option<String>,
+    /// Where intermediate Parquet goes: a path or object-store URL (`s3://bucket/tmp`).
+    pub scratch: Option<String>,
 }
 
 impl Config {
@@ -47,7 +49,7 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         serde_yaml::from_str(&text).map_err(|e| {
             Error::Config(format!(
-                "{}: {e}. Keys: clickstream|input_clickstream, purchases|input_purchases, input, output, engine, api, threads, delimiter, memory_limit, on_bad_rows, cluster",
+                "{}: {e}. Keys: clickstream|input_clickstream, purchases|input_purchases, input, output, engine, api, threads, delimiter, memory_limit, on_bad_rows, cluster, scratch",
                 path.display()
             ))
         })

@@ -9,6 +9,8 @@ use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use ballista_core::object_store::{CustomObjectStoreRegistry, S3Options};
+
 use crate::error::Result;
 
 /// Threads to use when the user names none: every core.
@@ -24,9 +26,25 @@ pub fn default_threads() -> usize {
 /// the exports (`userId`, `eventTime`) without quoting each one.
 pub fn session_context(threads: usize) -> SessionContext {
     let config = session_config(threads);
-    let ctx = SessionContext::new_with_config(config);
+    let runtime = runtime_builder(&config)
+        .build_arc()
+        .unwrap_or_else(|_| Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default()));
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     register_functions(&ctx);
     ctx
+}
+
+/// The runtime every context starts from: its object stores serve local paths and `s3://`
+/// URLs (credentials and endpoint from the `AWS_*` environment variables, or `SET s3.…`).
+pub fn runtime_builder(config: &SessionConfig) -> RuntimeEnvBuilder {
+    let s3 = config
+        .options()
+        .extensions
+        .get::<S3Options>()
+        .cloned()
+        .unwrap_or_default();
+    RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(CustomObjectStoreRegistry::new(s3)))
 }
 
 /// A session context whose memory pool holds at most `memory_limit` bytes: sorts, joins and
@@ -38,7 +56,8 @@ pub fn session_context_with_limit(
     let Some(limit) = memory_limit else {
         return Ok(session_context(threads));
     };
-    let runtime = RuntimeEnvBuilder::new()
+    let config = session_config(threads);
+    let runtime = runtime_builder(&config)
         // Tracking names the largest consumers when the pool runs out, so the error says what
         // needed the memory.
         .with_memory_pool(Arc::new(TrackConsumersPool::new(
@@ -49,7 +68,7 @@ pub fn session_context_with_limit(
         // merging a few at a time (in several passes) keeps a sort's merge within the cap.
         .with_disk_manager_builder(DiskManagerBuilder::default().with_max_spill_merge_fan_in(4))
         .build_arc()?;
-    let mut config = session_config(threads);
+    let mut config = config;
     // Each sort sets memory aside to merge its spills; the default (10 MiB a sort) alone would
     // exhaust a small cap before anything spills. Scale it to the cap instead.
     let per_sort = (limit / (32 * threads.max(1))).clamp(64 << 10, 10 << 20);
@@ -68,7 +87,8 @@ pub fn register_functions(ctx: &SessionContext) {
 pub fn session_config(threads: usize) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_target_partitions(threads.max(1))
-        .with_batch_size(8192);
+        .with_batch_size(8192)
+        .with_option_extension(S3Options::default());
     config.options_mut().sql_parser.enable_ident_normalization = false;
     // Outputs promise Utf8 strings; reading Parquet back as Utf8View would change the types
     // of a mart's columns depending on where its input came from.

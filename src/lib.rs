@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod output;
 pub mod period;
 pub mod pipeline;
+pub mod scratch;
 pub mod summary;
 pub mod warehouse;
 

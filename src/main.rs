@@ -115,8 +115,9 @@ enum ClusterCommand {
 
 #[derive(Args, Debug, Clone)]
 struct SourceArgs {
-    /// Warehouse directory written by `convert` (reads only the needed date partitions).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["clickstream", "purchases"])]
+    /// Warehouse written by `convert` (reads only the needed date partitions): its directory,
+    /// or an object-store URL where a copy of it is (s3://bucket/warehouse).
+    #[arg(long, value_name = "DIR|URL", conflicts_with_all = ["clickstream", "purchases"])]
     warehouse: Option<PathBuf>,
     /// Raw clickstream exports instead of a warehouse.
     #[arg(long, value_name = "PATH", requires = "purchases")]
@@ -249,6 +250,11 @@ struct Common {
     /// `marketing-analytics cluster --help`) [default: in this process].
     #[arg(long, value_name = "URL")]
     cluster: Option<String>,
+    /// Where intermediate Parquet goes (decoded inputs and intermediate tables that executors
+    /// read): a path or an object-store URL such as s3://bucket/tmp that every executor reaches
+    /// [default: a hidden directory beside the output, removed afterwards].
+    #[arg(long, value_name = "URL")]
+    scratch: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -443,6 +449,7 @@ fn settings(
             .or_else(|| config.cluster.clone())
             .map(|u| marketing_analytics::cluster::parse_url(&u))
             .transpose()?,
+        scratch: common.scratch.clone().or_else(|| config.scratch.clone()),
         ..Settings::default()
     })
 }

@@ -100,15 +100,15 @@ pub async fn write_dataframe_file(df: DataFrame, path: &Path, schema: SchemaRef)
     Ok(rows)
 }
 
-/// Registers the Parquet files under `dir` (absolute; a directory written by this program) as
-/// table `name` with `schema`.
+/// Registers the Parquet files under `location` (an absolute directory path or object-store
+/// URL ending in `/`, written by this program) as table `name` with `schema`.
 pub fn register_parquet_dir(
     ctx: &SessionContext,
     name: &str,
-    dir: &Path,
+    location: &str,
     schema: SchemaRef,
 ) -> Result<()> {
-    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let url = ListingTableUrl::parse(location)?;
     // The session's Parquet options (strings as Utf8, not Utf8View), not the format's defaults.
     let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
     let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");

@@ -17,6 +17,7 @@ use crate::input::{resolve, schema, Ingest, TableKind};
 use crate::jobs::{attribution, tables, weekly};
 use crate::output::{write_batches, Staging};
 use crate::pipeline::{layout, Mart, Settings};
+use crate::scratch::Scratch;
 use crate::warehouse::{format_date, parse_date, register_table};
 
 /// Where a period's data comes from.
@@ -193,17 +194,20 @@ pub async fn period_context(
     source: &Source,
     period: &Period,
 ) -> Result<SessionContext> {
-    period_context_in(settings, source, period, None).await
+    let ctx = source_context(settings, source).await?;
+    period_projection(
+        &ctx,
+        settings,
+        source,
+        period,
+        &attribution::Materialize::Memory,
+    )
+    .await?;
+    Ok(ctx)
 }
 
-/// A context with the period's projection registered as `projection`; with `scratch`, the
-/// intermediates are kept there as the settings ask (see `pipeline::materialize`).
-pub async fn period_context_in(
-    settings: &Settings,
-    source: &Source,
-    period: &Period,
-    scratch: Option<&Path>,
-) -> Result<SessionContext> {
+/// The context a period job runs in (a cluster reads a warehouse only).
+async fn source_context(settings: &Settings, source: &Source) -> Result<SessionContext> {
     if settings.cluster.is_some() {
         if let Source::Raw { .. } = source {
             return Err(Error::Config(
@@ -213,19 +217,47 @@ pub async fn period_context_in(
             ));
         }
     }
-    let ctx = crate::pipeline::job_context(settings).await?;
-    register_period_inputs(&ctx, settings, source, period).await?;
-    let how = match scratch {
-        Some(dir) => crate::pipeline::materialize(settings, dir),
-        None => attribution::Materialize::Memory,
-    };
-    let result = attribution::transform_with(&ctx, settings.engine, &how)
+    crate::pipeline::job_context(settings).await
+}
+
+/// Registers the period's inputs and its projection (as table `projection`) on `ctx`.
+async fn period_projection(
+    ctx: &SessionContext,
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+    how: &attribution::Materialize,
+) -> Result<()> {
+    register_period_inputs(ctx, settings, source, period).await?;
+    let result = attribution::transform_with(ctx, settings.engine, how)
         .await
         .map_err(Error::unwrap_datafusion)?;
-    how.table(&ctx, tables::PROJECTION, result.projection)
+    how.table(ctx, tables::PROJECTION, result.projection)
         .await
-        .map_err(Error::unwrap_datafusion)?;
-    Ok(ctx)
+        .map_err(Error::unwrap_datafusion)
+}
+
+/// Runs `job` on a context with the period's projection, its intermediates kept as the
+/// settings ask (see `pipeline::materialize`) in a scratch location removed afterwards.
+async fn with_period_projection<T>(
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+    output: &Path,
+    job: impl AsyncFnOnce(&SessionContext) -> Result<T>,
+) -> Result<T> {
+    let ctx = source_context(settings, source).await?;
+    let scratch = Scratch::new(settings.scratch.as_deref(), output, &ctx)?;
+    let outcome = async {
+        let how = crate::pipeline::materialize(settings, &scratch);
+        period_projection(&ctx, settings, source, period, &how).await?;
+        job(&ctx).await
+    }
+    .await;
+    let removed = scratch.remove().await;
+    let value = outcome?;
+    removed?;
+    Ok(value)
 }
 
 /// Both marts for a period, written to `output/top_campaigns/` and `output/top_channels/`.
@@ -238,19 +270,20 @@ pub async fn period_job(
     let span = info_span!("job", name = %"period");
     async {
         info!(period = %period.describe(), lookback_days = period.lookback, ?source, "computing marts for a period");
-        let scratch = crate::pipeline::scratch_dir(output)?;
-        let ctx = period_context_in(settings, source, period, Some(scratch.path())).await?;
-        let staging = Staging::new(output)?;
-        let mut marts = Vec::new();
-        for mart in [Mart::TopCampaigns, Mart::TopChannels] {
-            let batches = mart.transform(&ctx, settings.api).await?;
-            write_batches(&batches, &staging.path().join(mart.name()), mart.schema())?;
-            marts.push(batches);
-        }
-        staging.commit()?;
-        let top_channels = marts.pop().unwrap_or_default();
-        let top_campaigns = marts.pop().unwrap_or_default();
-        Ok((top_campaigns, top_channels))
+        with_period_projection(settings, source, period, output, async |ctx| {
+            let staging = Staging::new(output)?;
+            let mut marts = Vec::new();
+            for mart in [Mart::TopCampaigns, Mart::TopChannels] {
+                let batches = mart.transform(ctx, settings.api).await?;
+                write_batches(&batches, &staging.path().join(mart.name()), mart.schema())?;
+                marts.push(batches);
+            }
+            staging.commit()?;
+            let top_channels = marts.pop().unwrap_or_default();
+            let top_campaigns = marts.pop().unwrap_or_default();
+            Ok((top_campaigns, top_channels))
+        })
+        .await
     }
     .instrument(span)
     .await
@@ -265,17 +298,18 @@ pub async fn weekly_job(
 ) -> Result<Vec<RecordBatch>> {
     let span = info_span!("job", name = %"weekly");
     async {
-        let scratch = crate::pipeline::scratch_dir(output)?;
-        let ctx = period_context_in(settings, source, period, Some(scratch.path())).await?;
-        let batches = weekly::transform(&ctx).await?.collect().await?;
-        let staging = Staging::new(output)?;
-        write_batches(
-            &batches,
-            &staging.path().join(layout::WEEKLY),
-            schema::WEEKLY.clone(),
-        )?;
-        staging.commit()?;
-        Ok(batches)
+        with_period_projection(settings, source, period, output, async |ctx| {
+            let batches = weekly::transform(ctx).await?.collect().await?;
+            let staging = Staging::new(output)?;
+            write_batches(
+                &batches,
+                &staging.path().join(layout::WEEKLY),
+                schema::WEEKLY.clone(),
+            )?;
+            staging.commit()?;
+            Ok(batches)
+        })
+        .await
     }
     .instrument(span)
     .await

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::input::{resolve, schema, BadRows};
 use crate::jobs::{attribution, tables, top_campaigns, top_channels, Api, Engine};
 use crate::output::{write_batches, write_dataframe_file, write_json_file, Staging, PART_FILE};
+use crate::scratch::Scratch;
 use crate::summary::{Counts, InputFiles, Summary};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::{cast, ident};
@@ -58,6 +59,9 @@ pub struct Settings {
     pub partition_by_date: bool,
     /// Run the queries on the Ballista cluster at this address (`df://HOST:PORT`).
     pub cluster: Option<String>,
+    /// Where intermediate Parquet goes (a path or object-store URL every executor reaches);
+    /// `None`: a hidden directory beside the output.
+    pub scratch: Option<String>,
 }
 
 impl Default for Settings {
@@ -73,6 +77,7 @@ impl Default for Settings {
             on_bad_rows: BadRows::default(),
             partition_by_date: false,
             cluster: None,
+            scratch: None,
         }
     }
 }
@@ -150,7 +155,7 @@ async fn extract_for_job(
     inputs: &attribution::Inputs,
     bar: Option<ProgressBar>,
     quarantine: Option<&Path>,
-    scratch: &Path,
+    scratch: &Scratch,
 ) -> Result<attribution::Extracted> {
     if settings.cluster.is_none() {
         return attribution::extract(ctx, inputs, settings.threads, bar, quarantine);
@@ -161,47 +166,32 @@ async fn extract_for_job(
         (tables::EVENTS, "clickstream", schema::EVENTS.clone()),
         (tables::PURCHASES, "purchases", schema::PURCHASES.clone()),
     ] {
-        let dir = scratch.join(kind);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let location = scratch.location(kind)?;
         local
             .table(table)
             .await?
             .write_parquet(
-                &format!("{}/", dir.display()),
+                &location,
                 datafusion::dataframe::DataFrameWriteOptions::new(),
                 None,
             )
             .await
             .map_err(|e| Error::from(e).unwrap_datafusion())?;
-        crate::output::register_parquet_dir(ctx, table, &dir, schema)?;
+        crate::output::register_parquet_dir(ctx, table, &location, schema)?;
     }
-    info!(dir = %scratch.display(), "inputs decoded for the cluster");
+    info!(scratch = scratch.base(), "inputs decoded for the cluster");
     Ok(extracted)
 }
 
 /// Where the attribution keeps its intermediates: in memory by default; as Parquet in
 /// `scratch` on a cluster (the executors read them there) or under a memory cap (so that
 /// they count against the disk, not against memory outside the pool).
-pub fn materialize(settings: &Settings, scratch: &Path) -> attribution::Materialize {
+pub fn materialize(settings: &Settings, scratch: &Scratch) -> attribution::Materialize {
     if settings.cluster.is_some() || settings.memory_limit.is_some() {
-        attribution::Materialize::Parquet(scratch.join("intermediate"))
+        attribution::Materialize::Parquet(format!("{}/intermediate", scratch.base()))
     } else {
         attribution::Materialize::Memory
     }
-}
-
-/// A scratch directory beside `dest` (so on the same storage), removed when dropped.
-pub fn scratch_dir(dest: &Path) -> Result<tempfile::TempDir> {
-    let parent = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let parent = parent.canonicalize().map_err(|e| Error::io(&parent, e))?;
-    tempfile::Builder::new()
-        .prefix(".ingest-")
-        .tempdir_in(&parent)
-        .map_err(|e| Error::io(&parent, e))
 }
 
 fn progress_bar(settings: &Settings, total: u64) -> Option<ProgressBar> {
@@ -254,72 +244,74 @@ pub async fn attribution_job(
         let ctx = job_context(settings).await?;
         let quarantine =
             (settings.on_bad_rows == BadRows::Quarantine).then_some(rejected_dir.as_path());
-        let scratch = scratch_dir(dest)?;
-        let extracted = extract_for_job(
-            settings,
-            &ctx,
-            &inputs,
-            bar.clone(),
-            quarantine,
-            scratch.path(),
-        )
-        .await?;
-        let result = attribution::transform_with(
-            &ctx,
-            settings.engine,
-            &materialize(settings, scratch.path()),
-        )
-        .await;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        let result = result.map_err(Error::unwrap_datafusion)?;
-        for rejects in [&extracted.clickstream.rejects, &extracted.purchases.rejects]
-            .into_iter()
-            .flatten()
-        {
-            rejects.finish()?;
-        }
-        let counts = Counts::new(
-            extracted.clickstream.stats.total(),
-            extracted.purchases.stats.total(),
-            &result.outcomes,
-        )?;
-        let input_files = InputFiles::new(&extracted.clickstream.stats, &extracted.purchases.stats);
-        let projection_rows = if settings.partition_by_date {
-            let df = result
-                .projection
-                .with_column("date", cast(ident("purchaseTime"), DataType::Date32))?
-                .sort(vec![
-                    ident("date").sort(true, false),
-                    ident("purchaseId").sort(true, false),
-                ])?;
-            crate::warehouse::write_partitioned(df, staging.path(), schema::PROJECTION.clone())
+        let scratch = Scratch::new(settings.scratch.as_deref(), dest, &ctx)?;
+        let outcome = async {
+            let extracted =
+                extract_for_job(settings, &ctx, &inputs, bar.clone(), quarantine, &scratch).await?;
+            let result = attribution::transform_with(
+                &ctx,
+                settings.engine,
+                &materialize(settings, &scratch),
+            )
+            .await;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let result = result.map_err(Error::unwrap_datafusion)?;
+            for rejects in [&extracted.clickstream.rejects, &extracted.purchases.rejects]
+                .into_iter()
+                .flatten()
+            {
+                rejects.finish()?;
+            }
+            let counts = Counts::new(
+                extracted.clickstream.stats.total(),
+                extracted.purchases.stats.total(),
+                &result.outcomes,
+            )?;
+            let input_files =
+                InputFiles::new(&extracted.clickstream.stats, &extracted.purchases.stats);
+            let projection_rows = if settings.partition_by_date {
+                let df = result
+                    .projection
+                    .with_column("date", cast(ident("purchaseTime"), DataType::Date32))?
+                    .sort(vec![
+                        ident("date").sort(true, false),
+                        ident("purchaseId").sort(true, false),
+                    ])?;
+                crate::warehouse::write_partitioned(df, staging.path(), schema::PROJECTION.clone())
+                    .await
+                    .map_err(Error::unwrap_datafusion)?
+                    .iter()
+                    .map(|(_, rows)| rows)
+                    .sum()
+            } else {
+                write_dataframe_file(
+                    result.projection,
+                    &staging.path().join(PART_FILE),
+                    schema::PROJECTION.clone(),
+                )
                 .await
                 .map_err(Error::unwrap_datafusion)?
-                .iter()
-                .map(|(_, rows)| rows)
-                .sum()
-        } else {
-            write_dataframe_file(
-                result.projection,
-                &staging.path().join(PART_FILE),
-                schema::PROJECTION.clone(),
-            )
-            .await
-            .map_err(Error::unwrap_datafusion)?
-        };
-        write_json_file(
-            &staging.path().join(layout::JOB_SUMMARY),
-            &Summary {
-                run_id: settings.run_id.clone(),
-                engine: settings.engine,
-                counts: counts.clone(),
-                input_files: input_files.clone(),
-                outputs: BTreeMap::new(),
-            },
-        )?;
-        staging.commit()?;
+            };
+            write_json_file(
+                &staging.path().join(layout::JOB_SUMMARY),
+                &Summary {
+                    run_id: settings.run_id.clone(),
+                    engine: settings.engine,
+                    counts: counts.clone(),
+                    input_files: input_files.clone(),
+                    outputs: BTreeMap::new(),
+                },
+            )?;
+            staging.commit()?;
+            Ok::<_, Error>((counts, input_files, projection_rows))
+        }
+        .await;
+        // The scratch data is removed whether the job succeeded or not.
+        let removed = scratch.remove().await;
+        let (counts, input_files, projection_rows) = outcome?;
+        removed?;
         info!(
             events = counts.events,
             purchase_rows = counts.purchase_rows,

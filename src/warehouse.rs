@@ -193,14 +193,7 @@ pub async fn write_partitioned(
     Ok(written)
 }
 
-/// Registers a warehouse table under `name`, with its `date` partition column.
-pub async fn register_table(
-    ctx: &SessionContext,
-    warehouse: &Path,
-    kind: TableKind,
-    name: &str,
-) -> Result<()> {
-    let dir = table_dir(warehouse, kind);
+fn local_table_url(dir: &Path, warehouse: &Path) -> Result<ListingTableUrl> {
     if !dir.is_dir() {
         return Err(Error::Config(format!(
             "{} is not a warehouse table: run `marketing-analytics convert --warehouse {}` first",
@@ -208,12 +201,28 @@ pub async fn register_table(
             warehouse.display()
         )));
     }
-    let url = ListingTableUrl::parse(format!(
+    Ok(ListingTableUrl::parse(format!(
         "{}/",
-        dir.canonicalize()
-            .map_err(|e| Error::io(&dir, e))?
-            .display()
-    ))?;
+        dir.canonicalize().map_err(|e| Error::io(dir, e))?.display()
+    ))?)
+}
+
+/// Registers a warehouse table under `name`, with its `date` partition column. The warehouse
+/// is a local directory or an object-store URL such as `s3://bucket/warehouse`.
+pub async fn register_table(
+    ctx: &SessionContext,
+    warehouse: &Path,
+    kind: TableKind,
+    name: &str,
+) -> Result<()> {
+    let dir = table_dir(warehouse, kind);
+    let location = dir.display().to_string();
+    let url = if crate::scratch::is_url(&location) {
+        // An object store (s3://…): checked when the table is first listed.
+        ListingTableUrl::parse(format!("{}/", location.trim_end_matches('/')))?
+    } else {
+        local_table_url(&dir, warehouse)?
+    };
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use marketing_analytics::generate::{generate, Generated, Options};
 use marketing_analytics::jobs::Engine;
+use marketing_analytics::period::{period_job, Period, Source};
 use marketing_analytics::pipeline::{layout, run_all, RunReport, Settings};
 
 /// Cluster tests start several processes each: run them one at a time.
@@ -31,10 +32,15 @@ struct Cluster {
     processes: Vec<(String, Child)>,
     logs: PathBuf,
     executor_dirs: Vec<PathBuf>,
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
     fn start(dir: &Path, executors: usize) -> Cluster {
+        Self::start_with_env(dir, executors, &[])
+    }
+
+    fn start_with_env(dir: &Path, executors: usize, env: &[(String, String)]) -> Cluster {
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs).unwrap();
         let scheduler_port = free_port();
@@ -43,6 +49,7 @@ impl Cluster {
             processes: Vec::new(),
             logs,
             executor_dirs: Vec::new(),
+            env: env.to_vec(),
         };
         let scheduler = format!("127.0.0.1:{scheduler_port}");
         cluster.spawn(
@@ -94,6 +101,7 @@ impl Cluster {
         let child = Command::new(env!("CARGO_BIN_EXE_marketing-analytics"))
             .args(args)
             .env("MARKETING_ANALYTICS_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -292,4 +300,227 @@ async fn killing_an_executor_mid_job_never_leaves_wrong_outputs() {
             eprintln!("the run failed cleanly after losing an executor: {message}");
         }
     }
+}
+
+/// A local S3 (moto's server), for the object-store test. CI installs it (see `.ci/run`); the
+/// binary is taken from `MOTO_SERVER` or the PATH.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start(dir: &Path) -> Option<Moto> {
+        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("moto.log")).ok()?;
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().ok()?)
+            .stderr(log)
+            .spawn()
+            .ok()?;
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        wait_for(Duration::from_secs(60), "moto_server to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Some(moto)
+    }
+
+    /// The `AWS_*` variables that point object_store at this server.
+    fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT", self.endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    fn create_bucket(&self, bucket: &str) {
+        use std::io::{Read, Write};
+        let host = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(host).unwrap();
+        write!(
+            stream,
+            "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "creating bucket {bucket}: {reply}"
+        );
+    }
+
+    fn store(&self, bucket: &str) -> object_store::aws::AmazonS3 {
+        let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(bucket);
+        for (k, v) in self.env() {
+            if let Ok(key) = k.to_ascii_lowercase().parse() {
+                builder = builder.with_config(key, v);
+            }
+        }
+        builder.build().unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Copies a local directory tree to `bucket` under `prefix`.
+async fn upload(store: &object_store::aws::AmazonS3, local: &Path, prefix: &str) {
+    use object_store::ObjectStoreExt;
+    for entry in walk(local) {
+        let rel = entry.strip_prefix(local).unwrap().display().to_string();
+        let key = object_store::path::Path::from(format!("{prefix}/{rel}"));
+        store
+            .put(&key, std::fs::read(&entry).unwrap().into())
+            .await
+            .unwrap();
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+async fn keys_under(store: &object_store::aws::AmazonS3, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    store
+        .list(Some(&object_store::path::Path::from(prefix)))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warehouse_and_scratch_on_s3_equal_local_files() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(moto) = Moto::start(dir.path()) else {
+        // CI sets this: there the test must run, not skip.
+        assert!(
+            std::env::var_os("MARKETING_ANALYTICS_REQUIRE_S3").is_none(),
+            "MARKETING_ANALYTICS_REQUIRE_S3 is set but moto_server does not start"
+        );
+        eprintln!(
+            "SKIPPED: no moto_server (pip install 'moto[server]', or set MOTO_SERVER); .ci/run installs it"
+        );
+        return;
+    };
+    moto.create_bucket("lake");
+    let store = moto.store("lake");
+    // object_store reads its S3 settings from the environment, in this process as in the
+    // cluster's; no other test here uses S3.
+    for (k, v) in moto.env() {
+        std::env::set_var(k, v);
+    }
+    let g = generate(
+        &Options {
+            users: 3_000,
+            files: 2,
+            days: 20,
+            seed: 5,
+            ..Options::default()
+        },
+        &dir.path().join("data"),
+    )
+    .unwrap();
+    let warehouse = dir.path().join("warehouse");
+    let settings = Settings {
+        threads: 2,
+        ..Settings::default()
+    };
+    marketing_analytics::warehouse::convert(
+        &settings,
+        &g.clickstream_dir.display().to_string(),
+        &g.purchases_dir.display().to_string(),
+        &warehouse,
+    )
+    .await
+    .unwrap();
+    upload(&store, &warehouse, "warehouse").await;
+
+    let cluster = Cluster::start_with_env(dir.path(), 2, &moto.env());
+    let period = Period::parse(Some("2020-09-01"), Some("2020-09-10"), None, 1).unwrap();
+    let local_out = dir.path().join("period-local");
+    period_job(
+        &settings,
+        &Source::Warehouse(warehouse),
+        &period,
+        &local_out,
+    )
+    .await
+    .unwrap();
+    let s3_out = dir.path().join("period-s3");
+    let on_cluster = Settings {
+        cluster: Some(cluster.url()),
+        scratch: Some("s3://lake/tmp".into()),
+        ..settings.clone()
+    };
+    period_job(
+        &on_cluster,
+        &Source::Warehouse(PathBuf::from("s3://lake/warehouse")),
+        &period,
+        &s3_out,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("period from s3 on the cluster: {e}\n{}", cluster.logs()));
+    for mart in [layout::TOP_CAMPAIGNS, layout::TOP_CHANNELS] {
+        let read = |d: &Path| {
+            marketing_analytics::output::read_parquet(&d.join(mart))
+                .map(|b| {
+                    datafusion::arrow::util::pretty::pretty_format_batches(&b)
+                        .unwrap()
+                        .to_string()
+                })
+                .unwrap()
+        };
+        let want = read(&local_out);
+        assert!(
+            want.lines().count() > 8,
+            "{mart} of the period is nearly empty:\n{want}"
+        );
+        common::assert_same_text(mart, &read(&s3_out), &want);
+    }
+
+    // The whole pipeline from raw exports, with the decoded inputs and intermediates on S3.
+    let local = dir.path().join("run-local");
+    run(&g, &local, Engine::Udaf, None).await;
+    let remote = dir.path().join("run-s3-scratch");
+    run_all(
+        &on_cluster,
+        &g.clickstream_dir.display().to_string(),
+        &g.purchases_dir.display().to_string(),
+        &remote,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("run with s3 scratch: {e}\n{}", cluster.logs()));
+    common::assert_same_text("run with s3 scratch", &outputs(&remote), &outputs(&local));
+    let left = keys_under(&store, "tmp").await;
+    assert!(left.is_empty(), "scratch data left on s3: {left:?}");
 }

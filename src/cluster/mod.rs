@@ -21,12 +21,11 @@ use std::sync::Arc;
 
 use ballista::prelude::SessionContextExt;
 use ballista_core::extension::SessionConfigExt;
-use ballista_core::object_store::{CustomObjectStoreRegistry, S3Options};
-use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::context::{register_functions, session_config};
+use crate::context::{register_functions, runtime_builder, session_config};
 use crate::error::{Error, Result};
 
 /// The scheme of a cluster address: `df://HOST:PORT`.
@@ -57,9 +56,7 @@ pub fn parse_url(url: &str) -> Result<String> {
 /// The session configuration on every side of a cluster: the jobs' own settings, Ballista's
 /// extension, and the S3 options the object store registry reads.
 pub fn cluster_config(threads: usize) -> SessionConfig {
-    let mut config = session_config(threads)
-        .with_option_extension(S3Options::default())
-        .upgrade_for_ballista();
+    let mut config = session_config(threads).upgrade_for_ballista();
     // Ballista's upgrade resets this one; the jobs' Parquet outputs promise Utf8 strings.
     config
         .options_mut()
@@ -74,14 +71,7 @@ pub fn runtime_env(
     config: &SessionConfig,
     work_dir: Option<&str>,
 ) -> datafusion::error::Result<Arc<RuntimeEnv>> {
-    let s3 = config
-        .options()
-        .extensions
-        .get::<S3Options>()
-        .cloned()
-        .unwrap_or_default();
-    let mut builder = RuntimeEnvBuilder::new()
-        .with_object_store_registry(Arc::new(CustomObjectStoreRegistry::new(s3)));
+    let mut builder = runtime_builder(config);
     if let Some(dir) = work_dir {
         builder = builder.with_temp_file_path(dir);
     }

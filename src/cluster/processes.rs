@@ -50,6 +50,19 @@ fn split_host_port(addr: &str, what: &str) -> Result<(String, u16)> {
     Ok((host, port))
 }
 
+/// The name other processes use to reach a service bound to `host`: the machine's host name
+/// when bound to every interface.
+fn advertised(host: &str) -> String {
+    if matches!(host, "0.0.0.0" | "::" | "[::]") {
+        if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            if !name.trim().is_empty() {
+                return name.trim().to_string();
+            }
+        }
+    }
+    host.to_string()
+}
+
 fn resolve_addr(addr: &str, what: &str) -> Result<SocketAddr> {
     addr.to_socket_addrs()
         .map_err(|e| Error::Config(format!("{what} {addr:?}: {e}")))?
@@ -67,7 +80,7 @@ pub async fn scheduler(opts: &SchedulerOptions) -> Result<()> {
     let addr = resolve_addr(&opts.bind, "--bind")?;
     let mut config = SchedulerConfig {
         bind_host: addr.ip().to_string(),
-        external_host: host,
+        external_host: advertised(&host),
         bind_port: port,
         executor_timeout_seconds: opts.executor_timeout_secs,
         expire_dead_executor_interval_seconds: (opts.executor_timeout_secs / 4).clamp(1, 15),
@@ -129,7 +142,7 @@ pub async fn executor(opts: &ExecutorOptions) -> Result<()> {
     let spill_dir = work_dir.clone();
     let config = ExecutorProcessConfig {
         bind_host: bind_ip.clone(),
-        external_host: Some(host),
+        external_host: Some(advertised(&host)),
         port,
         // Only used when the scheduler pushes tasks; any free port will do.
         grpc_port: free_port(&bind_ip)?,

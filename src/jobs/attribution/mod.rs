@@ -166,9 +166,9 @@ pub enum Materialize {
     /// In memory (`DataFrame::cache`): fastest, but outside the memory pool's accounting.
     #[default]
     Memory,
-    /// As Parquet under this directory (absolute): bounded memory, and readable by the
-    /// executors of a cluster (where `cache` would recompute instead).
-    Parquet(std::path::PathBuf),
+    /// As Parquet under this absolute path or object-store URL (see `crate::scratch`): bounded
+    /// memory, and readable by the executors of a cluster (where `cache` would recompute).
+    Parquet(String),
 }
 
 impl Materialize {
@@ -176,17 +176,19 @@ impl Materialize {
     pub async fn table(&self, ctx: &SessionContext, name: &str, df: DataFrame) -> Result<()> {
         match self {
             Materialize::Memory => replace_table(ctx, name, df.cache().await?.into_view()),
-            Materialize::Parquet(dir) => {
-                let path = dir.join(name);
-                std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            Materialize::Parquet(base) => {
+                let location = format!("{}/{name}/", base.trim_end_matches('/'));
+                if !crate::scratch::is_url(&location) {
+                    std::fs::create_dir_all(&location).map_err(|e| Error::io(&location, e))?;
+                }
                 let schema = Arc::new(df.schema().as_arrow().clone());
                 df.write_parquet(
-                    &format!("{}/", path.display()),
+                    &location,
                     datafusion::dataframe::DataFrameWriteOptions::new(),
                     None,
                 )
                 .await?;
-                crate::output::register_parquet_dir(ctx, name, &path, schema)
+                crate::output::register_parquet_dir(ctx, name, &location, schema)
             }
         }
     }
