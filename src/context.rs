@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::num::NonZeroUsize;
 
 use datafusion::execution::disk_manager::DiskManagerBuilder;
-use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -60,8 +60,11 @@ pub fn session_context_with_limit(
     let runtime = runtime_builder(&config)
         // Tracking names the largest consumers when the pool runs out, so the error says what
         // needed the memory.
+        // The fair pool gives each spilling operator (sorts, aggregations) an equal share of
+        // what the non-spilling ones leave, so one sort cannot take the memory another needs
+        // to merge; with the greedy pool, two threads under a tight cap failed now and then.
         .with_memory_pool(Arc::new(TrackConsumersPool::new(
-            GreedyMemoryPool::new(limit),
+            FairSpillPool::new(limit),
             NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN),
         )))
         // Merging many spill files at once holds a batch of each in memory that cannot spill;

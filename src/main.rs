@@ -833,6 +833,12 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if format!("{e:#}").contains("Resources exhausted") {
+                eprintln!(
+                    "hint: the job needed more memory than --memory-limit allows: raise the limit, \
+                     or lower --threads (each thread's sorts and aggregations need a share of it)"
+                );
+            }
             std::process::ExitCode::FAILURE
         }
     }

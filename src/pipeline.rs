@@ -167,16 +167,14 @@ async fn extract_for_job(
         (tables::PURCHASES, "purchases", schema::PURCHASES.clone()),
     ] {
         let location = scratch.location(kind)?;
-        local
-            .table(table)
-            .await?
-            .write_parquet(
-                &location,
-                datafusion::dataframe::DataFrameWriteOptions::new(),
-                None,
-            )
-            .await
-            .map_err(|e| Error::from(e).unwrap_datafusion())?;
+        attribution::write_parquet_stream(
+            &local,
+            local.table(table).await?,
+            &location,
+            schema.clone(),
+        )
+        .await
+        .map_err(Error::unwrap_datafusion)?;
         crate::output::register_parquet_dir(ctx, table, &location, schema)?;
     }
     info!(scratch = scratch.base(), "inputs decoded for the cluster");
@@ -187,8 +185,11 @@ async fn extract_for_job(
 /// `scratch` on a cluster (the executors read them there) or under a memory cap (so that
 /// they count against the disk, not against memory outside the pool).
 pub fn materialize(settings: &Settings, scratch: &Scratch) -> attribution::Materialize {
-    if settings.cluster.is_some() || settings.memory_limit.is_some() {
-        attribution::Materialize::Parquet(format!("{}/intermediate", scratch.base()))
+    let base = format!("{}/intermediate", scratch.base());
+    if settings.cluster.is_some() {
+        attribution::Materialize::DistributedParquet(base)
+    } else if settings.memory_limit.is_some() {
+        attribution::Materialize::Parquet(base)
     } else {
         attribution::Materialize::Memory
     }

@@ -166,32 +166,83 @@ pub enum Materialize {
     /// In memory (`DataFrame::cache`): fastest, but outside the memory pool's accounting.
     #[default]
     Memory,
-    /// As Parquet under this absolute path or object-store URL (see `crate::scratch`): bounded
-    /// memory, and readable by the executors of a cluster (where `cache` would recompute).
+    /// As Parquet under this absolute path or object-store URL (see `crate::scratch`), written
+    /// by this process as the rows stream out: memory stays bounded (one row group).
     Parquet(String),
+    /// As Parquet under this location, written by the executors of a cluster (where `cache`
+    /// would recompute instead) and read back by them.
+    DistributedParquet(String),
 }
 
 impl Materialize {
     /// Computes `df` once and registers the result as table `name`.
     pub async fn table(&self, ctx: &SessionContext, name: &str, df: DataFrame) -> Result<()> {
-        match self {
-            Materialize::Memory => replace_table(ctx, name, df.cache().await?.into_view()),
-            Materialize::Parquet(base) => {
-                let location = format!("{}/{name}/", base.trim_end_matches('/'));
-                if !crate::scratch::is_url(&location) {
-                    std::fs::create_dir_all(&location).map_err(|e| Error::io(&location, e))?;
-                }
-                let schema = Arc::new(df.schema().as_arrow().clone());
-                df.write_parquet(
-                    &location,
-                    datafusion::dataframe::DataFrameWriteOptions::new(),
-                    None,
-                )
-                .await?;
-                crate::output::register_parquet_dir(ctx, name, &location, schema)
+        let base = match self {
+            Materialize::Memory => {
+                return replace_table(ctx, name, df.cache().await?.into_view());
             }
+            Materialize::Parquet(base) | Materialize::DistributedParquet(base) => base,
+        };
+        let location = format!("{}/{name}/", base.trim_end_matches('/'));
+        if !crate::scratch::is_url(&location) {
+            std::fs::create_dir_all(&location).map_err(|e| Error::io(&location, e))?;
         }
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        if let Materialize::DistributedParquet(_) = self {
+            df.write_parquet(
+                &location,
+                datafusion::dataframe::DataFrameWriteOptions::new(),
+                Some(intermediate_parquet_options()),
+            )
+            .await?;
+        } else {
+            write_parquet_stream(ctx, df, &location, schema.clone()).await?;
+        }
+        crate::output::register_parquet_dir(ctx, name, &location, schema)
     }
+}
+
+/// Streams `df` into one Parquet file under `location`, with a writer outside the memory pool
+/// that holds at most one row group (DataFusion's own sink reserves its buffers from the pool
+/// without being able to spill them, which makes a tight cap fail).
+pub async fn write_parquet_stream(
+    ctx: &SessionContext,
+    df: DataFrame,
+    location: &str,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<()> {
+    use datafusion::datasource::listing::ListingTableUrl;
+    use datafusion::object_store::buffered::BufWriter;
+    use datafusion::parquet::arrow::async_writer::AsyncArrowWriter;
+    use futures::StreamExt;
+    let url = ListingTableUrl::parse(location)?;
+    let store = ctx.runtime_env().object_store(url.object_store())?;
+    let path = url.prefix().clone().join("part-00000.parquet");
+    let props = datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(INTERMEDIATE_ROW_GROUP))
+        .set_compression(datafusion::parquet::basic::Compression::LZ4_RAW)
+        .build();
+    let mut writer = AsyncArrowWriter::try_new(BufWriter::new(store, path), schema, Some(props))?;
+    let mut stream = df.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        writer.write(&batch?).await?;
+    }
+    writer.close().await?;
+    Ok(())
+}
+
+/// Rows per row group of intermediate Parquet.
+const INTERMEDIATE_ROW_GROUP: usize = 32 * 1024;
+
+/// Writer settings of intermediate Parquet: small row groups, because a writer holds its row
+/// group in memory (inside the memory pool) until it is full; fast compression; one writer
+/// thread per file.
+fn intermediate_parquet_options() -> datafusion::config::TableParquetOptions {
+    let mut options = datafusion::config::TableParquetOptions::default();
+    options.global.max_row_group_size = INTERMEDIATE_ROW_GROUP;
+    options.global.compression = Some("lz4_raw".into());
+    options.global.allow_single_file_parallelism = false;
+    options
 }
 
 /// Computes the projection from the registered tables `events` and `purchases`, keeping the
