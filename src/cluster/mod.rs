@@ -56,14 +56,7 @@ pub fn parse_url(url: &str) -> Result<String> {
 /// The session configuration on every side of a cluster: the jobs' own settings, Ballista's
 /// extension, and the S3 options the object store registry reads.
 pub fn cluster_config(threads: usize) -> SessionConfig {
-    let mut config = session_config(threads).upgrade_for_ballista();
-    // Ballista's upgrade resets this one; the jobs' Parquet outputs promise Utf8 strings.
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
-    config
+    session_config(threads).upgrade_for_ballista()
 }
 
 /// A runtime whose object store registry serves local paths and `s3://` URLs.

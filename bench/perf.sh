@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Whole-pipeline benchmark against the peers (figures, not a test).
+#
+#   bench/perf.sh [MILLIONS ...]        # default: 5 50
+#
+# For each size: generates (once, cached under bench/data/) a messy dataset of about MILLIONS
+# million clickstream rows with our generator; measures the decompression floor (two zcat in
+# parallel, one per half of the files), `run` with both engines, and the DuckDB and Polars peers
+# of ../shared/bench/peers/ (in a venv this script makes, bench/.venv) on the same files; prints
+# wall time, CPU time and peak RSS with the ratios of the performance issue, and writes the
+# table to docs/performance.md (between the BEGIN/END markers).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+sizes=("$@")
+[[ ${#sizes[@]} -gt 0 ]] || sizes=(5 50)
+peers=../shared/bench/peers
+cargo build --release --quiet
+bin=$PWD/target/release/marketing-analytics
+if [[ ! -x bench/.venv/bin/python ]]; then
+  python3 -m venv bench/.venv
+  bench/.venv/bin/pip install --quiet duckdb polars
+fi
+py=bench/.venv/bin/python
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# measure NAME -- COMMAND...: sets wall, cpu, rss (MiB) of COMMAND and its children.
+measure() {
+  local name=$1; shift; shift
+  if ! /usr/bin/time -f "%e %U %S %M" -o "$out/time" "$@" > "$out/$name.out" 2> "$out/$name.err"; then
+    echo "$name failed: $(tail -3 "$out/$name.err")" >&2
+    wall=NaN cpu=NaN rss=NaN
+    return 0
+  fi
+  read -r wall user sys rss_kb < <(tail -1 "$out/time")
+  cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.1f", u + s }')
+  rss=$((rss_kb / 1024))
+}
+
+table="$out/table.md"
+{
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%Y-%m-%d); one run each."
+  echo
+  echo "| events | step | wall s | CPU s | peak RSS MiB | wall / DuckDB | wall / floor |"
+  echo "|---|---|---|---|---|---|---|"
+} > "$table"
+
+for m in "${sizes[@]}"; do
+  data="bench/data/events-${m}M"
+  if [[ ! -f "$data/.complete" ]]; then
+    rm -rf "$data"
+    "$bin" generate --users "$((m * 68000))" --days 130 --files 8 --seed 1 --no-truth --out "$data"
+    touch "$data/.complete"
+  fi
+  clicks="$data/mobile_app_clickstream"
+  purchases="$data/user_purchases"
+  rows=$(zcat "$clicks"/*.gz | wc -l)
+  echo "dataset $data: $((rows - 8)) clickstream rows, $(du -sh "$clicks" | cut -f1) gzip" >&2
+  files=("$clicks"/*.gz "$purchases"/*.gz)
+  half=$(( ${#files[@]} / 2 ))
+  measure floor -- bash -c "zcat ${files[*]:0:$half} > /dev/null & zcat ${files[*]:$half} > /dev/null; wait"
+  declare -A walls=()
+  rows_out=()
+  for step in floor duckdb polars sql udaf; do
+    case $step in
+      floor) : ;;
+      duckdb) measure duckdb -- "$py" "$peers/duckdb_pipeline.py" "$clicks" "$purchases" "$out/duckdb" ;;
+      polars) measure polars -- "$py" "$peers/polars_pipeline.py" "$clicks" "$purchases" "$out/polars" ;;
+      sql|udaf) measure "$step" -- "$bin" -q run --engine "$step" --clickstream "$clicks" \
+                  --purchases "$purchases" --output "$out/run-$step" ;;
+    esac
+    walls[$step]=$wall
+    rows_out+=("$step $wall $cpu $rss")
+  done
+  for r in "${rows_out[@]}"; do
+    read -r step w c s <<< "$r"
+    awk -v m="$m" -v st="$step" -v w="$w" -v c="$c" -v s="$s" -v d="${walls[duckdb]}" -v f="${walls[floor]}" \
+      'BEGIN { printf "| %sM | %s | %s | %s | %s | %.2f | %.2f |\n", m, st, w, c, s, w / d, w / f }' >> "$table"
+  done
+done
+cat "$table"
+doc=docs/performance.md
+if [[ -f $doc ]] && grep -q "BEGIN bench/perf.sh" "$doc"; then
+  awk -v t="$table" '
+    /BEGIN bench\/perf.sh/ { print; while ((getline l < t) > 0) print l; skip = 1; next }
+    /END bench\/perf.sh/ { skip = 0 }
+    !skip' "$doc" > "$out/doc" && cp "$out/doc" "$doc"
+fi
