@@ -14,7 +14,7 @@ for engine in sql udaf; do
       --output "$out/run" --engine "$engine" --api "$api"
   done
 done
-for capped in sql:512M udaf:2G; do
+for capped in sql:512M udaf:512M; do
   measure "${capped%:*}" sql "${capped#*:}" -- "$bin" -q run --clickstream "$clicks" --purchases "$purchases" \
     --output "$out/run" --engine "${capped%:*}" --memory-limit "${capped#*:}"
 done

@@ -65,7 +65,7 @@ pub async fn explain(
 ) -> Result<Explained> {
     let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
     let range = period.copied().unwrap_or_else(Period::all);
-    register_period_inputs(&ctx, settings, source, &range).await?;
+    register_period_inputs(&ctx, settings, source, &range, None).await?;
     if job != ExplainJob::Attribution {
         let projection = attribution::transform(&ctx, settings.engine)
             .await

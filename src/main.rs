@@ -134,6 +134,10 @@ struct SourceArgs {
     /// How to express the marts.
     #[arg(long, value_enum)]
     api: Option<Api>,
+    /// What to do with a bad row of raw exports [default: fail]; quarantined rows go to
+    /// OUTPUT/_rejected/.
+    #[arg(long, value_enum, value_name = "MODE")]
+    on_bad_rows: Option<BadRows>,
 }
 
 impl SourceArgs {
@@ -154,7 +158,7 @@ impl SourceArgs {
             purchases: self.purchases.clone(),
             delimiter: self.delimiter.clone(),
             engine: self.engine,
-            on_bad_rows: None,
+            on_bad_rows: self.on_bad_rows,
         }
     }
 }

@@ -7,13 +7,14 @@
 //! read (Hive partition pruning), and row-group statistics skip the rest.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::{col, ident, lit, SessionContext};
 use tracing::{info, info_span, Instrument};
 
 use crate::error::{Error, Result};
-use crate::input::{resolve, schema, Ingest, TableKind};
+use crate::input::{resolve, schema, BadRows, Ingest, RejectSink, TableKind};
 use crate::jobs::{attribution, tables, weekly};
 use crate::output::{write_batches, Staging};
 use crate::pipeline::{layout, Mart, Settings};
@@ -115,13 +116,17 @@ impl Period {
 const RAW_EVENTS: &str = "raw_events";
 const RAW_PURCHASES: &str = "raw_purchases";
 
-/// Registers `events` and `purchases` limited to what the period needs.
+/// Registers `events` and `purchases` limited to what the period needs. From raw exports with
+/// `quarantine`, bad rows go to `DIR/clickstream.csv` and `DIR/purchases.csv` instead of failing
+/// the job; the sinks returned must be finished once the inputs have been read.
 pub async fn register_period_inputs(
     ctx: &SessionContext,
     settings: &Settings,
     source: &Source,
     period: &Period,
-) -> Result<()> {
+    quarantine: Option<&Path>,
+) -> Result<Vec<Arc<RejectSink>>> {
+    let mut sinks = Vec::new();
     let (events, purchases) = match source {
         Source::Warehouse(w) => {
             register_table(ctx, w, TableKind::Clickstream, RAW_EVENTS).await?;
@@ -144,14 +149,23 @@ pub async fn register_period_inputs(
             clickstream,
             purchases,
         } => {
-            let click = Ingest::new(
+            let mut click = Ingest::new(
                 TableKind::Clickstream,
                 resolve(clickstream, "clickstream", settings.delimiter)?,
             );
-            let purch = Ingest::new(
+            let mut purch = Ingest::new(
                 TableKind::Purchases,
                 resolve(purchases, "purchases", settings.delimiter)?,
             );
+            if let Some(dir) = quarantine {
+                for ingest in [&mut click, &mut purch] {
+                    let sink = Arc::new(RejectSink::new(
+                        dir.join(format!("{}.csv", ingest.kind.name())),
+                    ));
+                    sinks.push(sink.clone());
+                    ingest.rejects = Some(sink);
+                }
+            }
             attribution::replace_table(ctx, RAW_EVENTS, click.table(settings.threads)?)?;
             attribution::replace_table(ctx, RAW_PURCHASES, purch.table(settings.threads)?)?;
             let time = |name: &str, from: i32, to: i32| {
@@ -184,7 +198,7 @@ pub async fn register_period_inputs(
     let purchases = purchases.select(names(&schema::PURCHASES))?;
     attribution::replace_table(ctx, tables::EVENTS, events.into_view())?;
     attribution::replace_table(ctx, tables::PURCHASES, purchases.into_view())?;
-    Ok(())
+    Ok(sinks)
 }
 
 /// A context with the period's projection registered as `projection`, its intermediates in
@@ -201,6 +215,7 @@ pub async fn period_context(
         source,
         period,
         &attribution::Materialize::Memory,
+        None,
     )
     .await?;
     Ok(ctx)
@@ -227,36 +242,48 @@ async fn period_projection(
     source: &Source,
     period: &Period,
     how: &attribution::Materialize,
-) -> Result<()> {
-    register_period_inputs(ctx, settings, source, period).await?;
+    quarantine: Option<&Path>,
+) -> Result<Vec<Arc<RejectSink>>> {
+    let sinks = register_period_inputs(ctx, settings, source, period, quarantine).await?;
     let result = attribution::transform_with(ctx, settings.engine, how)
         .await
         .map_err(Error::unwrap_datafusion)?;
     how.table(ctx, tables::PROJECTION, result.projection)
         .await
-        .map_err(Error::unwrap_datafusion)
+        .map_err(Error::unwrap_datafusion)?;
+    Ok(sinks)
 }
 
 /// Runs `job` on a context with the period's projection, its intermediates kept as the
-/// settings ask (see `pipeline::materialize`) in a scratch location removed afterwards.
+/// settings ask (see `pipeline::materialize`) in a scratch location removed afterwards. The
+/// job writes into the staging directory of `output`, committed when everything succeeded
+/// (with `_rejected/` when bad rows of raw exports were quarantined).
 async fn with_period_projection<T>(
     settings: &Settings,
     source: &Source,
     period: &Period,
     output: &Path,
-    job: impl AsyncFnOnce(&SessionContext) -> Result<T>,
+    job: impl AsyncFnOnce(&SessionContext, &Staging) -> Result<T>,
 ) -> Result<T> {
     let ctx = source_context(settings, source).await?;
     let scratch = Scratch::new(settings.scratch.as_deref(), output, &ctx)?;
+    let staging = Staging::new(output)?;
+    let quarantine = (settings.on_bad_rows == BadRows::Quarantine)
+        .then(|| staging.path().join(layout::REJECTED));
     let outcome = async {
         let how = crate::pipeline::materialize(settings, &scratch);
-        period_projection(&ctx, settings, source, period, &how).await?;
-        job(&ctx).await
+        let sinks =
+            period_projection(&ctx, settings, source, period, &how, quarantine.as_deref()).await?;
+        for sink in sinks {
+            sink.finish()?;
+        }
+        job(&ctx, &staging).await
     }
     .await;
     let removed = scratch.remove().await;
     let value = outcome?;
     removed?;
+    staging.commit()?;
     Ok(value)
 }
 
@@ -270,15 +297,13 @@ pub async fn period_job(
     let span = info_span!("job", name = %"period");
     async {
         info!(period = %period.describe(), lookback_days = period.lookback, ?source, "computing marts for a period");
-        with_period_projection(settings, source, period, output, async |ctx| {
-            let staging = Staging::new(output)?;
+        with_period_projection(settings, source, period, output, async |ctx, staging| {
             let mut marts = Vec::new();
             for mart in [Mart::TopCampaigns, Mart::TopChannels] {
                 let batches = mart.transform(ctx, settings.api).await?;
                 write_batches(&batches, &staging.path().join(mart.name()), mart.schema())?;
                 marts.push(batches);
             }
-            staging.commit()?;
             let top_channels = marts.pop().unwrap_or_default();
             let top_campaigns = marts.pop().unwrap_or_default();
             Ok((top_campaigns, top_channels))
@@ -298,15 +323,13 @@ pub async fn weekly_job(
 ) -> Result<Vec<RecordBatch>> {
     let span = info_span!("job", name = %"weekly");
     async {
-        with_period_projection(settings, source, period, output, async |ctx| {
+        with_period_projection(settings, source, period, output, async |ctx, staging| {
             let batches = weekly::transform(ctx).await?.collect().await?;
-            let staging = Staging::new(output)?;
             write_batches(
                 &batches,
                 &staging.path().join(layout::WEEKLY),
                 schema::WEEKLY.clone(),
             )?;
-            staging.commit()?;
             Ok(batches)
         })
         .await

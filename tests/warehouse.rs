@@ -185,6 +185,7 @@ async fn only_the_needed_partitions_are_read() {
         &settings(),
         &Source::Warehouse(warehouse.clone()),
         &day,
+        None,
     )
     .await
     .unwrap();
@@ -203,6 +204,7 @@ async fn only_the_needed_partitions_are_read() {
         &settings(),
         &Source::Warehouse(warehouse),
         &month,
+        None,
     )
     .await
     .unwrap();
@@ -369,4 +371,72 @@ async fn projection_partitioned_by_date_holds_the_same_rows_and_feeds_the_marts(
     let (campaigns, channels) = canonical_marts(&parted);
     common::assert_same_text("top campaigns", &campaigns, &flat_campaigns);
     common::assert_same_text("top channels", &channels, &flat_channels);
+}
+
+#[tokio::test]
+async fn a_period_from_raw_exports_quarantines_bad_rows_or_fails_on_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(
+        &Options {
+            users: 800,
+            files: 2,
+            seed: 8,
+            days: 20,
+            ..Options::default()
+        },
+        &dir.path().join("data"),
+    )
+    .unwrap();
+    let period = Period::parse(Some("2020-09-01"), Some("2020-09-05"), None, 1).unwrap();
+    let raw = |c: &Path| Source::Raw {
+        clickstream: c.display().to_string(),
+        purchases: g.purchases_dir.display().to_string(),
+    };
+    let clean = dir.path().join("clean");
+    period_job(&settings(), &raw(&g.clickstream_dir), &period, &clean)
+        .await
+        .unwrap();
+    // The same exports plus one file with a bad row.
+    let dirty = dir.path().join("dirty-clickstream");
+    std::fs::create_dir(&dirty).unwrap();
+    for f in std::fs::read_dir(&g.clickstream_dir).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dirty.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        dirty.join("late.csv"),
+        "userId,eventId,eventType,eventTime,attributes\nu1,zz1,app_open,2020-09-02 25:61:00,\n",
+    )
+    .unwrap();
+
+    let err = period_job(
+        &settings(),
+        &raw(&dirty),
+        &period,
+        &dir.path().join("failed"),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("late.csv:2"), "{err}");
+    assert!(!dir.path().join("failed").exists());
+
+    let quarantined = dir.path().join("quarantined");
+    let settings = Settings {
+        on_bad_rows: marketing_analytics::input::BadRows::Quarantine,
+        ..settings()
+    };
+    period_job(&settings, &raw(&dirty), &period, &quarantined)
+        .await
+        .unwrap();
+    let rejected =
+        std::fs::read_to_string(quarantined.join("_rejected").join("clickstream.csv")).unwrap();
+    assert!(
+        rejected.contains("late.csv,2,") && rejected.contains("2020-09-02 25:61:00"),
+        "{rejected}"
+    );
+    for mart in [Mart::TopCampaigns, Mart::TopChannels] {
+        let read = |d: &Path| read_parquet(&d.join(mart.name())).unwrap();
+        assert_eq!(read(&quarantined), read(&clean), "{}", mart.name());
+    }
 }
