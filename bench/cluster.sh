@@ -32,7 +32,7 @@ echo "|---|---|---|---|---|---|"
 for engine in sql udaf; do
   row=$(measure local "$engine" -- "$bin" -q run --clickstream "$clicks" --purchases "$purchases" \
     --output "$out/run" --engine "$engine")
-  echo "$row | |"
+  echo "$row |"
 done
 for engine in sql udaf; do
   row=$(measure "2 executors" "$engine" -- "$bin" -q run --clickstream "$clicks" --purchases "$purchases" \

@@ -30,7 +30,7 @@ measure() {
       'BEGIN { gsub(/\|/, " | ", l); printf "| %s | fails: %s | | |\n", l, e }'
     return 0
   fi
-  read -r wall user sys rss < <(tail -1 "$out/time")
+  IFS=" " read -r wall user sys rss < <(tail -1 "$out/time")
   awk -v l="${labels[*]}" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" \
     'BEGIN { gsub(/\|/, " | ", l); printf "| %s | %s | %.1f | %d |\n", l, w, u + s, r / 1024 }'
 }
