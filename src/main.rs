@@ -17,6 +17,10 @@ use marketing_analytics::pipeline::{self, layout, Mart, Settings};
 use marketing_analytics::{period, warehouse};
 use tracing::{info, Instrument};
 
+// See Cargo.toml: the allocator matters for this workload.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Purchases attribution and marketing marts from a mobile app's clickstream.
 ///
 /// Reads clickstream exports (userId, eventId, eventType, eventTime, attributes) and purchases
