@@ -5,14 +5,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 millions=${1:-10}
 cargo build --release --quiet
 bin=target/release/marketing-analytics
-data="bench/data/events-${millions}M"
-if [[ ! -f "$data/.complete" ]]; then
-  rm -rf "$data"
-  "$bin" generate --users "$((millions * 68000))" --days 130 --files 8 --seed 1 --no-truth --out "$data"
-  touch "$data/.complete"
-fi
-clicks="$data/mobile_app_clickstream"
-purchases="$data/user_purchases"
+source bench/dataset.sh
+dataset "$millions"
 rows=$(zcat "$clicks"/*.gz | wc -l)
 echo "dataset: $data, $((rows - 8)) clickstream rows, $(du -sh "$clicks" | cut -f1) gzip CSV; machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
 echo

@@ -16,6 +16,7 @@ sizes=("$@")
 peers=../shared/bench/peers
 cargo build --release --quiet
 bin=$PWD/target/release/marketing-analytics
+source bench/dataset.sh
 if [[ ! -x bench/.venv/bin/python ]]; then
   python3 -m venv bench/.venv
   bench/.venv/bin/pip install --quiet duckdb polars
@@ -51,14 +52,7 @@ table="$out/table.md"
 } > "$table"
 
 for m in "${sizes[@]}"; do
-  data="bench/data/events-${m}M"
-  if [[ ! -f "$data/.complete" ]]; then
-    rm -rf "$data"
-    "$bin" generate --users "$((m * 68000))" --days 130 --files 8 --seed 1 --no-truth --out "$data"
-    touch "$data/.complete"
-  fi
-  clicks="$data/mobile_app_clickstream"
-  purchases="$data/user_purchases"
+  dataset "$m"
   rows=$(zcat "$clicks"/*.gz | wc -l)
   echo "dataset $data: $((rows - 8)) clickstream rows, $(du -sh "$clicks" | cut -f1) gzip" >&2
   files=("$clicks"/*.gz "$purchases"/*.gz)
