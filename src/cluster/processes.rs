@@ -114,6 +114,16 @@ fn free_port(host: &str) -> Result<u16> {
         .map_err(|e| Error::Config(format!("finding a free port on {host}: {e}")))
 }
 
+/// Every function a job may call, for the executors: DataFusion's built-in functions (with the
+/// array functions Ballista's default registry lacks) and the project's own.
+pub fn function_registry() -> Result<BallistaFunctionRegistry> {
+    let config = cluster_config(1);
+    let runtime = runtime_env(&config, None)?;
+    Ok(BallistaFunctionRegistry::from(&state_with_functions(
+        config, runtime,
+    )?))
+}
+
 /// Runs an executor until the process is stopped.
 pub async fn executor(opts: &ExecutorOptions) -> Result<()> {
     let (scheduler_host, scheduler_port) = split_host_port(&opts.scheduler, "--scheduler")?;
@@ -137,8 +147,6 @@ pub async fn executor(opts: &ExecutorOptions) -> Result<()> {
         }
     };
     let work_dir = work_dir.to_string_lossy().into_owned();
-    let functions =
-        state_with_functions(cluster_config(1), runtime_env(&cluster_config(1), None)?)?;
     let spill_dir = work_dir.clone();
     let config = ExecutorProcessConfig {
         bind_host: bind_ip.clone(),
@@ -154,7 +162,7 @@ pub async fn executor(opts: &ExecutorOptions) -> Result<()> {
         executor_heartbeat_interval_seconds: opts.heartbeat_secs,
         memory_pool_size: opts.memory_limit.map(|b| b as u64),
         print_thread_info: false,
-        override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&functions))),
+        override_function_registry: Some(Arc::new(function_registry()?)),
         override_config_producer: Some(Arc::new(|| cluster_config(1))),
         override_runtime_producer: Some(Arc::new(move |config| {
             runtime_env(config, Some(&spill_dir))
@@ -165,4 +173,20 @@ pub async fn executor(opts: &ExecutorOptions) -> Result<()> {
     start_executor_process(Arc::new(config))
         .await
         .map_err(|e| ballista(e, &format!("executor on {}", opts.bind)))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::execution::FunctionRegistry;
+
+    #[test]
+    fn executors_know_the_project_functions_and_the_array_functions() {
+        let registry = super::function_registry().unwrap();
+        assert!(registry.udaf("sessionize").is_ok());
+        for f in ["make_array", "array_length", "named_struct", "date_trunc"] {
+            assert!(registry.udf(f).is_ok(), "{f} missing");
+        }
+        assert!(registry.udaf("first_value").is_ok());
+        assert!(registry.udwf("row_number").is_ok());
+    }
 }
