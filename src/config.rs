@@ -101,4 +101,20 @@ mod tests {
         assert!(serde_yaml::from_str::<Config>("clikstream: a\n").is_err());
         assert!(parse_delimiter(";;").is_err());
     }
+
+    #[test]
+    fn the_example_configs_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+        assert!(n >= 4, "only {n} example configs in {dir:?}");
+        let with_cluster: Config =
+            serde_yaml::from_str("cluster: df://h:1\nscratch: s3://b/tmp\n").unwrap();
+        assert_eq!(with_cluster.cluster.as_deref(), Some("df://h:1"));
+        assert_eq!(with_cluster.scratch.as_deref(), Some("s3://b/tmp"));
+    }
 }
