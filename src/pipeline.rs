@@ -167,7 +167,7 @@ async fn extract_for_job(
         (tables::PURCHASES, "purchases", schema::PURCHASES.clone()),
     ] {
         let location = scratch.location(kind)?;
-        attribution::write_parquet_stream(
+        crate::output::write_parquet_stream(
             &local,
             local.table(table).await?,
             &location,

@@ -192,57 +192,14 @@ impl Materialize {
             df.write_parquet(
                 &location,
                 datafusion::dataframe::DataFrameWriteOptions::new(),
-                Some(intermediate_parquet_options()),
+                Some(crate::output::intermediate_parquet_options()),
             )
             .await?;
         } else {
-            write_parquet_stream(ctx, df, &location, schema.clone()).await?;
+            crate::output::write_parquet_stream(ctx, df, &location, schema.clone()).await?;
         }
         crate::output::register_parquet_dir(ctx, name, &location, schema)
     }
-}
-
-/// Streams `df` into one Parquet file under `location`, with a writer outside the memory pool
-/// that holds at most one row group (DataFusion's own sink reserves its buffers from the pool
-/// without being able to spill them, which makes a tight cap fail).
-pub async fn write_parquet_stream(
-    ctx: &SessionContext,
-    df: DataFrame,
-    location: &str,
-    schema: datafusion::arrow::datatypes::SchemaRef,
-) -> Result<()> {
-    use datafusion::datasource::listing::ListingTableUrl;
-    use datafusion::object_store::buffered::BufWriter;
-    use datafusion::parquet::arrow::async_writer::AsyncArrowWriter;
-    use futures::StreamExt;
-    let url = ListingTableUrl::parse(location)?;
-    let store = ctx.runtime_env().object_store(url.object_store())?;
-    let path = url.prefix().clone().join("part-00000.parquet");
-    let props = datafusion::parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_row_count(Some(INTERMEDIATE_ROW_GROUP))
-        .set_compression(datafusion::parquet::basic::Compression::LZ4_RAW)
-        .build();
-    let mut writer = AsyncArrowWriter::try_new(BufWriter::new(store, path), schema, Some(props))?;
-    let mut stream = df.execute_stream().await?;
-    while let Some(batch) = stream.next().await {
-        writer.write(&batch?).await?;
-    }
-    writer.close().await?;
-    Ok(())
-}
-
-/// Rows per row group of intermediate Parquet.
-const INTERMEDIATE_ROW_GROUP: usize = 32 * 1024;
-
-/// Writer settings of intermediate Parquet: small row groups, because a writer holds its row
-/// group in memory (inside the memory pool) until it is full; fast compression; one writer
-/// thread per file.
-fn intermediate_parquet_options() -> datafusion::config::TableParquetOptions {
-    let mut options = datafusion::config::TableParquetOptions::default();
-    options.global.max_row_group_size = INTERMEDIATE_ROW_GROUP;
-    options.global.compression = Some("lz4_raw".into());
-    options.global.allow_single_file_parallelism = false;
-    options
 }
 
 /// Computes the projection from the registered tables `events` and `purchases`, keeping the
