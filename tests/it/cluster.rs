@@ -3,7 +3,7 @@
 //! A fault test kills an executor mid-job: the run must then either finish with the same
 //! outputs or fail with a clear error, never leave wrong or partial outputs.
 
-mod common;
+use crate::common;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,9 +14,6 @@ use marketing_analytics::generate::{generate, Generated, Options};
 use marketing_analytics::jobs::Engine;
 use marketing_analytics::period::{period_job, Period, Source};
 use marketing_analytics::pipeline::{layout, run_all, RunReport, Settings};
-
-/// Cluster tests start several processes each: run them one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -209,7 +206,7 @@ fn outputs(out: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_pipeline_on_two_executors_equals_local_run() {
-    let _serial = SERIAL.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let g = dataset(dir.path());
     let local = dir.path().join("local");
@@ -245,7 +242,7 @@ async fn whole_pipeline_on_two_executors_equals_local_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_an_executor_mid_job_never_leaves_wrong_outputs() {
-    let _serial = SERIAL.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let g = dataset(dir.path());
     let local = dir.path().join("local");
@@ -419,7 +416,7 @@ async fn keys_under(store: &object_store::aws::AmazonS3, prefix: &str) -> Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warehouse_and_scratch_on_s3_equal_local_files() {
-    let _serial = SERIAL.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let Some(moto) = Moto::start(dir.path()) else {
         // CI sets this: there the test must run, not skip.

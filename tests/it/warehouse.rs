@@ -1,7 +1,7 @@
 //! The warehouse: conversion, metrics for a period equal to the full pipeline filtered to the
 //! period (from the warehouse and from raw CSV), partition pruning, and the weekly projection.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! output; outputs are byte-identical whatever the thread count; a memory cap makes the engine
 //! spill instead of failing.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,10 +19,6 @@ use marketing_analytics::input::resolve;
 use marketing_analytics::jobs::{attribution, Engine};
 use marketing_analytics::output::{PART_FILE, SUCCESS_MARKER};
 use marketing_analytics::pipeline::{layout, run_all, Settings};
-
-/// These tests measure kills, bytes and memory: run one at a time, so that one's load does not
-/// change what another measures.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn dataset(dir: &Path, seed: u64, users: u64) -> Generated {
     let opts = Options {
@@ -68,7 +64,7 @@ fn run_command(g: &Generated, out: &Path) -> Command {
 
 #[test]
 fn killed_runs_leave_the_previous_or_the_new_complete_output() {
-    let _one_at_a_time = SERIAL.blocking_lock();
+    let _one_at_a_time = common::HEAVY.blocking_lock();
     let dir = tempfile::tempdir().unwrap();
     let a = dataset(dir.path(), 1, 1500);
     let b = dataset(dir.path(), 2, 1500);
@@ -124,7 +120,7 @@ fn killed_runs_leave_the_previous_or_the_new_complete_output() {
 
 #[tokio::test]
 async fn outputs_are_byte_identical_whatever_the_thread_count() {
-    let _one_at_a_time = SERIAL.lock().await;
+    let _one_at_a_time = common::HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let g = dataset(dir.path(), 3, 3000);
     let mut outputs = Vec::new();
@@ -164,7 +160,7 @@ async fn outputs_are_byte_identical_whatever_the_thread_count() {
 
 #[tokio::test]
 async fn a_memory_cap_makes_the_engine_spill_instead_of_failing() {
-    let _one_at_a_time = SERIAL.lock().await;
+    let _one_at_a_time = common::HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let g = dataset(dir.path(), 4, 25_000);
     let limit = 64 << 20;

@@ -1,6 +1,6 @@
 //! The real sample files against the expected results shipped beside them.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

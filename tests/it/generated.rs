@@ -1,6 +1,6 @@
 //! The pipeline against the generator's ground truth on a messy generated dataset.
 
-mod common;
+use crate::common;
 
 use marketing_analytics::canonical;
 use marketing_analytics::generate::{generate, Options};

@@ -18,6 +18,10 @@ use marketing_analytics::output::conform;
 use marketing_analytics::pipeline::Mart;
 use marketing_analytics::summary::Counts;
 
+/// Tests that start processes, kill them or measure memory take this lock: one at a time, so
+/// that one's load does not change what another measures or let a timed kill land elsewhere.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub const CLICKSTREAM_HEADER: &str = "userId,eventId,eventType,eventTime,attributes\n";
 pub const PURCHASES_HEADER: &str = "purchaseId,purchaseTime,billingCost,isConfirmed\n";
 

@@ -1,7 +1,7 @@
 //! One test per semantic rule of the core pipeline (README "Semantics"), on hand-written rows
 //! with expected output rows.
 
-mod common;
+use crate::common;
 
 use common::run_sql;
 use marketing_analytics::canonical::field;

@@ -1,0 +1,16 @@
+//! The integration tests, in one binary: each test binary links the whole of DataFusion and
+//! Ballista (hundreds of megabytes in a debug build), so one binary keeps a cold CI build small
+//! on disk and quick to link. One module per area.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod cluster;
+mod generated;
+mod golden;
+mod input;
+mod reliability;
+mod robustness;
+mod semantics;
+mod warehouse;
