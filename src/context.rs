@@ -84,6 +84,7 @@ pub fn session_context_with_limit(
 /// The project's functions, registered on every context (and, in cluster mode, executor).
 pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udaf(crate::jobs::attribution::udaf::sessionize_udaf());
+    ctx.register_udf(crate::jobs::attribution::bucket::hash_bucket_udf());
 }
 
 /// The configuration every job context uses.

@@ -183,6 +183,7 @@ mod tests {
     fn executors_know_the_project_functions_and_the_array_functions() {
         let registry = super::function_registry().unwrap();
         assert!(registry.udaf("sessionize").is_ok());
+        assert!(registry.udf("hash_bucket").is_ok());
         for f in ["make_array", "array_length", "named_struct", "date_trunc"] {
             assert!(registry.udf(f).is_ok(), "{f} missing");
         }

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     /// DataFusion SQL with window functions.
-    #[default]
     Sql,
-    /// The custom aggregate function `sessionize`, grouped by user.
+    /// The custom aggregate function `sessionize`, grouped by user (the faster engine).
+    #[default]
     Udaf,
 }
 

@@ -3,12 +3,15 @@
 --   without_purchase    the attributing event's purchase_id has no purchases row
 --   attributed          the event attributes its purchase: a row of the projection
 -- Other statuses pass through unchanged.
+-- pick: among the in-session events of one purchase_id, 1 for the earliest by (eventTime,
+-- eventId), 2 for the others (a hash-bucketed window, as in dedup.sql).
 WITH candidates AS (
     SELECT *,
         CASE WHEN status = 'in_session' THEN
-            ROW_NUMBER() OVER (
-                PARTITION BY purchaseId, status = 'in_session' ORDER BY eventTime, eventId
-            )
+            CASE WHEN purchaseId = LAG(purchaseId) OVER (
+                PARTITION BY hash_bucket(purchaseId, 4096), status = 'in_session'
+                ORDER BY purchaseId, eventTime, eventId
+            ) THEN 2 ELSE 1 END
         END AS pick
     FROM purchase_events
 ),

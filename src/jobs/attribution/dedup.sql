@@ -1,19 +1,26 @@
 -- Shared by every engine: rule 4 for events, and the cut to the rows sessions need.
 --
 -- Input: table `events`. Output (view `relevant_events`): every app_open, app_close and
--- purchase event, plus every duplicate row (copy > 1) of any type so it is accounted for.
+-- purchase event, plus every duplicate row of any type so it is accounted for, with `copy`:
+-- 1 for the row kept, 2 for a duplicate.
 -- Rule 4: of the rows with one eventId keep the least (eventTime, tieRank, attributes); full
 -- ties go to the first in file order (sourceRow).
+--
+-- Sorted by eventId and then by that order, a row is a duplicate when the row before it has
+-- the same eventId. The window is partitioned by a hash bucket of eventId, not by eventId:
+-- every row of an eventId is still in one partition, in the same order, but the window keeps
+-- state for a few thousand buckets instead of one per event (ROW_NUMBER() OVER (PARTITION BY
+-- eventId ...) took most of the job's time; docs/performance.md).
 WITH ranked AS (
     SELECT
         userId, eventId, eventType, eventTime, campaignId, channelId, purchaseId,
         CASE eventType WHEN 'app_open' THEN 0 WHEN 'app_close' THEN 2 ELSE 1 END AS tieRank,
-        ROW_NUMBER() OVER (
-            PARTITION BY eventId
-            ORDER BY eventTime,
+        CASE WHEN eventId = LAG(eventId) OVER (
+            PARTITION BY hash_bucket(eventId, 4096)
+            ORDER BY eventId, eventTime,
                      CASE eventType WHEN 'app_open' THEN 0 WHEN 'app_close' THEN 2 ELSE 1 END,
                      attributes, sourceRow
-        ) AS copy
+        ) THEN 2 ELSE 1 END AS copy
     FROM events
 )
 SELECT * FROM ranked

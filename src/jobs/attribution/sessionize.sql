@@ -16,22 +16,36 @@
 -- latest. A row is in a session when the latest app_open at or before it comes after the
 -- latest app_close strictly before it (rule 2). No LAST_VALUE ... IGNORE NULLS: Ballista loses
 -- IGNORE NULLS when it ships plans to executors.
+--
+-- The windows are partitioned by a hash bucket of userId, with userId leading the order and
+-- the structs (as in dedup.sql: state for a few thousand buckets, not one per user). A running
+-- maximum can then come from an earlier user of the bucket; such a value has another `u` and
+-- counts as none.
 WITH marked AS (
     SELECT *,
         MAX(CASE WHEN copy = 1 AND eventType = 'app_open' THEN
-                named_struct('t', eventTime, 'r', tieRank, 'id', eventId,
+                named_struct('u', userId, 't', eventTime, 'r', tieRank, 'id', eventId,
                              'campaignId', campaignId, 'channelId', channelId)
             END) OVER (
-            PARTITION BY userId ORDER BY eventTime, tieRank, eventId, copy
+            PARTITION BY hash_bucket(userId, 4096)
+            ORDER BY userId, eventTime, tieRank, eventId, copy
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-        ) AS lastOpen,
+        ) AS latestOpen,
         MAX(CASE WHEN copy = 1 AND eventType = 'app_close' THEN
-                named_struct('t', eventTime, 'r', tieRank, 'id', eventId)
+                named_struct('u', userId, 't', eventTime, 'r', tieRank, 'id', eventId)
             END) OVER (
-            PARTITION BY userId ORDER BY eventTime, tieRank, eventId, copy
+            PARTITION BY hash_bucket(userId, 4096)
+            ORDER BY userId, eventTime, tieRank, eventId, copy
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ) AS lastCloseBefore
+        ) AS latestCloseBefore
     FROM relevant_events
+),
+own AS (
+    SELECT *,
+        CASE WHEN latestOpen['u'] = userId THEN latestOpen END AS lastOpen,
+        CASE WHEN latestCloseBefore['u'] = userId THEN latestCloseBefore END AS lastCloseBefore
+    FROM marked
+    WHERE copy > 1 OR eventType = 'purchase'
 ),
 judged AS (
     SELECT *,
@@ -42,8 +56,7 @@ judged AS (
             OR (lastCloseBefore['t'] = lastOpen['t'] AND lastCloseBefore['r'] = lastOpen['r']
                 AND lastCloseBefore['id'] < lastOpen['id'])
         ) AS inSession
-    FROM marked
-    WHERE copy > 1 OR eventType = 'purchase'
+    FROM own
 )
 SELECT
     eventId,

@@ -22,12 +22,14 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, StringArray, StringBuilder,
     StructArray, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, TimestampMicrosecondType};
 use datafusion::common::utils::SingleRowListArrayBuilder;
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Expr, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, Expr, GroupsAccumulator, Signature,
+    Volatility,
 };
 
 use crate::input::schema::TIMESTAMP;
@@ -139,6 +141,17 @@ impl AggregateUDFImpl for Sessionize {
         Ok(Box::<SessionizeAccumulator>::default())
     }
 
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::<SessionizeGroups>::default())
+    }
+
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![Arc::new(Field::new(
             format!("{}[events]", args.name),
@@ -148,11 +161,24 @@ impl AggregateUDFImpl for Sessionize {
     }
 }
 
-/// A string in the accumulator's arena.
-#[derive(Debug, Clone, Copy, Default)]
+/// A string in an arena; `len == NONE_LEN` stands for null.
+#[derive(Debug, Clone, Copy)]
 struct Span {
-    start: u32,
+    start: u64,
     len: u32,
+}
+
+const NONE_LEN: u32 = u32::MAX;
+
+impl Span {
+    const NONE: Span = Span {
+        start: 0,
+        len: NONE_LEN,
+    };
+
+    fn is_none(self) -> bool {
+        self.len == NONE_LEN
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,96 +211,140 @@ impl Kind {
 
 #[derive(Debug, Clone, Copy)]
 struct Item {
-    time: i64,
+    /// The group (user) the event belongs to: always 0 in the one-group [`Accumulator`].
+    group: u32,
     kind: Kind,
     duplicate: bool,
+    time: i64,
     event_id: Span,
     event_type: Span,
-    campaign: Option<Span>,
-    channel: Option<Span>,
-    purchase: Option<Span>,
+    campaign: Span,
+    channel: Span,
+    purchase: Span,
 }
 
-/// One user's events.
+/// Events of any number of groups: their text in one arena, so a group costs no allocation of
+/// its own, and the memory held is two vectors whatever the number of users.
 #[derive(Debug, Default)]
-pub struct SessionizeAccumulator {
+struct Events {
     arena: String,
     items: Vec<Item>,
 }
 
-fn strings(a: &ArrayRef, what: &str) -> Result<StringArray> {
+/// The seven input columns, checked once per batch.
+struct Columns<'a> {
+    time: &'a TimestampMicrosecondArray,
+    event_id: &'a StringArray,
+    event_type: &'a StringArray,
+    campaign: &'a StringArray,
+    channel: &'a StringArray,
+    purchase: &'a StringArray,
+    duplicate: &'a BooleanArray,
+}
+
+fn strings<'a>(a: &'a ArrayRef, what: &str) -> Result<&'a StringArray> {
     match a.data_type() {
-        DataType::Utf8 => Ok(a.as_string::<i32>().clone()),
+        DataType::Utf8 => Ok(a.as_string::<i32>()),
         other => exec_err!("{NAME}: {what} must be Utf8, got {other}"),
     }
 }
 
-impl SessionizeAccumulator {
+impl<'a> Columns<'a> {
+    fn new(columns: &'a [ArrayRef]) -> Result<Self> {
+        let [time, event_id, event_type, campaign, channel, purchase, duplicate] = columns else {
+            return exec_err!("{NAME}: expected 7 columns, got {}", columns.len());
+        };
+        let Some(time) = time.as_primitive_opt::<TimestampMicrosecondType>() else {
+            return exec_err!("{NAME}: eventTime must be a timestamp(us)");
+        };
+        let Some(duplicate) = duplicate.as_boolean_opt() else {
+            return exec_err!("{NAME}: isDuplicate must be a boolean");
+        };
+        Ok(Columns {
+            time,
+            event_id: strings(event_id, "eventId")?,
+            event_type: strings(event_type, "eventType")?,
+            campaign: strings(campaign, "campaignId")?,
+            channel: strings(channel, "channelId")?,
+            purchase: strings(purchase, "purchaseId")?,
+            duplicate,
+        })
+    }
+}
+
+impl Events {
     fn intern(&mut self, s: &str) -> Result<Span> {
-        let start = u32::try_from(self.arena.len());
-        let len = u32::try_from(s.len());
-        match (start, len) {
-            (Ok(start), Ok(len)) if start.checked_add(len).is_some() => {
+        match u32::try_from(s.len()) {
+            Ok(len) if len != NONE_LEN => {
+                let start = self.arena.len() as u64;
                 self.arena.push_str(s);
                 Ok(Span { start, len })
             }
-            _ => exec_err!("{NAME}: one user's events hold more than 4 GiB of text"),
+            _ => exec_err!("{NAME}: a value of 4 GiB or more"),
         }
     }
 
     fn text(&self, s: Span) -> &str {
-        &self.arena[s.start as usize..(s.start + s.len) as usize]
+        let start = s.start as usize;
+        &self.arena[start..start + s.len as usize]
     }
 
-    fn opt(&mut self, a: &StringArray, i: usize) -> Result<Option<Span>> {
+    fn opt_text(&self, s: Span) -> Option<&str> {
+        (!s.is_none()).then(|| self.text(s))
+    }
+
+    fn opt(&mut self, a: &StringArray, i: usize) -> Result<Span> {
         if a.is_null(i) {
-            Ok(None)
+            Ok(Span::NONE)
         } else {
-            self.intern(a.value(i)).map(Some)
+            self.intern(a.value(i))
         }
     }
 
-    /// Appends events given as the seven input columns.
-    fn push_columns(&mut self, columns: &[ArrayRef]) -> Result<()> {
-        if columns.len() != 7 {
-            return exec_err!("{NAME}: expected 7 columns, got {}", columns.len());
-        }
-        let time: &TimestampMicrosecondArray = columns[0]
-            .as_primitive_opt::<TimestampMicrosecondType>()
-            .ok_or_else(|| {
-                datafusion::error::DataFusionError::Execution(format!(
-                    "{NAME}: eventTime must be a timestamp(us)"
-                ))
-            })?;
-        let event_id = strings(&columns[1], "eventId")?;
-        let event_type = strings(&columns[2], "eventType")?;
-        let campaign = strings(&columns[3], "campaignId")?;
-        let channel = strings(&columns[4], "channelId")?;
-        let purchase = strings(&columns[5], "purchaseId")?;
-        let duplicate: &BooleanArray = columns[6].as_boolean_opt().ok_or_else(|| {
-            datafusion::error::DataFusionError::Execution(format!(
-                "{NAME}: isDuplicate must be a boolean"
-            ))
-        })?;
-        self.items.reserve(time.len());
-        for i in 0..time.len() {
-            if time.is_null(i) || event_id.is_null(i) || event_type.is_null(i) {
+    /// Appends the events at the given rows of the input columns, each to its group.
+    fn push(
+        &mut self,
+        columns: &[ArrayRef],
+        rows: impl Iterator<Item = (usize, u32)>,
+    ) -> Result<()> {
+        let c = Columns::new(columns)?;
+        self.items.reserve(c.time.len());
+        for (i, group) in rows {
+            if c.time.is_null(i) || c.event_id.is_null(i) || c.event_type.is_null(i) {
                 return exec_err!("{NAME}: eventTime, eventId and eventType must not be null");
             }
-            let kind = Kind::of(event_type.value(i));
+            let event_type = c.event_type.value(i);
+            let kind = Kind::of(event_type);
             let item = Item {
-                time: time.value(i),
+                group,
                 kind,
-                duplicate: duplicate.is_valid(i) && duplicate.value(i),
-                event_id: self.intern(event_id.value(i))?,
-                event_type: self.intern(event_type.value(i))?,
-                campaign: self.opt(&campaign, i)?,
-                channel: self.opt(&channel, i)?,
-                purchase: self.opt(&purchase, i)?,
+                duplicate: c.duplicate.is_valid(i) && c.duplicate.value(i),
+                time: c.time.value(i),
+                event_id: self.intern(c.event_id.value(i))?,
+                event_type: self.intern(event_type)?,
+                campaign: self.opt(c.campaign, i)?,
+                channel: self.opt(c.channel, i)?,
+                purchase: self.opt(c.purchase, i)?,
             };
             self.items.push(item);
         }
         Ok(())
+    }
+
+    /// Appends the events held in a state column (lists of events), row `r` to group `group(r)`.
+    fn push_lists(&mut self, state: &ArrayRef, group: impl Fn(usize) -> u32) -> Result<()> {
+        let Some(lists) = state.as_list_opt::<i32>() else {
+            return exec_err!("{NAME}: state must be a list of events");
+        };
+        let Some(events) = lists.values().as_struct_opt() else {
+            return exec_err!("{NAME}: state items must be structs");
+        };
+        let offsets = lists.value_offsets();
+        let rows = (0..lists.len())
+            .filter(|&r| lists.is_valid(r))
+            .flat_map(|r| (offsets[r] as usize..offsets[r + 1] as usize).map(move |j| (j, r)))
+            .map(|(j, r)| (j, group(r)));
+        self.push(events.columns(), rows)
     }
 
     /// Rule 1's order; a kept row sorts before its duplicates.
@@ -286,25 +356,77 @@ impl SessionizeAccumulator {
             .then(a.duplicate.cmp(&b.duplicate))
     }
 
-    fn items_as_struct(&self, fields: Fields) -> Result<StructArray> {
-        // Builders sized to the group: default capacities (1024 rows each) would cost tens of
+    /// The items of groups `0..n`, ordered by group, and where each group starts (`n + 1`
+    /// offsets): a counting sort, linear in the items.
+    fn by_group(&self, n: usize) -> (Vec<usize>, Vec<usize>) {
+        let mut starts = vec![0usize; n + 1];
+        for it in &self.items {
+            if (it.group as usize) < n {
+                starts[it.group as usize + 1] += 1;
+            }
+        }
+        for g in 0..n {
+            starts[g + 1] += starts[g];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0usize; starts[n]];
+        for (i, it) in self.items.iter().enumerate() {
+            let g = it.group as usize;
+            if g < n {
+                order[next[g]] = i;
+                next[g] += 1;
+            }
+        }
+        (order, starts)
+    }
+
+    /// Forgets groups `0..n` and numbers the others from 0 (`EmitTo::First`).
+    fn drop_first(&mut self, n: usize) {
+        let old = std::mem::take(self);
+        for mut it in old.items {
+            if (it.group as usize) < n {
+                continue;
+            }
+            it.group -= n as u32;
+            // Re-interning cannot fail: each value already fitted.
+            for span in [
+                &mut it.event_id,
+                &mut it.event_type,
+                &mut it.campaign,
+                &mut it.channel,
+                &mut it.purchase,
+            ] {
+                if !span.is_none() {
+                    let start = span.start as usize;
+                    let text = &old.arena[start..start + span.len as usize];
+                    span.start = self.arena.len() as u64;
+                    self.arena.push_str(text);
+                }
+            }
+            self.items.push(it);
+        }
+    }
+
+    /// The items at `order` in the layout of the partial state ([`input_fields`]).
+    fn items_as_struct(&self, order: &[usize]) -> Result<StructArray> {
+        // Builders sized to the items: default capacities (1024 rows each) would cost tens of
         // kilobytes for every user, most of whom have a handful of events.
-        let n = self.items.len();
-        let text = self.arena.len();
+        let n = order.len();
         let mut time = TimestampMicrosecondBuilder::with_capacity(n);
-        let mut id = StringBuilder::with_capacity(n, text);
+        let mut id = StringBuilder::with_capacity(n, n * 36);
         let mut kind = StringBuilder::with_capacity(n, n * 12);
         let mut campaign = StringBuilder::with_capacity(n, 0);
         let mut channel = StringBuilder::with_capacity(n, 0);
         let mut purchase = StringBuilder::with_capacity(n, 0);
         let mut duplicate = BooleanBuilder::with_capacity(n);
-        for it in &self.items {
+        for &i in order {
+            let it = &self.items[i];
             time.append_value(it.time);
             id.append_value(self.text(it.event_id));
             kind.append_value(self.text(it.event_type));
-            campaign.append_option(it.campaign.map(|s| self.text(s)));
-            channel.append_option(it.channel.map(|s| self.text(s)));
-            purchase.append_option(it.purchase.map(|s| self.text(s)));
+            campaign.append_option(self.opt_text(it.campaign));
+            channel.append_option(self.opt_text(it.channel));
+            purchase.append_option(self.opt_text(it.purchase));
             duplicate.append_value(it.duplicate);
         }
         let columns: Vec<ArrayRef> = vec![
@@ -316,115 +438,276 @@ impl SessionizeAccumulator {
             Arc::new(purchase.finish()),
             Arc::new(duplicate.finish()),
         ];
-        Ok(StructArray::try_new(fields, columns, None)?)
-    }
-}
-
-impl Accumulator for SessionizeAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.push_columns(values)
+        Ok(StructArray::try_new(input_fields(), columns, None)?)
     }
 
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let Some(lists) = states.first().and_then(|s| s.as_list_opt::<i32>()) else {
-            return exec_err!("{NAME}: state must be a list of events");
-        };
-        for row in 0..lists.len() {
-            if lists.is_null(row) {
-                continue;
-            }
-            let events = lists.value(row);
-            let Some(events) = events.as_struct_opt() else {
-                return exec_err!("{NAME}: state items must be structs");
-            };
-            self.push_columns(events.columns())?;
-        }
-        Ok(())
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let items = self.items_as_struct(input_fields())?;
-        Ok(vec![
-            SingleRowListArrayBuilder::new(Arc::new(items)).build_list_scalar()
-        ])
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        let mut order: Vec<usize> = (0..self.items.len()).collect();
-        order.sort_unstable_by(|&a, &b| self.compare(&self.items[a], &self.items[b]));
-
-        let out = self
-            .items
-            .iter()
-            .filter(|it| it.duplicate || it.kind == Kind::Purchase)
-            .count();
-        let mut id = StringBuilder::with_capacity(out, out * 36);
-        let mut kind = StringBuilder::with_capacity(out, out * 8);
-        let mut time = TimestampMicrosecondBuilder::with_capacity(out);
-        let mut purchase = StringBuilder::with_capacity(out, out * 36);
-        let mut status = StringBuilder::with_capacity(out, out * 10);
-        let mut session = StringBuilder::with_capacity(out, out * 36);
-        let mut campaign = StringBuilder::with_capacity(out, out * 4);
-        let mut channel = StringBuilder::with_capacity(out, out * 10);
+    /// Sorts one group's items (rule 1) and appends its purchase events and duplicates, each
+    /// with its session (rules 2 and 3), to `out`.
+    fn sessions(&self, group: &mut [usize], out: &mut Output) {
+        group.sort_unstable_by(|&a, &b| self.compare(&self.items[a], &self.items[b]));
         // Rule 2: the open session, if any, is the last app_open not followed by an app_close.
         let mut open: Option<&Item> = None;
-        for &i in &order {
+        for &i in group.iter() {
             let it = &self.items[i];
             if it.duplicate {
-                id.append_value(self.text(it.event_id));
-                kind.append_value(self.text(it.event_type));
-                time.append_value(it.time);
-                purchase.append_option(it.purchase.map(|s| self.text(s)));
-                status.append_value("duplicate_event");
-                session.append_null();
-                campaign.append_null();
-                channel.append_null();
+                out.event(self, it, "duplicate_event", None);
                 continue;
             }
             match it.kind {
                 Kind::Open => open = Some(it),
                 Kind::Close => open = None,
                 Kind::Other => {}
-                Kind::Purchase => {
-                    id.append_value(self.text(it.event_id));
-                    kind.append_value(self.text(it.event_type));
-                    time.append_value(it.time);
-                    purchase.append_option(it.purchase.map(|s| self.text(s)));
-                    match open {
-                        Some(o) => {
-                            status.append_value("in_session");
-                            session.append_value(self.text(o.event_id));
-                            campaign.append_option(o.campaign.map(|s| self.text(s)));
-                            channel.append_option(o.channel.map(|s| self.text(s)));
-                        }
-                        None => {
-                            status.append_value("outside_session");
-                            session.append_null();
-                            campaign.append_null();
-                            channel.append_null();
-                        }
-                    }
-                }
+                Kind::Purchase => match open {
+                    Some(o) => out.event(self, it, "in_session", Some(o)),
+                    None => out.event(self, it, "outside_session", None),
+                },
             }
         }
+    }
+}
+
+/// Builders of the result items ([`output_fields`]).
+struct Output {
+    rows: usize,
+    id: StringBuilder,
+    kind: StringBuilder,
+    time: TimestampMicrosecondBuilder,
+    purchase: StringBuilder,
+    status: StringBuilder,
+    session: StringBuilder,
+    campaign: StringBuilder,
+    channel: StringBuilder,
+}
+
+impl Output {
+    fn with_capacity(n: usize) -> Self {
+        Output {
+            rows: 0,
+            id: StringBuilder::with_capacity(n, n * 36),
+            kind: StringBuilder::with_capacity(n, n * 8),
+            time: TimestampMicrosecondBuilder::with_capacity(n),
+            purchase: StringBuilder::with_capacity(n, n * 36),
+            status: StringBuilder::with_capacity(n, n * 10),
+            session: StringBuilder::with_capacity(n, n * 36),
+            campaign: StringBuilder::with_capacity(n, n * 4),
+            channel: StringBuilder::with_capacity(n, n * 10),
+        }
+    }
+
+    fn event(&mut self, events: &Events, it: &Item, status: &str, open: Option<&Item>) {
+        self.rows += 1;
+        self.id.append_value(events.text(it.event_id));
+        self.kind.append_value(events.text(it.event_type));
+        self.time.append_value(it.time);
+        self.purchase.append_option(events.opt_text(it.purchase));
+        self.status.append_value(status);
+        match open {
+            Some(o) => {
+                self.session.append_value(events.text(o.event_id));
+                self.campaign.append_option(events.opt_text(o.campaign));
+                self.channel.append_option(events.opt_text(o.channel));
+            }
+            None => {
+                self.session.append_null();
+                self.campaign.append_null();
+                self.channel.append_null();
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<StructArray> {
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(id.finish()),
-            Arc::new(kind.finish()),
-            Arc::new(time.finish()),
-            Arc::new(purchase.finish()),
-            Arc::new(status.finish()),
-            Arc::new(session.finish()),
-            Arc::new(campaign.finish()),
-            Arc::new(channel.finish()),
+            Arc::new(self.id.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.time.finish()),
+            Arc::new(self.purchase.finish()),
+            Arc::new(self.status.finish()),
+            Arc::new(self.session.finish()),
+            Arc::new(self.campaign.finish()),
+            Arc::new(self.channel.finish()),
         ];
-        let items = StructArray::try_new(output_fields(), columns, None)?;
-        Ok(SingleRowListArrayBuilder::new(Arc::new(items)).build_list_scalar())
+        Ok(StructArray::try_new(output_fields(), columns, None)?)
+    }
+}
+
+/// A list array of `values` cut at `starts` (one list per group; `nulls` marks absent ones).
+fn lists(values: StructArray, starts: &[usize], nulls: Option<NullBuffer>) -> Result<ArrayRef> {
+    let mut offsets = Vec::with_capacity(starts.len());
+    for &s in starts {
+        match i32::try_from(s) {
+            Ok(o) => offsets.push(o),
+            Err(_) => return exec_err!("{NAME}: more than 2^31 events in one batch of groups"),
+        }
+    }
+    let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+    Ok(Arc::new(ListArray::try_new(
+        field,
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        Arc::new(values),
+        nulls,
+    )?))
+}
+
+/// One user's events: the plain [`Accumulator`], used where DataFusion cannot use the
+/// [`GroupsAccumulator`] (window frames, and tests of one group).
+#[derive(Debug, Default)]
+pub struct SessionizeAccumulator {
+    events: Events,
+}
+
+impl SessionizeAccumulator {
+    fn all(&self) -> Vec<usize> {
+        (0..self.events.items.len()).collect()
+    }
+}
+
+impl Accumulator for SessionizeAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let n = values.first().map_or(0, |v| v.len());
+        self.events.push(values, (0..n).map(|i| (i, 0)))
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let Some(state) = states.first() else {
+            return exec_err!("{NAME}: no state column");
+        };
+        self.events.push_lists(state, |_| 0)
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let items = self.events.items_as_struct(&self.all())?;
+        Ok(vec![
+            SingleRowListArrayBuilder::new(Arc::new(items)).build_list_scalar()
+        ])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let mut order = self.all();
+        let mut out = Output::with_capacity(order.len());
+        self.events.sessions(&mut order, &mut out);
+        Ok(SingleRowListArrayBuilder::new(Arc::new(out.finish()?)).build_list_scalar())
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self)
-            + self.arena.capacity()
-            + self.items.capacity() * std::mem::size_of::<Item>()
+        std::mem::size_of_val(self) + self.events.size()
+    }
+}
+
+impl Events {
+    fn size(&self) -> usize {
+        self.arena.capacity() + self.items.capacity() * std::mem::size_of::<Item>()
+    }
+}
+
+/// Every user's events of one partition: the [`GroupsAccumulator`] DataFusion's hash
+/// aggregation uses. Events go straight into the shared [`Events`] with their group index; a
+/// group is sorted and walked only when emitted.
+#[derive(Debug, Default)]
+pub struct SessionizeGroups {
+    events: Events,
+    /// Groups DataFusion has numbered so far: every one is emitted, even one whose rows were
+    /// all filtered out.
+    groups: usize,
+}
+
+impl SessionizeGroups {
+    fn see_groups(&mut self, total_num_groups: usize) -> Result<()> {
+        if total_num_groups > u32::MAX as usize {
+            return exec_err!("{NAME}: more than 2^32 users in one partition");
+        }
+        self.groups = self.groups.max(total_num_groups);
+        Ok(())
+    }
+
+    fn emitted(&self, emit_to: EmitTo) -> usize {
+        match emit_to {
+            EmitTo::All => self.groups,
+            EmitTo::First(n) => n.min(self.groups),
+        }
+    }
+
+    fn forget(&mut self, emit_to: EmitTo, n: usize) {
+        match emit_to {
+            EmitTo::All => self.events = Events::default(),
+            EmitTo::First(_) => self.events.drop_first(n),
+        }
+        self.groups -= n;
+    }
+}
+
+impl GroupsAccumulator for SessionizeGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.see_groups(total_num_groups)?;
+        let keep = |i: &usize| opt_filter.is_none_or(|f| f.is_valid(*i) && f.value(*i));
+        let rows = (0..group_indices.len())
+            .filter(keep)
+            .map(|i| (i, group_indices[i] as u32));
+        self.events.push(values, rows)
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.see_groups(total_num_groups)?;
+        let Some(state) = values.first() else {
+            return exec_err!("{NAME}: no state column");
+        };
+        self.events.push_lists(state, |r| group_indices[r] as u32)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let n = self.emitted(emit_to);
+        let (mut order, starts) = self.events.by_group(n);
+        let mut out = Output::with_capacity(order.len());
+        let mut out_starts = Vec::with_capacity(n + 1);
+        out_starts.push(0);
+        for g in 0..n {
+            self.events
+                .sessions(&mut order[starts[g]..starts[g + 1]], &mut out);
+            out_starts.push(out.rows);
+        }
+        let result = lists(out.finish()?, &out_starts, None)?;
+        self.forget(emit_to, n);
+        Ok(result)
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let n = self.emitted(emit_to);
+        let (order, starts) = self.events.by_group(n);
+        let state = lists(self.events.items_as_struct(&order)?, &starts, None)?;
+        self.forget(emit_to, n);
+        Ok(vec![state])
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        // Each row becomes a one-event list over the input columns themselves: no copy.
+        let events = StructArray::try_new(input_fields(), values.to_vec(), None)?;
+        let starts: Vec<usize> = (0..=events.len()).collect();
+        let nulls = opt_filter.map(|f| {
+            NullBuffer::from(
+                (0..f.len())
+                    .map(|i| f.is_valid(i) && f.value(i))
+                    .collect::<Vec<bool>>(),
+            )
+        });
+        Ok(vec![lists(events, &starts, nulls)?])
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.events.size()
     }
 }
 
@@ -558,9 +841,97 @@ mod tests {
         items.sort();
         assert_eq!(items, expected_user());
         assert!(
-            merged.size() > merged.arena.len(),
+            merged.size() > merged.events.arena.len(),
             "size() counts the arena"
         );
+    }
+
+    /// The items of group `g` of a `SessionizeGroups` result, sorted.
+    fn group_items(result: &ArrayRef, g: usize) -> Vec<(String, String, Option<String>)> {
+        let mut items = result_items(&ScalarValue::try_from_array(result, g).unwrap()).unwrap();
+        items.sort();
+        items
+    }
+
+    #[test]
+    fn groups_accumulator_equals_one_accumulator_per_group() {
+        // Users 0 and 2 have USER's events (2 in reverse order), interleaved in one batch;
+        // user 1 has a lone app_close and no purchase.
+        let mut rows: Vec<Row> = Vec::new();
+        let mut groups: Vec<usize> = Vec::new();
+        for (i, r) in USER.iter().enumerate() {
+            rows.push(*r);
+            groups.push(0);
+            rows.push(USER[USER.len() - 1 - i]);
+            groups.push(2);
+        }
+        rows.push((1, "c0", "app_close", None, None, false));
+        groups.push(1);
+
+        let mut direct = SessionizeGroups::default();
+        direct
+            .update_batch(&columns(&rows), &groups, None, 3)
+            .unwrap();
+        let all = direct.evaluate(EmitTo::All).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(group_items(&all, 0), expected_user());
+        assert!(group_items(&all, 1).is_empty());
+        assert_eq!(group_items(&all, 2), expected_user());
+        assert_eq!(direct.size(), std::mem::size_of::<SessionizeGroups>());
+
+        // The same rows through both two-phase paths: rows turned straight into states (the
+        // skipped partial aggregation) and a partial accumulator's state, merged; then emitted
+        // in two steps, which renumbers the groups left.
+        let half = rows.len() / 2;
+        let mut merged = SessionizeGroups::default();
+        let converted = merged
+            .convert_to_state(&columns(&rows[..half]), None)
+            .unwrap();
+        merged.merge_batch(&converted, &groups[..half], 3).unwrap();
+        let mut partial = SessionizeGroups::default();
+        partial
+            .update_batch(&columns(&rows[half..]), &groups[half..], None, 3)
+            .unwrap();
+        let state = partial.state(EmitTo::All).unwrap();
+        assert_eq!(state[0].len(), 3, "one state list per group");
+        merged.merge_batch(&state, &[0, 1, 2], 3).unwrap();
+        let first = merged.evaluate(EmitTo::First(1)).unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(group_items(&first, 0), expected_user());
+        let rest = merged.evaluate(EmitTo::All).unwrap();
+        assert_eq!(rest.len(), 2);
+        assert!(group_items(&rest, 0).is_empty());
+        assert_eq!(group_items(&rest, 1), expected_user());
+    }
+
+    #[test]
+    fn groups_accumulator_leaves_out_filtered_rows_but_emits_their_group() {
+        let mut rows: Vec<Row> = USER.to_vec();
+        rows.push((30, "x", "purchase", None, Some("px"), false));
+        let mut groups = vec![0; USER.len()];
+        groups.push(1);
+        // USER's first purchase (b0) and the lone purchase of group 1 are filtered out.
+        let mut keep = vec![true; rows.len()];
+        keep[0] = false;
+        *keep.last_mut().unwrap() = false;
+        let filter = BooleanArray::from(keep);
+        let want: Vec<_> = expected_user().into_iter().skip(1).collect();
+
+        let mut acc = SessionizeGroups::default();
+        acc.update_batch(&columns(&rows), &groups, Some(&filter), 2)
+            .unwrap();
+        let out = acc.evaluate(EmitTo::All).unwrap();
+        assert_eq!(group_items(&out, 0), want);
+        assert!(out.is_valid(1) && group_items(&out, 1).is_empty());
+
+        let mut merged = SessionizeGroups::default();
+        let state = merged
+            .convert_to_state(&columns(&rows), Some(&filter))
+            .unwrap();
+        merged.merge_batch(&state, &groups, 2).unwrap();
+        let out = merged.evaluate(EmitTo::All).unwrap();
+        assert_eq!(group_items(&out, 0), want);
+        assert!(group_items(&out, 1).is_empty());
     }
 
     #[test]
