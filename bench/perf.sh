@@ -2,13 +2,16 @@
 # Whole-pipeline benchmark against the peers (figures, not a test).
 #
 #   bench/perf.sh [MILLIONS ...]        # default: 5 50
+#   STEPS="floor duckdb udaf-capped" CAP=1536M bench/perf.sh 50
 #
 # For each size: generates (once, cached under bench/data/) a messy dataset of about MILLIONS
 # million clickstream rows with our generator; measures the decompression floor (two zcat in
 # parallel, one per half of the files), `run` with both engines, and the DuckDB and Polars peers
 # of ../shared/bench/peers/ (in a venv this script makes, bench/.venv) on the same files; prints
 # wall time, CPU time and peak RSS with the ratios of the performance issue, and writes the
-# table to docs/performance.md (between the BEGIN/END markers).
+# table to docs/performance.md (between the BEGIN/END markers). Steps: floor, duckdb, polars,
+# sql, udaf, and sql-capped / udaf-capped (`--memory-limit $CAP`, default 1536M); STEPS picks
+# them (floor and duckdb are needed for the ratios); default all but the capped ones.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 sizes=("$@")
@@ -60,19 +63,26 @@ for m in "${sizes[@]}"; do
   measure floor -- bash -c "zcat ${files[*]:0:$half} > /dev/null & zcat ${files[*]:$half} > /dev/null; wait"
   declare -A walls=()
   rows_out=()
-  for step in floor duckdb polars sql udaf; do
+  for step in ${STEPS:-floor duckdb polars sql udaf}; do
     case $step in
       floor) : ;;
       duckdb) measure duckdb -- "$py" "$out/duckdb_pipeline.py" "$clicks" "$purchases" "$out/duckdb" ;;
       polars) measure polars -- "$py" "$peers/polars_pipeline.py" "$clicks" "$purchases" "$out/polars" ;;
       sql|udaf) measure "$step" -- "$bin" -q run --engine "$step" --clickstream "$clicks" \
                   --purchases "$purchases" --output "$out/run-$step" ;;
+      sql-capped|udaf-capped) measure "$step" -- "$bin" -q run --engine "${step%-capped}" \
+                  --memory-limit "${CAP:-1536M}" --clickstream "$clicks" --purchases "$purchases" \
+                  --output "$out/run-$step" ;;
+      *) echo "unknown step $step" >&2; exit 2 ;;
     esac
     walls[$step]=$wall
-    rows_out+=("$step $wall $cpu $rss")
+    label=$step
+    [[ $step == *-capped ]] && label="${step%-capped} --memory-limit ${CAP:-1536M}"
+    rows_out+=("${label// /_} $wall $cpu $rss")
   done
   for r in "${rows_out[@]}"; do
     read -r step w c s <<< "$r"
+    step=${step//_/ }
     awk -v m="$m" -v st="$step" -v w="$w" -v c="$c" -v s="$s" -v d="${walls[duckdb]}" -v f="${walls[floor]}" \
       'BEGIN { printf "| %sM | %s | %s | %s | %s | %.2f | %.2f |\n", m, st, w, c, s, w / d, w / f }' >> "$table"
   done
