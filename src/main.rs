@@ -250,9 +250,9 @@ struct Common {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// Cap on the query engine's memory (e.g. 512M, 2G): sorts and aggregations spill to disk
-    /// beyond it [default: no cap].
-    #[arg(long, value_name = "SIZE")]
+    /// Cap on the query engine's memory (e.g. 512M, 2G), or `none`: sorts and aggregations
+    /// spill to disk beyond it [default: no cap].
+    #[arg(long, value_name = "SIZE|none")]
     memory_limit: Option<String>,
     /// Run the queries on a Ballista cluster: its scheduler's address, df://HOST:PORT (see
     /// `marketing-analytics cluster --help`) [default: in this process].
@@ -433,9 +433,10 @@ fn settings(
         .memory_limit
         .clone()
         .or_else(|| config.memory_limit.clone())
-        .map(|s| marketing_analytics::context::parse_size(&s))
+        .map(|s| marketing_analytics::context::parse_memory_limit(&s))
         .transpose()
-        .map_err(|e| anyhow::anyhow!("--memory-limit: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--memory-limit: {e}"))?
+        .flatten();
     Ok(Settings {
         engine: inputs
             .and_then(|i| i.engine)

@@ -263,3 +263,29 @@ fn warehouse_commands_end_to_end() {
         text(&out)
     );
 }
+
+#[test]
+fn memory_limit_none_lifts_the_cap_a_config_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("tiny.yaml"), "memory_limit: 1K\n").unwrap();
+    let capped = run(bin()
+        .args(["run", "--config"])
+        .arg(d.join("tiny.yaml"))
+        .current_dir(d));
+    let (_, stderr) = text(&capped);
+    assert!(!capped.status.success(), "a 1 KiB pool cannot run the job");
+    assert!(stderr.contains("--memory-limit"), "{stderr}");
+    let lifted = run(bin()
+        .args(["run", "--memory-limit", "none", "--config"])
+        .arg(d.join("tiny.yaml"))
+        .current_dir(d));
+    assert!(lifted.status.success(), "{:?}", text(&lifted));
+    let bad = run(bin().args(["run", "--memory-limit", "lots"]).current_dir(d));
+    let (_, stderr) = text(&bad);
+    assert!(!bad.status.success());
+    assert!(
+        stderr.contains("--memory-limit") && stderr.contains("lots"),
+        "{stderr}"
+    );
+}

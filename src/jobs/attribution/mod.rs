@@ -20,8 +20,6 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::catalog::TableProvider;
 use datafusion::dataframe::DataFrame;
-use datafusion::logical_expr::Partitioning;
-use datafusion::prelude::ident;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
@@ -151,18 +149,11 @@ pub struct Attribution {
 /// Registers the shared dedup view and returns the engine's session-step query (the heaviest
 /// query of the job, the one `explain` shows).
 pub async fn session_step(ctx: &SessionContext, engine: Engine) -> Result<&'static str> {
-    let relevant = ctx.sql(DEDUP_SQL).await?;
-    let relevant = match engine {
-        Engine::Sql => relevant,
-        // Rows hashed by userId reach the aggregate already grouped by partition, so DataFusion
-        // aggregates in one stage; otherwise it aggregates partially, ships the states and
-        // merges them, which for a list-valued state cost more than the aggregation itself.
-        Engine::Udaf => relevant.repartition(Partitioning::Hash(
-            vec![ident("userId")],
-            ctx.copied_config().target_partitions(),
-        ))?,
-    };
-    replace_table(ctx, intermediate::RELEVANT_EVENTS, relevant.into_view())?;
+    replace_table(
+        ctx,
+        intermediate::RELEVANT_EVENTS,
+        ctx.sql(DEDUP_SQL).await?.into_view(),
+    )?;
     Ok(match engine {
         Engine::Sql => SESSIONIZE_SQL,
         Engine::Udaf => SESSIONIZE_UDAF_SQL,
