@@ -135,7 +135,10 @@ pub async fn write_parquet_stream(
     use futures::StreamExt;
     let url = ListingTableUrl::parse(location)?;
     let store = ctx.runtime_env().object_store(url.object_store())?;
-    let path = url.prefix().clone().join("part-00000.parquet");
+    let path = url.prefix().clone().join(PART_FILE);
+    // The settings of `intermediate_parquet_options`, which the executors' writer uses in
+    // cluster mode. Deriving them from it (ParquetWriterOptions::try_from) fails here: that
+    // path expects DataFusion's sink to have put the Arrow schema in the file metadata.
     let props = datafusion::parquet::file::properties::WriterProperties::builder()
         .set_max_row_group_row_count(Some(INTERMEDIATE_ROW_GROUP))
         .set_compression(datafusion::parquet::basic::Compression::LZ4_RAW)

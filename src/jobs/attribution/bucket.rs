@@ -1,15 +1,16 @@
-//! The `hash_bucket(text, n)` function: a stable hash of a string, reduced to `0..n`.
+//! The `hash_bucket(text)` function: a stable hash of a string, reduced to `0..BUCKETS`.
 //!
 //! Why: a window `PARTITION BY eventId` (or `userId`) makes DataFusion's streaming window
 //! operator keep state per distinct key, millions of them, and it spent most of the job's time
-//! doing so (docs/performance.md). Partitioning by `hash_bucket(key, n)` instead and putting the
-//! key first in the window's ORDER BY gives the same neighbours in the same order with a few
-//! thousand partitions. The hash (FNV-1a, then MurmurHash3's finalizer) is fixed: every
+//! doing so (docs/performance.md). Partitioning by `hash_bucket(key)` instead and putting the
+//! key first in the window's ORDER BY gives the same neighbours in the same order with
+//! [`BUCKETS`] partitions. The count is fixed here rather than written in each query, so that
+//! windows meant to share one sort (sessionize.sql) cannot disagree on it. The hash (FNV-1a, then MurmurHash3's finalizer) is fixed: every
 //! process of a cluster, and every run, puts a key in the same bucket.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, Int32Array};
+use datafusion::arrow::array::{AsArray, Int32Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, ScalarValue};
 use datafusion::error::Result;
@@ -20,6 +21,10 @@ use datafusion::logical_expr::{
 /// The function's SQL name.
 pub const NAME: &str = "hash_bucket";
 
+/// How many buckets: well above any thread count (the buckets are spread over the threads),
+/// few enough that per-bucket window state is negligible.
+pub const BUCKETS: u32 = 4096;
+
 /// The scalar function.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct HashBucket {
@@ -29,10 +34,7 @@ pub struct HashBucket {
 impl Default for HashBucket {
     fn default() -> Self {
         HashBucket {
-            signature: Signature::exact(
-                vec![DataType::Utf8, DataType::Int64],
-                Volatility::Immutable,
-            ),
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
         }
     }
 }
@@ -73,37 +75,19 @@ impl ScalarUDFImpl for HashBucket {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [value, buckets] = args.args.as_slice() else {
-            return exec_err!("{NAME} takes a string and a bucket count");
-        };
-        let buckets = match buckets {
-            ColumnarValue::Scalar(ScalarValue::Int64(Some(n))) if (1..=1 << 30).contains(n) => {
-                *n as u32
-            }
-            _ => return exec_err!("{NAME}: the bucket count must be a literal in 1..=2^30"),
-        };
-        match value {
-            ColumnarValue::Scalar(ScalarValue::Utf8(v)) => Ok(ColumnarValue::Scalar(
-                ScalarValue::Int32(v.as_ref().map(|s| bucket_of(s.as_bytes(), buckets))),
+        match args.args.as_slice() {
+            [ColumnarValue::Scalar(ScalarValue::Utf8(v))] => Ok(ColumnarValue::Scalar(
+                ScalarValue::Int32(v.as_ref().map(|s| bucket_of(s.as_bytes(), BUCKETS))),
             )),
-            ColumnarValue::Array(array) => {
-                let strings = array.as_string::<i32>();
-                let out: Int32Array = if strings.null_count() == 0 {
-                    // No nulls (the usual case): no per-row Option.
-                    strings
-                        .iter()
-                        .map(|s| bucket_of(s.unwrap_or_default().as_bytes(), buckets))
-                        .collect::<Vec<_>>()
-                        .into()
-                } else {
-                    strings
-                        .iter()
-                        .map(|s| s.map(|s| bucket_of(s.as_bytes(), buckets)))
-                        .collect()
-                };
+            [ColumnarValue::Array(array)] => {
+                let out: Int32Array = array
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|s| s.map(|s| bucket_of(s.as_bytes(), BUCKETS)))
+                    .collect();
                 Ok(ColumnarValue::Array(Arc::new(out)))
             }
-            other => exec_err!("{NAME}: unexpected argument {other:?}"),
+            other => exec_err!("{NAME} takes one string, got {other:?}"),
         }
     }
 }

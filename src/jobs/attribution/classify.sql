@@ -9,7 +9,7 @@ WITH candidates AS (
     SELECT *,
         CASE WHEN status = 'in_session' THEN
             CASE WHEN purchaseId = LAG(purchaseId) OVER (
-                PARTITION BY hash_bucket(purchaseId, 4096), status = 'in_session'
+                PARTITION BY hash_bucket(purchaseId), status = 'in_session'
                 ORDER BY purchaseId, eventTime, eventId
             ) THEN 2 ELSE 1 END
         END AS pick

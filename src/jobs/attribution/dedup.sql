@@ -16,7 +16,7 @@ WITH ranked AS (
         userId, eventId, eventType, eventTime, campaignId, channelId, purchaseId,
         CASE eventType WHEN 'app_open' THEN 0 WHEN 'app_close' THEN 2 ELSE 1 END AS tieRank,
         CASE WHEN eventId = LAG(eventId) OVER (
-            PARTITION BY hash_bucket(eventId, 4096)
+            PARTITION BY hash_bucket(eventId)
             ORDER BY eventId, eventTime,
                      CASE eventType WHEN 'app_open' THEN 0 WHEN 'app_close' THEN 2 ELSE 1 END,
                      attributes, sourceRow

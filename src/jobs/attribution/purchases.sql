@@ -6,7 +6,7 @@
 SELECT
     purchaseId, purchaseTime, billingCost, isConfirmed,
     CASE WHEN purchaseId = LAG(purchaseId) OVER (
-        PARTITION BY hash_bucket(purchaseId, 4096)
+        PARTITION BY hash_bucket(purchaseId)
         ORDER BY purchaseId, purchaseTime DESC, isConfirmed DESC, billingCost DESC, sourceRow
     ) THEN 2 ELSE 1 END AS copy
 FROM purchases

@@ -27,14 +27,14 @@ WITH marked AS (
                 named_struct('u', userId, 't', eventTime, 'r', tieRank, 'id', eventId,
                              'campaignId', campaignId, 'channelId', channelId)
             END) OVER (
-            PARTITION BY hash_bucket(userId, 4096)
+            PARTITION BY hash_bucket(userId)
             ORDER BY userId, eventTime, tieRank, eventId, copy
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) AS latestOpen,
         MAX(CASE WHEN copy = 1 AND eventType = 'app_close' THEN
                 named_struct('u', userId, 't', eventTime, 'r', tieRank, 'id', eventId)
             END) OVER (
-            PARTITION BY hash_bucket(userId, 4096)
+            PARTITION BY hash_bucket(userId)
             ORDER BY userId, eventTime, tieRank, eventId, copy
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ) AS latestCloseBefore

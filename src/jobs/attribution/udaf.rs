@@ -25,8 +25,8 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, StringArray, StringBuilder,
-    StructArray, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    Array, ArrayBuilder, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, StringArray,
+    StringBuilder, StructArray, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, TimestampMicrosecondType};
@@ -290,6 +290,10 @@ impl Events {
         }
     }
 
+    fn size(&self) -> usize {
+        self.arena.capacity() + self.items.capacity() * std::mem::size_of::<Item>()
+    }
+
     fn text(&self, s: Span) -> &str {
         let start = s.start as usize;
         &self.arena[start..start + s.len as usize]
@@ -474,7 +478,6 @@ impl Events {
 
 /// Builders of the result items ([`output_fields`]).
 struct Output {
-    rows: usize,
     id: StringBuilder,
     kind: StringBuilder,
     time: TimestampMicrosecondBuilder,
@@ -488,7 +491,6 @@ struct Output {
 impl Output {
     fn with_capacity(n: usize) -> Self {
         Output {
-            rows: 0,
             id: StringBuilder::with_capacity(n, n * 36),
             kind: StringBuilder::with_capacity(n, n * 8),
             time: TimestampMicrosecondBuilder::with_capacity(n),
@@ -500,8 +502,12 @@ impl Output {
         }
     }
 
+    /// Rows appended so far.
+    fn rows(&self) -> usize {
+        self.status.len()
+    }
+
     fn event(&mut self, events: &Events, it: &Item, status: &str, open: Option<&Item>) {
-        self.rows += 1;
         self.id.append_value(events.text(it.event_id));
         self.kind.append_value(events.text(it.event_type));
         self.time.append_value(it.time);
@@ -599,12 +605,6 @@ impl Accumulator for SessionizeAccumulator {
     }
 }
 
-impl Events {
-    fn size(&self) -> usize {
-        self.arena.capacity() + self.items.capacity() * std::mem::size_of::<Item>()
-    }
-}
-
 /// Every user's events of one partition: the [`GroupsAccumulator`] DataFusion's hash
 /// aggregation uses. Events go straight into one shared store with their group index; a
 /// group is sorted and walked only when emitted.
@@ -679,7 +679,7 @@ impl GroupsAccumulator for SessionizeGroups {
         for g in 0..n {
             self.events
                 .sessions(&mut order[starts[g]..starts[g + 1]], &mut out);
-            out_starts.push(out.rows);
+            out_starts.push(out.rows());
         }
         let result = lists(out.finish()?, &out_starts, None)?;
         self.forget(emit_to, n);
@@ -860,7 +860,7 @@ mod tests {
     }
 
     #[test]
-    fn groups_accumulator_equals_one_accumulator_per_group() {
+    fn groups_accumulator_gives_each_user_its_own_sessions() {
         // Users 0 and 2 have USER's events (2 in reverse order), interleaved in one batch;
         // user 1 has a lone app_close and no purchase.
         let mut rows: Vec<Row> = Vec::new();
