@@ -80,7 +80,11 @@ pub fn session_context_with_limit(
     // exhaust a small cap before anything spills. Scale it to the cap instead.
     let per_sort = (limit / (32 * threads.max(1))).clamp(64 << 10, 10 << 20);
     config.options_mut().execution.sort_spill_reservation_bytes = per_sort;
-    let partitions = partitions_under_cap(threads, limit);
+    // One partition per thread under a cap: every partition has buffers that cannot spill (a
+    // window's, a repartition's, a merge's batch from each spill file), so twice as many left a
+    // 64 MiB cap's sorts too little to hold a batch; with them and 32k-row batches, a 1.5 GiB
+    // cap's run on 50M events peaked at 2.7 GiB of RSS instead of 1.9.
+    let partitions = threads.max(1);
     config.options_mut().execution.sort_in_place_threshold_bytes =
         sort_in_place_bytes(limit, partitions);
     let config = config
@@ -97,22 +101,11 @@ pub fn spill_merge_fan_in(limit: usize) -> usize {
     (limit / (32 << 20)).clamp(4, 64)
 }
 
-/// Partitions under a memory cap of `limit` bytes: one per thread below 1 GiB. Every partition
-/// has buffers that cannot spill (a window's, a repartition's, a merge's reservation), and
-/// under a 64 MiB cap twice as many of them left the sorts too little to hold one batch.
-pub fn partitions_under_cap(threads: usize, limit: usize) -> usize {
-    let per_thread = if limit < 1 << 30 {
-        1
-    } else {
-        PARTITIONS_PER_THREAD
-    };
-    threads.max(1) * per_thread
-}
-
-/// Rows per batch under a memory cap of `limit` bytes: a batch of events (a few hundred bytes a
-/// row) stays about a thirtieth of the cap, so a sort's share of a small cap still holds one.
+/// Rows per batch under a memory cap of `limit` bytes: DataFusion's 8192 at most (a sort's
+/// merge holds a batch of each spill file it reads), and a batch of events (a few hundred bytes
+/// a row) about a thirtieth of a small cap, so a sort's share of it still holds one.
 pub fn batch_rows_under_cap(limit: usize) -> usize {
-    (limit / (8 << 10)).clamp(1024, BATCH_ROWS)
+    (limit / (8 << 10)).clamp(1024, 8192)
 }
 
 /// Under a memory cap of `limit` bytes shared by `partitions` sorts, the size below which a sort
@@ -194,9 +187,8 @@ pub fn parse_memory_limit(s: &str) -> std::result::Result<Option<usize>, String>
 #[cfg(test)]
 mod tests {
     use super::{
-        batch_rows_under_cap, parse_memory_limit, parse_size, partitions_under_cap,
-        sort_in_place_bytes, spill_merge_fan_in, BATCH_ROWS, PARTITIONS_PER_THREAD,
-        SORT_IN_PLACE_BYTES,
+        batch_rows_under_cap, parse_memory_limit, parse_size, sort_in_place_bytes,
+        spill_merge_fan_in, SORT_IN_PLACE_BYTES,
     };
 
     #[test]
@@ -237,15 +229,6 @@ mod tests {
     fn batches_shrink_under_a_small_cap() {
         assert_eq!(batch_rows_under_cap(64 << 20), 8192);
         assert_eq!(batch_rows_under_cap(1 << 20), 1024);
-        assert_eq!(batch_rows_under_cap(1536 << 20), BATCH_ROWS);
-    }
-
-    #[test]
-    fn a_small_cap_keeps_one_partition_per_thread() {
-        assert_eq!(partitions_under_cap(2, 64 << 20), 2);
-        assert_eq!(
-            partitions_under_cap(2, 1536 << 20),
-            2 * PARTITIONS_PER_THREAD
-        );
+        assert_eq!(batch_rows_under_cap(1536 << 20), 8192);
     }
 }
