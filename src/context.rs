@@ -121,10 +121,11 @@ pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(crate::jobs::attribution::bucket::hash_bucket_udf());
 }
 
-/// DataFusion partitions per thread. Two partitions per core measured faster than one (5M
-/// events: 6.4 s against 7.5 s; 10M: 15 s against 18-22 s, and a quarter less memory): each
-/// blocking sort and aggregation holds half as much, and a thread waiting on one partition's
-/// input can work on another's (docs/performance.md).
+/// DataFusion partitions per thread. Two per thread measured faster than one (5M events, with
+/// in-place sorts: 6.9-7.1 s against 7.5-7.6 s; with 32k-row batches too, 10M events took
+/// 13.6-15.8 s against 17.8-22.5 s and a third less memory): each blocking sort and aggregation
+/// holds half as much, and a thread waiting on one partition's input can work on another's
+/// (docs/performance.md, third round).
 pub const PARTITIONS_PER_THREAD: usize = 2;
 
 /// Rows per batch. Larger batches than DataFusion's 8192 measured a little faster.
