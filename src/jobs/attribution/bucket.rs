@@ -5,8 +5,9 @@
 //! doing so (docs/performance.md). Partitioning by `hash_bucket(key)` instead and putting the
 //! key first in the window's ORDER BY gives the same neighbours in the same order with
 //! [`BUCKETS`] partitions. The count is fixed here rather than written in each query, so that
-//! windows meant to share one sort (sessionize.sql) cannot disagree on it. The hash (FNV-1a, then MurmurHash3's finalizer) is fixed: every
-//! process of a cluster, and every run, puts a key in the same bucket.
+//! windows meant to share one sort (sessionize.sql) cannot disagree on it. The hash (FNV-1a,
+//! then MurmurHash3's finalizer) is fixed: every process of a cluster, and every run, puts a key
+//! in the same bucket.
 
 use std::sync::Arc;
 
