@@ -77,8 +77,11 @@ pub async fn explain(
     }
     let df: DataFrame = match job {
         ExplainJob::Attribution => {
-            ctx.sql(attribution::session_step(&ctx, settings.engine).await?)
-                .await?
+            ctx.sql(
+                attribution::session_step(&ctx, settings.engine, crate::pipeline::dedup(settings))
+                    .await?,
+            )
+            .await?
         }
         ExplainJob::TopCampaigns => top_campaigns::transform(&ctx, settings.api).await?,
         ExplainJob::TopChannels => top_channels::transform(&ctx, settings.api).await?,

@@ -245,9 +245,10 @@ async fn period_projection(
     quarantine: Option<&Path>,
 ) -> Result<Vec<Arc<RejectSink>>> {
     let sinks = register_period_inputs(ctx, settings, source, period, quarantine).await?;
-    let result = attribution::transform_with(ctx, settings.engine, how)
-        .await
-        .map_err(Error::unwrap_datafusion)?;
+    let result =
+        attribution::transform_with(ctx, settings.engine, how, crate::pipeline::dedup(settings))
+            .await
+            .map_err(Error::unwrap_datafusion)?;
     how.table(ctx, tables::PROJECTION, result.projection)
         .await
         .map_err(Error::unwrap_datafusion)?;

@@ -195,6 +195,16 @@ pub fn materialize(settings: &Settings, scratch: &Scratch) -> attribution::Mater
     }
 }
 
+/// How rule 4 finds duplicate events: by hashing, holding every event, in this process with
+/// no memory cap; by `dedup.sql`'s sort (which spills, and which a cluster can run) otherwise.
+pub fn dedup(settings: &Settings) -> attribution::dedup::Dedup {
+    if settings.cluster.is_none() && settings.memory_limit.is_none() {
+        attribution::dedup::Dedup::Hash
+    } else {
+        attribution::dedup::Dedup::Sort
+    }
+}
+
 fn progress_bar(settings: &Settings, total: u64) -> Option<ProgressBar> {
     if !settings.progress {
         return None;
@@ -253,6 +263,7 @@ pub async fn attribution_job(
                 &ctx,
                 settings.engine,
                 &materialize(settings, &scratch),
+                dedup(settings),
             )
             .await;
             if let Some(bar) = bar {

@@ -12,7 +12,8 @@ use marketing_analytics::context::session_context;
 use marketing_analytics::input::schema;
 use marketing_analytics::input::source::decode_text;
 use marketing_analytics::input::TableKind;
-use marketing_analytics::jobs::attribution::{self, Outcomes};
+use marketing_analytics::jobs::attribution::dedup::Dedup;
+use marketing_analytics::jobs::attribution::{self, Materialize, Outcomes};
 use marketing_analytics::jobs::{tables, Api, Engine};
 use marketing_analytics::output::conform;
 use marketing_analytics::pipeline::Mart;
@@ -58,6 +59,17 @@ pub async fn run_inline(
     engine: Engine,
     api: Api,
 ) -> Outputs {
+    run_inline_with(clickstream_csv, purchases_csv, engine, api, Dedup::Hash).await
+}
+
+/// [`run_inline`] with rule 4 for events done by `dedup`.
+pub async fn run_inline_with(
+    clickstream_csv: &str,
+    purchases_csv: &str,
+    engine: Engine,
+    api: Api,
+    dedup: Dedup,
+) -> Outputs {
     let (events, events_read) = decode_text(
         TableKind::Clickstream,
         clickstream_csv.as_bytes(),
@@ -82,7 +94,7 @@ pub async fn run_inline(
         table(purchases, schema::PURCHASES.clone()),
     )
     .unwrap();
-    let result = attribution::transform(&ctx, engine)
+    let result = attribution::transform_with(&ctx, engine, &Materialize::Memory, dedup)
         .await
         .expect("attribution transform");
     let projection: Vec<RecordBatch> = result
@@ -127,15 +139,19 @@ pub const COMBINATIONS: [(Engine, Api); 4] = [
     (Engine::Udaf, Api::Dataframe),
 ];
 
-/// Runs rows (without headers) through every engine × API combination, asserts they all give
-/// identical outputs, and returns them.
+/// Runs rows (without headers) through every engine × API combination, and each engine with
+/// the sort dedup too, asserts they all give identical outputs, and returns them.
 pub async fn run_sql(clickstream_rows: &str, purchases_rows: &str) -> Outputs {
     let clickstream = format!("{CLICKSTREAM_HEADER}{clickstream_rows}");
     let purchases = format!("{PURCHASES_HEADER}{purchases_rows}");
     let first = run_inline(&clickstream, &purchases, Engine::Sql, Api::Sql).await;
-    for (engine, api) in &COMBINATIONS[1..] {
-        let other = run_inline(&clickstream, &purchases, *engine, *api).await;
-        let what = format!("{engine:?} engine with {api:?} API");
+    let variants = COMBINATIONS[1..]
+        .iter()
+        .map(|(engine, api)| (*engine, *api, Dedup::Hash))
+        .chain([Engine::Sql, Engine::Udaf].map(|e| (e, Api::Sql, Dedup::Sort)));
+    for (engine, api, dedup) in variants {
+        let other = run_inline_with(&clickstream, &purchases, engine, api, dedup).await;
+        let what = format!("{engine:?} engine with {api:?} API and {dedup:?} dedup");
         assert_same_text(
             &format!("projection of {what}"),
             &other.projection,
@@ -203,8 +219,8 @@ pub fn read_outputs(out: &std::path::Path) -> (String, String, String) {
     )
 }
 
-/// Runs the whole pipeline from files with every engine × API combination into
-/// `out/<engine>-<api>/`, asserts that all of them wrote byte-identical datasets and equal
+/// Runs the whole pipeline from files with every engine × API combination (and once under a
+/// memory cap) into `out/<engine>-<api>[-capped]/`, asserts that all of them wrote byte-identical datasets and equal
 /// counts, and returns the first run's counts and output directory.
 pub async fn run_all_combinations(
     clickstream: &std::path::Path,
@@ -214,12 +230,24 @@ pub async fn run_all_combinations(
     use marketing_analytics::output::PART_FILE;
     use marketing_analytics::pipeline::{layout, run_all, Settings};
     let mut first: Option<(Counts, PathBuf)> = None;
-    for (engine, api) in COMBINATIONS {
-        let dir = out.join(format!("{engine:?}-{api:?}"));
+    // Under a memory cap the job takes the other path: rule 4 by dedup.sql's sort instead of
+    // hashing, intermediates written as Parquet.
+    let variants = COMBINATIONS
+        .map(|(engine, api)| (engine, api, None))
+        .into_iter()
+        .chain([(Engine::Udaf, Api::Sql, Some(4usize << 30))]);
+    for (engine, api, memory_limit) in variants {
+        let capped = if memory_limit.is_some() {
+            "-capped"
+        } else {
+            ""
+        };
+        let dir = out.join(format!("{engine:?}-{api:?}{capped}"));
         let settings = Settings {
             engine,
             api,
             threads: 2,
+            memory_limit,
             ..Settings::default()
         };
         let report = run_all(

@@ -12,6 +12,7 @@
 //! `purchase_events` table, so everything after the session step is one code path.
 
 pub mod bucket;
+pub mod dedup;
 pub mod udaf;
 
 use std::sync::Arc;
@@ -146,14 +147,23 @@ pub struct Attribution {
     pub outcomes: Outcomes,
 }
 
-/// Registers the shared dedup view and returns the engine's session-step query (the heaviest
-/// query of the job, the one `explain` shows).
-pub async fn session_step(ctx: &SessionContext, engine: Engine) -> Result<&'static str> {
-    replace_table(
-        ctx,
-        intermediate::RELEVANT_EVENTS,
-        ctx.sql(DEDUP_SQL).await?.into_view(),
-    )?;
+/// Registers the shared dedup view (`dedup.sql`, or its hashing twin with the same schema and
+/// rows) and returns the engine's session-step query (the heaviest query of the job, the one
+/// `explain` shows).
+pub async fn session_step(
+    ctx: &SessionContext,
+    engine: Engine,
+    how: dedup::Dedup,
+) -> Result<&'static str> {
+    let view = ctx.sql(DEDUP_SQL).await?;
+    let relevant: Arc<dyn TableProvider> = match how {
+        dedup::Dedup::Sort => view.into_view(),
+        dedup::Dedup::Hash => Arc::new(dedup::RelevantEvents::new(
+            ctx.table_provider(tables::EVENTS).await?,
+            Arc::new(view.schema().as_arrow().clone()),
+        )),
+    };
+    replace_table(ctx, intermediate::RELEVANT_EVENTS, relevant)?;
     Ok(match engine {
         Engine::Sql => SESSIONIZE_SQL,
         Engine::Udaf => SESSIONIZE_UDAF_SQL,
@@ -203,10 +213,10 @@ impl Materialize {
     }
 }
 
-/// Computes the projection from the registered tables `events` and `purchases`, keeping the
-/// intermediates in memory.
+/// Computes the projection from the registered tables `events` and `purchases`, in memory and
+/// in this process.
 pub async fn transform(ctx: &SessionContext, engine: Engine) -> Result<Attribution> {
-    transform_with(ctx, engine, &Materialize::Memory).await
+    transform_with(ctx, engine, &Materialize::Memory, dedup::Dedup::Hash).await
 }
 
 /// Computes the projection from the registered tables `events` and `purchases`.
@@ -217,8 +227,9 @@ pub async fn transform_with(
     ctx: &SessionContext,
     engine: Engine,
     how: &Materialize,
+    dedup: dedup::Dedup,
 ) -> Result<Attribution> {
-    let purchase_events = ctx.sql(session_step(ctx, engine).await?).await?;
+    let purchase_events = ctx.sql(session_step(ctx, engine, dedup).await?).await?;
     let purchases_ranked = ctx.sql(PURCHASES_SQL).await?;
     futures::try_join!(
         how.table(ctx, intermediate::PURCHASE_EVENTS, purchase_events),

@@ -1,0 +1,695 @@
+//! Rule 4 for events by hashing: the in-process twin of `dedup.sql`.
+//!
+//! `dedup.sql` sorts every event by eventId to find the rows that share one. On one machine
+//! with no memory cap that sort was the largest cost of the job (concatenating, comparing and
+//! gathering every row: about 40 % of the CPU time on 5M events, docs/performance.md), although
+//! almost every eventId occurs once. [`DedupEventsExec`] instead hashes each eventId and keeps
+//! the rows: an eventId whose hash occurs once is unique, and its row passes with `copy = 1`
+//! if it is a boundary or purchase event. Only the rows whose hash occurs more than once (the
+//! duplicates, and in theory distinct eventIds whose hashes collide) are sorted, exactly as
+//! `dedup.sql` orders them, so the result is the same row for row whatever the hash does.
+//!
+//! It holds a partition's rows until its input ends, as the sort does, but cannot spill: it
+//! is used only when the job runs in this process without a memory cap (`pipeline::dedup`);
+//! under a cap and on a cluster `dedup.sql` runs instead. [`RelevantEvents`] is the table
+//! the session step reads, with the schema of `dedup.sql`'s view.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions,
+    StringArray,
+};
+use datafusion::arrow::compute::{
+    concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
+    SortOptions,
+};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{exec_err, plan_err, Result};
+use datafusion::datasource::TableType;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::expressions::col;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    PlanProperties,
+};
+use futures::{StreamExt, TryStreamExt};
+
+/// How rule 4 finds the events that share an eventId.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dedup {
+    /// `dedup.sql`: a sort, which spills under a memory cap and runs on a cluster.
+    Sort,
+    /// [`DedupEventsExec`]: hashing, in memory, in this process.
+    Hash,
+}
+
+/// The columns of `events` that rule 4 reads, in the order [`DedupEventsExec`] expects them.
+const INPUT: [&str; 9] = [
+    "userId",
+    "eventId",
+    "eventType",
+    "eventTime",
+    "attributes",
+    "campaignId",
+    "channelId",
+    "purchaseId",
+    crate::input::schema::SOURCE_ROW,
+];
+const EVENT_ID: usize = 1;
+const EVENT_TYPE: usize = 2;
+const EVENT_TIME: usize = 3;
+const ATTRIBUTES: usize = 4;
+const SOURCE_ROW: usize = 8;
+
+/// How an eventId is hashed. Replaceable so that tests can make every eventId collide.
+type HashFn = fn(&[u8]) -> u64;
+
+/// The eventId hash: fixed seeds, so the same eventIds are candidates in every run (the result
+/// does not depend on the hash, only the work done).
+fn event_id_hash(id: &[u8]) -> u64 {
+    static STATE: std::sync::LazyLock<ahash::RandomState> = std::sync::LazyLock::new(|| {
+        ahash::RandomState::with_seeds(
+            0x6d61_726b_6574,
+            0x696e_672d_616e,
+            0x616c_7974_6963,
+            0x7320_6465_6475,
+        )
+    });
+    STATE.hash_one(id)
+}
+
+/// The session step's view of the events: `dedup.sql`'s columns, computed by hashing.
+#[derive(Debug)]
+pub struct RelevantEvents {
+    events: Arc<dyn TableProvider>,
+    /// The schema of `dedup.sql`'s view, which this table reproduces.
+    schema: SchemaRef,
+    hash: HashFn,
+}
+
+impl RelevantEvents {
+    /// `schema` is the schema of `dedup.sql`'s view over `events`.
+    pub fn new(events: Arc<dyn TableProvider>, schema: SchemaRef) -> Self {
+        RelevantEvents {
+            events,
+            schema,
+            hash: event_id_hash,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for RelevantEvents {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let events_schema = self.events.schema();
+        let input_columns = INPUT
+            .iter()
+            .map(|name| events_schema.index_of(name))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let input = self
+            .events
+            .scan(state, Some(&input_columns), &[], None)
+            .await?;
+        let outputs = match projection {
+            Some(indices) => indices.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        Ok(Arc::new(DedupEventsExec::try_new(
+            input,
+            &self.schema,
+            &outputs,
+            self.hash,
+        )?))
+    }
+}
+
+/// Where an output column comes from.
+#[derive(Debug, Clone, Copy)]
+enum Column {
+    Input(usize),
+    TieRank,
+    Copy,
+}
+
+/// Rule 4 over input partitioned by eventId (see the module docs).
+#[derive(Debug)]
+pub struct DedupEventsExec {
+    input: Arc<dyn ExecutionPlan>,
+    /// eventId in the input.
+    key: Arc<dyn PhysicalExpr>,
+    hash: HashFn,
+    columns: Vec<Column>,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl DedupEventsExec {
+    /// `input` has the columns [`INPUT`]; the output has the fields `outputs` of `view` (the
+    /// schema of `dedup.sql`'s view).
+    fn try_new(
+        input: Arc<dyn ExecutionPlan>,
+        view: &SchemaRef,
+        outputs: &[usize],
+        hash: HashFn,
+    ) -> Result<Self> {
+        let input_schema = input.schema();
+        let mut columns = Vec::with_capacity(outputs.len());
+        for &i in outputs {
+            let field = view.field(i);
+            columns.push(match field.name().as_str() {
+                "tieRank" => Column::TieRank,
+                "copy" => Column::Copy,
+                name => match INPUT.iter().position(|c| *c == name) {
+                    Some(j) if input_schema.field(j).data_type() == field.data_type() => {
+                        Column::Input(j)
+                    }
+                    _ => return plan_err!("dedup: no input column for output column {name}"),
+                },
+            });
+        }
+        let key = col(INPUT[EVENT_ID], &input_schema)?;
+        Ok(Self::with_input(
+            input,
+            key,
+            hash,
+            columns,
+            Arc::new(view.project(outputs)?),
+        ))
+    }
+
+    /// The output is partitioned as the input is: the planner may replace the input (with
+    /// the repartitioning the node requires), so the properties follow it.
+    fn with_input(
+        input: Arc<dyn ExecutionPlan>,
+        key: Arc<dyn PhysicalExpr>,
+        hash: HashFn,
+        columns: Vec<Column>,
+        schema: SchemaRef,
+    ) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            input.output_partitioning().clone(),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        DedupEventsExec {
+            input,
+            key,
+            hash,
+            columns,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+}
+
+impl DisplayAs for DedupEventsExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "DedupEventsExec: rule 4 by eventId hash")
+    }
+}
+
+impl ExecutionPlan for DedupEventsExec {
+    fn name(&self) -> &str {
+        "DedupEventsExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    /// Every row of an eventId in one partition; the planner inserts the repartitioning (and
+    /// would remove one the plan made itself, were this not required).
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::KeyPartitioned(vec![self.key.clone()])]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return exec_err!("DedupEventsExec takes one input");
+        }
+        Ok(Arc::new(DedupEventsExec::with_input(
+            children.swap_remove(0),
+            self.key.clone(),
+            self.hash,
+            self.columns.clone(),
+            self.schema(),
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context.clone())?;
+        let reservation = MemoryConsumer::new(format!("DedupEventsExec[{partition}]"))
+            .register(context.memory_pool());
+        let metrics = BaselineMetrics::new(&self.metrics, partition);
+        let schema = self.schema();
+        let columns = self.columns.clone();
+        let out_schema = schema.clone();
+        let hash = self.hash;
+        let batches = futures::stream::once(async move {
+            let held = Held::collect(input, reservation, hash, &metrics).await?;
+            let timer = metrics.elapsed_compute().timer();
+            let duplicates = held.duplicated_rows(&columns, &out_schema)?;
+            timer.done();
+            let unique = futures::stream::iter(held.into_unique(columns, out_schema, metrics));
+            Ok::<_, datafusion::error::DataFusionError>(
+                unique.chain(futures::stream::iter(duplicates)),
+            )
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+}
+
+/// The eventId hashes are already uniform: the sets use them as they are.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type HashSet64 = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
+
+/// A partition's rows, held until its input ends, and the hashes seen more than once.
+struct Held {
+    batches: Vec<(RecordBatch, Vec<u64>)>,
+    repeated: HashSet64,
+    reservation: MemoryReservation,
+}
+
+impl Held {
+    async fn collect(
+        mut input: SendableRecordBatchStream,
+        reservation: MemoryReservation,
+        hash: HashFn,
+        metrics: &BaselineMetrics,
+    ) -> Result<Held> {
+        let mut seen = HashSet64::default();
+        let mut repeated = HashSet64::default();
+        let mut batches = Vec::new();
+        while let Some(batch) = input.next().await {
+            let batch = batch?;
+            let timer = metrics.elapsed_compute().timer();
+            let ids = string_column(&batch, EVENT_ID)?;
+            let hashes: Vec<u64> = ids
+                .iter()
+                .map(|id| hash(id.unwrap_or_default().as_bytes()))
+                .collect();
+            for &h in &hashes {
+                if !seen.insert(h) {
+                    repeated.insert(h);
+                }
+            }
+            reservation.try_grow(batch.get_array_memory_size() + hashes.len() * 8)?;
+            batches.push((batch, hashes));
+            timer.done();
+        }
+        Ok(Held {
+            batches,
+            repeated,
+            reservation,
+        })
+    }
+
+    /// The rows whose eventId hash occurs more than once, ordered as `dedup.sql` orders them,
+    /// with `copy`, cut to the rows the session step needs (boundary and purchase events, and
+    /// every duplicate).
+    fn duplicated_rows(
+        &self,
+        columns: &[Column],
+        schema: &SchemaRef,
+    ) -> Result<Option<Result<RecordBatch>>> {
+        if self.repeated.is_empty() {
+            return Ok(None);
+        }
+        let mut candidates = Vec::new();
+        for (batch, hashes) in &self.batches {
+            let mask: BooleanArray = hashes
+                .iter()
+                .map(|h| Some(self.repeated.contains(h)))
+                .collect();
+            if mask.true_count() > 0 {
+                candidates.push(filter_record_batch(batch, &mask)?);
+            }
+        }
+        let Some(first) = candidates.first() else {
+            return Ok(None);
+        };
+        let all = concat_batches(&first.schema(), &candidates)?;
+        let ranks = tie_ranks(string_column(&all, EVENT_TYPE)?);
+        let ascending = SortOptions {
+            descending: false,
+            // SQL's default for ascending order, as in dedup.sql.
+            nulls_first: false,
+        };
+        let keys = [
+            all.column(EVENT_ID).clone(),
+            all.column(EVENT_TIME).clone(),
+            Arc::new(ranks) as ArrayRef,
+            all.column(ATTRIBUTES).clone(),
+            all.column(SOURCE_ROW).clone(),
+        ]
+        .into_iter()
+        .map(|values| SortColumn {
+            values,
+            options: Some(ascending),
+        })
+        .collect::<Vec<_>>();
+        let order = lexsort_to_indices(&keys, None)?;
+        let sorted = take_record_batch(&all, &order)?;
+        let ids = string_column(&sorted, EVENT_ID)?;
+        let copies: Int64Array = (0..sorted.num_rows())
+            .map(|i| {
+                let same = i > 0
+                    && ids.is_valid(i)
+                    && ids.is_valid(i - 1)
+                    && ids.value(i) == ids.value(i - 1);
+                Some(if same { 2 } else { 1 })
+            })
+            .collect();
+        let types = string_column(&sorted, EVENT_TYPE)?;
+        let keep: BooleanArray = (0..sorted.num_rows())
+            .map(|i| Some(copies.value(i) > 1 || is_relevant(types.value(i))))
+            .collect();
+        let sorted = sorted_with_copies(&sorted, copies)?;
+        let kept = filter_record_batch(&sorted, &keep)?;
+        let copies = kept.column(kept.num_columns() - 1).as_primitive().clone();
+        Ok(Some(output_batch(&kept, columns, schema, Some(copies))))
+    }
+
+    /// The boundary and purchase events whose eventId hash occurs once, batch by batch,
+    /// releasing each held batch as it goes.
+    fn into_unique(
+        self,
+        columns: Vec<Column>,
+        schema: SchemaRef,
+        metrics: BaselineMetrics,
+    ) -> impl Iterator<Item = Result<RecordBatch>> {
+        let Held {
+            batches,
+            repeated,
+            reservation,
+        } = self;
+        batches.into_iter().filter_map(move |(batch, hashes)| {
+            let timer = metrics.elapsed_compute().timer();
+            let result = (|| {
+                let types = string_column(&batch, EVENT_TYPE)?;
+                let keep: BooleanArray = hashes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| Some(!repeated.contains(h) && is_relevant(types.value(i))))
+                    .collect();
+                let kept = filter_record_batch(&batch, &keep)?;
+                output_batch(&kept, &columns, &schema, None)
+            })();
+            reservation
+                .shrink((batch.get_array_memory_size() + hashes.len() * 8).min(reservation.size()));
+            timer.done();
+            match result {
+                Ok(b) if b.num_rows() == 0 => None,
+                Ok(b) => {
+                    metrics.record_output(b.num_rows());
+                    Some(Ok(b))
+                }
+                Err(e) => Some(Err(e)),
+            }
+        })
+    }
+}
+
+/// `batch` with its `copy` values appended as a last column, so one filter cuts both.
+fn sorted_with_copies(batch: &RecordBatch, copies: Int64Array) -> Result<RecordBatch> {
+    let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
+        "copy",
+        DataType::Int64,
+        false,
+    )));
+    let mut arrays = batch.columns().to_vec();
+    arrays.push(Arc::new(copies));
+    Ok(RecordBatch::try_new(
+        Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        arrays,
+    )?)
+}
+
+/// The output columns of input rows `batch`; `copies` = None means every row is kept (1).
+fn output_batch(
+    batch: &RecordBatch,
+    columns: &[Column],
+    schema: &SchemaRef,
+    copies: Option<Int64Array>,
+) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    for column in columns {
+        arrays.push(match column {
+            Column::Input(j) => batch.column(*j).clone(),
+            Column::TieRank => Arc::new(tie_ranks(string_column(batch, EVENT_TYPE)?)),
+            Column::Copy => match &copies {
+                Some(c) => Arc::new(c.clone()),
+                None => Arc::new(Int64Array::from_value(1, rows)),
+            },
+        });
+    }
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
+/// The boundary and purchase events: the rows sessions need (as in dedup.sql).
+fn is_relevant(event_type: &str) -> bool {
+    matches!(event_type, "app_open" | "app_close" | "purchase")
+}
+
+/// dedup.sql's `tieRank`: app_open 0, app_close 2, anything else 1.
+fn tie_ranks(types: &StringArray) -> Int64Array {
+    types
+        .iter()
+        .map(|t| {
+            Some(match t {
+                Some("app_open") => 0,
+                Some("app_close") => 2,
+                _ => 1,
+            })
+        })
+        .collect()
+}
+
+fn string_column(batch: &RecordBatch, index: usize) -> Result<&StringArray> {
+    match batch.column(index).as_string_opt::<i32>() {
+        Some(values) => Ok(values),
+        None => exec_err!(
+            "dedup: column {} is {}, not text",
+            INPUT[index],
+            batch.column(index).data_type()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+    use crate::input::schema::{source_row, EVENTS};
+    use crate::jobs::attribution::DEDUP_SQL;
+
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        i64,
+        &'static str,
+        Option<&'static str>,
+        u64,
+    );
+
+    /// userId, eventId, eventType, eventTime, attributes, campaignId, line.
+    #[rustfmt::skip]
+    const ROWS: [Row; 13] = [
+        // The same eventId in two users, the later row and the rank-1 row are duplicates.
+        ("u1", "e1", "app_open", 10, "{}", Some("7"), 1),
+        ("u1", "e1", "app_open", 20, "{}", Some("8"), 2),
+        ("u2", "e1", "purchase", 10, "{}", None, 3),
+        // A tie on time and rank, broken by attributes.
+        ("u1", "e2", "purchase", 30, "{b}", Some("b"), 4),
+        ("u1", "e2", "purchase", 30, "{a}", Some("a"), 5),
+        // A full tie, broken by file order.
+        ("u1", "e3", "app_close", 40, "{}", Some("x"), 7),
+        ("u1", "e3", "app_close", 40, "{}", Some("y"), 6),
+        // A tie on time, broken by rank: the duplicate is of a type sessions ignore.
+        ("u1", "e4", "app_open", 50, "{}", Some("9"), 8),
+        ("u1", "e4", "search_product", 50, "{}", None, 9),
+        // Unique rows: kept if sessions need them.
+        ("u2", "e5", "app_open", 5, "{}", Some("1"), 10),
+        ("u2", "e6", "view_product_details", 6, "{}", None, 11),
+        // The kept row is of a type sessions ignore: only the duplicate app_open is left.
+        ("u1", "e7", "search_product", 60, "{}", None, 12),
+        ("u1", "e7", "app_open", 70, "{}", Some("3"), 13),
+    ];
+
+    fn events() -> RecordBatch {
+        let text = |f: fn(&Row) -> &str| {
+            Arc::new(StringArray::from_iter_values(ROWS.iter().map(f))) as ArrayRef
+        };
+        let none = || Arc::new(StringArray::from_iter(ROWS.iter().map(|_| None::<&str>)));
+        RecordBatch::try_new(
+            EVENTS.clone(),
+            vec![
+                text(|r| r.0),
+                text(|r| r.1),
+                text(|r| r.2),
+                Arc::new(
+                    datafusion::arrow::array::TimestampMicrosecondArray::from_iter_values(
+                        ROWS.iter().map(|r| r.3),
+                    ),
+                ),
+                text(|r| r.4),
+                Arc::new(StringArray::from_iter(ROWS.iter().map(|r| r.5))),
+                none(),
+                none(),
+                Arc::new(Int64Array::from_iter_values(
+                    ROWS.iter().map(|r| source_row(0, r.6)),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// `relevant_events` from `dedup.sql` (`hash` = None) or by hashing, one line per row:
+    /// eventId userId eventType eventTime campaignId tieRank copy.
+    async fn relevant(hash: Option<HashFn>, partitions: usize) -> Vec<String> {
+        let ctx = SessionContext::new_with_config(
+            crate::context::session_config(1).with_target_partitions(partitions),
+        );
+        crate::context::register_functions(&ctx);
+        // One batch per row: the rows of an eventId arrive in different batches.
+        let batches = (0..ROWS.len())
+            .map(|i| vec![events().slice(i, 1)])
+            .collect();
+        let events = Arc::new(MemTable::try_new(EVENTS.clone(), batches).unwrap());
+        ctx.register_table("events", events.clone()).unwrap();
+        let view = ctx.sql(DEDUP_SQL).await.unwrap();
+        let table: Arc<dyn TableProvider> = match hash {
+            None => view.into_view(),
+            Some(hash) => Arc::new(RelevantEvents {
+                events,
+                schema: Arc::new(view.schema().as_arrow().clone()),
+                hash,
+            }),
+        };
+        ctx.register_table("relevant_events", table).unwrap();
+        let sql = "SELECT concat_ws(' ', eventId, userId, eventType, \
+                   CAST(CAST(eventTime AS BIGINT) AS VARCHAR), coalesce(campaignId, '-'), \
+                   CAST(tieRank AS VARCHAR), CAST(copy AS VARCHAR)) AS r \
+                   FROM relevant_events ORDER BY r";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        batches
+            .iter()
+            .flat_map(|b| {
+                let rows = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8).unwrap();
+                let rows = rows.as_string::<i32>();
+                (0..rows.len())
+                    .map(|i| rows.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_least_row_of_an_event_id_is_kept_and_every_other_is_a_duplicate() {
+        let want = [
+            "e1 u1 app_open 10 7 0 1",
+            "e1 u1 app_open 20 8 0 2",
+            "e1 u2 purchase 10 - 1 2",
+            "e2 u1 purchase 30 a 1 1",
+            "e2 u1 purchase 30 b 1 2",
+            "e3 u1 app_close 40 x 2 2",
+            "e3 u1 app_close 40 y 2 1",
+            "e4 u1 app_open 50 9 0 1",
+            "e4 u1 search_product 50 - 1 2",
+            "e5 u2 app_open 5 1 0 1",
+            "e7 u1 app_open 70 3 0 2",
+        ];
+        assert_eq!(relevant(None, 2).await, want, "dedup.sql");
+        for partitions in [1, 3] {
+            assert_eq!(
+                relevant(Some(event_id_hash), partitions).await,
+                want,
+                "hashing, {partitions} partitions"
+            );
+            // Every eventId colliding: all rows take the exact path.
+            assert_eq!(
+                relevant(Some(|_| 42), partitions).await,
+                want,
+                "one hash for all, {partitions} partitions"
+            );
+        }
+    }
+}
