@@ -299,6 +299,9 @@ impl ExecutionPlan for DedupEventsExec {
             let held = Held::collect(input, reservation, hash, &metrics).await?;
             let timer = metrics.elapsed_compute().timer();
             let duplicates = held.duplicated_rows(&columns, &out_schema)?;
+            if let Some(Ok(batch)) = &duplicates {
+                metrics.record_output(batch.num_rows());
+            }
             timer.done();
             let unique = futures::stream::iter(held.into_unique(columns, out_schema, metrics));
             Ok::<_, datafusion::error::DataFusionError>(
