@@ -9,15 +9,22 @@
 //! duplicates, and in theory distinct eventIds whose hashes collide) are sorted, exactly as
 //! `dedup.sql` orders them, so the result is the same row for row whatever the hash does.
 //!
-//! It holds a partition's rows until its input ends, as the sort does, but cannot spill: it
-//! is used only when the job runs in this process without a memory cap (`pipeline::dedup`);
-//! under a cap and on a cluster `dedup.sql` runs instead. [`RelevantEvents`] is the table
-//! the session step reads, with the schema of `dedup.sql`'s view.
+//! It reads every input partition itself, a task each, into hash sets the tasks share, so the
+//! events need no repartitioning by eventId; and it splits what it passes by userId with
+//! DataFusion's own hash partitioning, so the `sessionize` aggregation above it runs in one
+//! phase instead of partial states repartitioned and merged (docs/performance.md). The first
+//! output partition polled computes all of them, as a `RepartitionExec` does, so no partition
+//! waits for another to be polled.
+//!
+//! It holds every event until its input ends, as the sort does, but cannot spill: it is used
+//! only when the job runs in this process without a memory cap (`pipeline::dedup`); under a
+//! cap and on a cluster `dedup.sql` runs instead. [`RelevantEvents`] is the table the session
+//! step reads, with the schema of `dedup.sql`'s view.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
@@ -30,8 +37,9 @@ use datafusion::arrow::compute::{
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{exec_err, plan_err, Result};
+use datafusion::common::{exec_datafusion_err, exec_err, plan_err, DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -40,12 +48,15 @@ use datafusion::physical_expr::expressions::col;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::repartition::BatchPartitioner;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
     PlanProperties,
 };
 use futures::{StreamExt, TryStreamExt};
+use tokio::sync::OnceCell;
+use tokio::task::JoinError;
 
 /// How rule 4 finds the events that share an eventId.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +79,7 @@ const INPUT: [&str; 9] = [
     "purchaseId",
     crate::input::schema::SOURCE_ROW,
 ];
+const USER_ID: usize = 0;
 const EVENT_ID: usize = 1;
 const EVENT_TYPE: usize = 2;
 const EVENT_TIME: usize = 3;
@@ -146,6 +158,7 @@ impl TableProvider for RelevantEvents {
             &self.schema,
             &outputs,
             self.hash,
+            state.config().target_partitions().max(1),
         )?))
     }
 }
@@ -158,26 +171,28 @@ enum Column {
     Copy,
 }
 
-/// Rule 4 over input partitioned by eventId (see the module docs).
+/// Rule 4 over the events, however they are partitioned (see the module docs).
 #[derive(Debug)]
 pub struct DedupEventsExec {
     input: Arc<dyn ExecutionPlan>,
-    /// eventId in the input.
-    key: Arc<dyn PhysicalExpr>,
     hash: HashFn,
     columns: Vec<Column>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    /// The output partitions, computed once, for all of them, by the first one polled (as a
+    /// `RepartitionExec` does): no partition waits for another to be polled.
+    prepared: Arc<OnceCell<std::result::Result<Arc<Prepared>, Arc<DataFusionError>>>>,
 }
 
 impl DedupEventsExec {
     /// `input` has the columns [`INPUT`]; the output has the fields `outputs` of `view` (the
-    /// schema of `dedup.sql`'s view).
+    /// schema of `dedup.sql`'s view) in `partitions` partitions, by userId when it has it.
     fn try_new(
         input: Arc<dyn ExecutionPlan>,
         view: &SchemaRef,
         outputs: &[usize],
         hash: HashFn,
+        partitions: usize,
     ) -> Result<Self> {
         let input_schema = input.schema();
         let mut columns = Vec::with_capacity(outputs.len());
@@ -194,45 +209,45 @@ impl DedupEventsExec {
                 },
             });
         }
-        let key = col(INPUT[EVENT_ID], &input_schema)?;
-        Ok(Self::with_input(
-            input,
-            key,
-            hash,
-            columns,
-            Arc::new(view.project(outputs)?),
-        ))
+        let schema = Arc::new(view.project(outputs)?);
+        let partitioning = match schema.index_of(INPUT[USER_ID]) {
+            Ok(_) => Partitioning::Hash(vec![col(INPUT[USER_ID], &schema)?], partitions),
+            Err(_) => Partitioning::RoundRobinBatch(partitions),
+        };
+        Ok(Self::with_input(input, hash, columns, schema, partitioning))
     }
 
-    /// The output is partitioned as the input is: the planner may replace the input (with
-    /// the repartitioning the node requires), so the properties follow it.
     fn with_input(
         input: Arc<dyn ExecutionPlan>,
-        key: Arc<dyn PhysicalExpr>,
         hash: HashFn,
         columns: Vec<Column>,
         schema: SchemaRef,
+        partitioning: Partitioning,
     ) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema),
-            input.output_partitioning().clone(),
+            partitioning,
             EmissionType::Final,
             Boundedness::Bounded,
         );
         DedupEventsExec {
             input,
-            key,
             hash,
             columns,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
+            prepared: Arc::new(OnceCell::new()),
         }
     }
 }
 
 impl DisplayAs for DedupEventsExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "DedupEventsExec: rule 4 by eventId hash")
+        write!(
+            f,
+            "DedupEventsExec: rule 4 by eventId hash, partitioning={}",
+            self.properties.output_partitioning()
+        )
     }
 }
 
@@ -249,10 +264,9 @@ impl ExecutionPlan for DedupEventsExec {
         vec![&self.input]
     }
 
-    /// Every row of an eventId in one partition; the planner inserts the repartitioning (and
-    /// would remove one the plan made itself, were this not required).
-    fn required_input_distribution(&self) -> Vec<Distribution> {
-        vec![Distribution::KeyPartitioned(vec![self.key.clone()])]
+    /// It reads every input partition itself: more partitions would only add copies.
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
     }
 
     fn apply_expressions(
@@ -271,10 +285,20 @@ impl ExecutionPlan for DedupEventsExec {
         }
         Ok(Arc::new(DedupEventsExec::with_input(
             children.swap_remove(0),
-            self.key.clone(),
             self.hash,
             self.columns.clone(),
             self.schema(),
+            self.properties.output_partitioning().clone(),
+        )))
+    }
+
+    fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(DedupEventsExec::with_input(
+            self.input.clone(),
+            self.hash,
+            self.columns.clone(),
+            self.schema(),
+            self.properties.output_partitioning().clone(),
         )))
     }
 
@@ -287,29 +311,32 @@ impl ExecutionPlan for DedupEventsExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let input = self.input.execute(partition, context.clone())?;
-        let reservation = MemoryConsumer::new(format!("DedupEventsExec[{partition}]"))
-            .register(context.memory_pool());
-        let metrics = BaselineMetrics::new(&self.metrics, partition);
-        let schema = self.schema();
-        let columns = self.columns.clone();
-        let out_schema = schema.clone();
-        let hash = self.hash;
+        let prepared = self.prepared.clone();
+        let job = Job {
+            input: self.input.clone(),
+            context,
+            hash: self.hash,
+            columns: self.columns.clone(),
+            schema: self.schema(),
+            partitioning: self.properties.output_partitioning().clone(),
+            metrics: self.metrics.clone(),
+        };
+        let output_metrics = BaselineMetrics::new(&self.metrics, partition);
         let batches = futures::stream::once(async move {
-            let held = Held::collect(input, reservation, hash, &metrics).await?;
-            let timer = metrics.elapsed_compute().timer();
-            let duplicates = held.duplicated_rows(&columns, &out_schema)?;
-            if let Some(Ok(batch)) = &duplicates {
-                metrics.record_output(batch.num_rows());
-            }
-            timer.done();
-            let unique = futures::stream::iter(held.into_unique(columns, out_schema, metrics));
-            Ok::<_, datafusion::error::DataFusionError>(
-                unique.chain(futures::stream::iter(duplicates)),
-            )
+            let prepared = prepared
+                .get_or_init(|| async move { job.run().await.map(Arc::new).map_err(Arc::new) })
+                .await
+                .clone()
+                .map_err(DataFusionError::Shared)?;
+            let batches = prepared.take(partition)?;
+            output_metrics.record_output(batches.iter().map(RecordBatch::num_rows).sum());
+            Ok::<_, DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok)))
         })
         .try_flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema(),
+            batches,
+        )))
     }
 }
 
@@ -335,151 +362,299 @@ impl Hasher for IdentityHasher {
 
 type HashSet64 = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
 
-/// A partition's rows, held until its input ends, and the hashes seen more than once.
-struct Held {
-    batches: Vec<(RecordBatch, Vec<u64>)>,
+/// The hashes seen, and those seen more than once, of a range of hash values.
+#[derive(Default)]
+struct Shard {
+    seen: HashSet64,
     repeated: HashSet64,
+}
+
+/// Shards of the shared hash sets, so that the input partitions rarely wait for each other.
+const SHARDS: usize = 64;
+
+/// The shard of a hash: middle bits, since the sets place a hash by its low bits and tag it
+/// with its high ones.
+fn shard_of(h: u64) -> usize {
+    ((h >> 32) as usize) % SHARDS
+}
+
+/// An input partition's batches, with the hash of each row's eventId.
+type HeldBatches = Vec<(RecordBatch, Vec<u64>)>;
+
+/// The output partitions, ready to be taken.
+#[derive(Debug)]
+struct Prepared {
+    /// Each is taken by its stream, so that memory is released as the consumer reads.
+    partitions: Vec<Mutex<Option<Vec<RecordBatch>>>>,
     reservation: MemoryReservation,
 }
 
-impl Held {
-    async fn collect(
-        mut input: SendableRecordBatchStream,
-        reservation: MemoryReservation,
-        hash: HashFn,
-        metrics: &BaselineMetrics,
-    ) -> Result<Held> {
-        let mut seen = HashSet64::default();
+impl Prepared {
+    fn take(&self, partition: usize) -> Result<Vec<RecordBatch>> {
+        let Some(slot) = self.partitions.get(partition) else {
+            return exec_err!("DedupEventsExec has no partition {partition}");
+        };
+        let taken = match slot.lock() {
+            Ok(mut batches) => batches.take(),
+            Err(_) => return exec_err!("DedupEventsExec: a task panicked"),
+        };
+        // An empty answer here would be a wrong one: a plan that runs a partition twice
+        // must reset the node first (`reset_state`).
+        let Some(batches) = taken else {
+            return exec_err!("DedupEventsExec: partition {partition} executed twice");
+        };
+        let bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+        self.reservation.shrink(bytes.min(self.reservation.size()));
+        Ok(batches)
+    }
+}
+
+/// Everything [`Prepared`] is computed from.
+struct Job {
+    input: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+    hash: HashFn,
+    columns: Vec<Column>,
+    schema: SchemaRef,
+    partitioning: Partitioning,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl Job {
+    /// Reads every input partition (a task each) into memory, noting every eventId hash in
+    /// the shared sets; sorts the rows whose hash repeats; then cuts each task's rows to the
+    /// boundary and purchase events with a unique hash and splits them by output partition.
+    async fn run(self) -> Result<Prepared> {
+        let reservation =
+            Arc::new(MemoryConsumer::new("DedupEventsExec").register(self.context.memory_pool()));
+        let shards: Arc<Vec<Mutex<Shard>>> =
+            Arc::new((0..SHARDS).map(|_| Mutex::new(Shard::default())).collect());
+        let inputs = self.input.output_partitioning().partition_count();
+        let mut tasks = Vec::with_capacity(inputs);
+        for i in 0..inputs {
+            let stream = self.input.execute(i, self.context.clone())?;
+            let metrics = BaselineMetrics::new(&self.metrics, i);
+            let (shards, reservation, hash) = (shards.clone(), reservation.clone(), self.hash);
+            tasks.push(SpawnedTask::spawn(async move {
+                consume(stream, hash, &shards, &reservation, &metrics).await
+            }));
+        }
+        let mut held = Vec::with_capacity(inputs);
+        for task in tasks {
+            held.push(joined(task.join().await)?);
+        }
         let mut repeated = HashSet64::default();
-        let mut batches = Vec::new();
-        while let Some(batch) = input.next().await {
+        for shard in shards.iter() {
+            match shard.lock() {
+                Ok(mut shard) => repeated.extend(std::mem::take(&mut shard.repeated)),
+                Err(_) => return exec_err!("DedupEventsExec: a task panicked"),
+            }
+        }
+        drop(shards);
+        let timer = BaselineMetrics::new(&self.metrics, 0)
+            .elapsed_compute()
+            .clone();
+        let started = timer.timer();
+        let duplicates = duplicated_rows(
+            held.iter().flatten(),
+            &repeated,
+            &self.columns,
+            &self.schema,
+        )?;
+        started.done();
+        let repeated = Arc::new(repeated);
+        let job = Arc::new(self);
+        let mut tasks = Vec::with_capacity(held.len() + 1);
+        let count = held.len() + 1;
+        for (i, batches) in held.into_iter().enumerate() {
+            let (job, repeated) = (job.clone(), repeated.clone());
+            tasks.push(SpawnedTask::spawn(async move {
+                let rows = batches.into_iter().map(|(batch, hashes)| {
+                    unique_rows(&batch, &hashes, &repeated, &job.columns, &job.schema)
+                });
+                job.split(rows, i, count)
+            }));
+        }
+        let mut partitions: Vec<Vec<RecordBatch>> =
+            vec![Vec::new(); job.partitioning.partition_count()];
+        let mut add = |split: Vec<Vec<RecordBatch>>| {
+            for (p, batches) in split.into_iter().enumerate() {
+                partitions[p].extend(batches);
+            }
+        };
+        add(job.split(duplicates.into_iter().map(Ok), count - 1, count)?);
+        for task in tasks {
+            add(joined(task.join().await)?);
+        }
+        let bytes: usize = partitions
+            .iter()
+            .flatten()
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
+        let reservation = Arc::try_unwrap(reservation).unwrap_or_else(|shared| shared.new_empty());
+        reservation.resize(bytes);
+        Ok(Prepared {
+            partitions: partitions
+                .into_iter()
+                .map(|p| Mutex::new(Some(p)))
+                .collect(),
+            reservation,
+        })
+    }
+
+    /// Splits output batches by output partition (DataFusion's own hash partitioning of
+    /// userId, so the plan above may rely on it).
+    fn split(
+        &self,
+        batches: impl Iterator<Item = Result<RecordBatch>>,
+        task: usize,
+        tasks: usize,
+    ) -> Result<Vec<Vec<RecordBatch>>> {
+        let mut partitioner = BatchPartitioner::try_new(
+            self.partitioning.clone(),
+            BaselineMetrics::new(&self.metrics, task)
+                .elapsed_compute()
+                .clone(),
+            task,
+            tasks,
+        )?;
+        let mut out = vec![Vec::new(); self.partitioning.partition_count()];
+        for batch in batches {
             let batch = batch?;
-            let timer = metrics.elapsed_compute().timer();
-            let ids = string_column(&batch, EVENT_ID)?;
-            let hashes: Vec<u64> = ids
-                .iter()
-                .map(|id| hash(id.unwrap_or_default().as_bytes()))
-                .collect();
-            for &h in &hashes {
+            if batch.num_rows() > 0 {
+                partitioner.partition(batch, |p, b| {
+                    out[p].push(b);
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn joined<T>(result: std::result::Result<Result<T>, JoinError>) -> Result<T> {
+    result.map_err(|e| exec_datafusion_err!("DedupEventsExec: a task failed: {e}"))?
+}
+
+/// Reads an input partition into memory, noting each eventId hash in the shared sets.
+async fn consume(
+    mut input: SendableRecordBatchStream,
+    hash: HashFn,
+    shards: &[Mutex<Shard>],
+    reservation: &MemoryReservation,
+    metrics: &BaselineMetrics,
+) -> Result<HeldBatches> {
+    let mut held = Vec::new();
+    let mut by_shard: Vec<Vec<u64>> = vec![Vec::new(); SHARDS];
+    while let Some(batch) = input.next().await {
+        let batch = batch?;
+        let timer = metrics.elapsed_compute().timer();
+        let ids = string_column(&batch, EVENT_ID)?;
+        let hashes: Vec<u64> = ids
+            .iter()
+            .map(|id| hash(id.unwrap_or_default().as_bytes()))
+            .collect();
+        for &h in &hashes {
+            by_shard[shard_of(h)].push(h);
+        }
+        for (i, pending) in by_shard.iter_mut().enumerate() {
+            if pending.is_empty() {
+                continue;
+            }
+            let Ok(mut shard) = shards[i].lock() else {
+                return exec_err!("DedupEventsExec: a task panicked");
+            };
+            let Shard { seen, repeated } = &mut *shard;
+            for h in pending.drain(..) {
                 if !seen.insert(h) {
                     repeated.insert(h);
                 }
             }
-            reservation.try_grow(batch.get_array_memory_size() + hashes.len() * 8)?;
-            batches.push((batch, hashes));
-            timer.done();
         }
-        Ok(Held {
-            batches,
-            repeated,
-            reservation,
-        })
+        reservation.try_grow(batch.get_array_memory_size() + hashes.len() * 8)?;
+        held.push((batch, hashes));
+        timer.done();
     }
+    Ok(held)
+}
 
-    /// The rows whose eventId hash occurs more than once, ordered as `dedup.sql` orders them,
-    /// with `copy`, cut to the rows the session step needs (boundary and purchase events, and
-    /// every duplicate).
-    fn duplicated_rows(
-        &self,
-        columns: &[Column],
-        schema: &SchemaRef,
-    ) -> Result<Option<Result<RecordBatch>>> {
-        if self.repeated.is_empty() {
-            return Ok(None);
-        }
-        let mut candidates = Vec::new();
-        for (batch, hashes) in &self.batches {
-            let mask: BooleanArray = hashes
-                .iter()
-                .map(|h| Some(self.repeated.contains(h)))
-                .collect();
-            if mask.true_count() > 0 {
-                candidates.push(filter_record_batch(batch, &mask)?);
-            }
-        }
-        let Some(first) = candidates.first() else {
-            return Ok(None);
-        };
-        let all = concat_batches(&first.schema(), &candidates)?;
-        let ranks = tie_ranks(string_column(&all, EVENT_TYPE)?);
-        let ascending = SortOptions {
-            descending: false,
-            // SQL's default for ascending order, as in dedup.sql.
-            nulls_first: false,
-        };
-        let keys = [
-            all.column(EVENT_ID).clone(),
-            all.column(EVENT_TIME).clone(),
-            Arc::new(ranks) as ArrayRef,
-            all.column(ATTRIBUTES).clone(),
-            all.column(SOURCE_ROW).clone(),
-        ]
-        .into_iter()
-        .map(|values| SortColumn {
-            values,
-            options: Some(ascending),
-        })
-        .collect::<Vec<_>>();
-        let order = lexsort_to_indices(&keys, None)?;
-        let sorted = take_record_batch(&all, &order)?;
-        let ids = string_column(&sorted, EVENT_ID)?;
-        let copies: Int64Array = (0..sorted.num_rows())
-            .map(|i| {
-                let same = i > 0
-                    && ids.is_valid(i)
-                    && ids.is_valid(i - 1)
-                    && ids.value(i) == ids.value(i - 1);
-                Some(if same { 2 } else { 1 })
-            })
-            .collect();
-        let types = string_column(&sorted, EVENT_TYPE)?;
-        let keep: BooleanArray = (0..sorted.num_rows())
-            .map(|i| Some(copies.value(i) > 1 || is_relevant(types.value(i))))
-            .collect();
-        let sorted = sorted_with_copies(&sorted, copies)?;
-        let kept = filter_record_batch(&sorted, &keep)?;
-        let copies = kept.column(kept.num_columns() - 1).as_primitive().clone();
-        Ok(Some(output_batch(&kept, columns, schema, Some(copies))))
+/// The rows whose eventId hash occurs more than once, ordered as `dedup.sql` orders them,
+/// with `copy`, cut to the rows the session step needs (boundary and purchase events, and
+/// every duplicate).
+fn duplicated_rows<'a>(
+    held: impl Iterator<Item = &'a (RecordBatch, Vec<u64>)>,
+    repeated: &HashSet64,
+    columns: &[Column],
+    schema: &SchemaRef,
+) -> Result<Option<RecordBatch>> {
+    if repeated.is_empty() {
+        return Ok(None);
     }
+    let mut candidates = Vec::new();
+    for (batch, hashes) in held {
+        let mask: BooleanArray = hashes.iter().map(|h| Some(repeated.contains(h))).collect();
+        if mask.true_count() > 0 {
+            candidates.push(filter_record_batch(batch, &mask)?);
+        }
+    }
+    let Some(first) = candidates.first() else {
+        return Ok(None);
+    };
+    let all = concat_batches(&first.schema(), &candidates)?;
+    let ranks = tie_ranks(string_column(&all, EVENT_TYPE)?);
+    let ascending = SortOptions {
+        descending: false,
+        // SQL's default for ascending order, as in dedup.sql.
+        nulls_first: false,
+    };
+    let keys = [
+        all.column(EVENT_ID).clone(),
+        all.column(EVENT_TIME).clone(),
+        Arc::new(ranks) as ArrayRef,
+        all.column(ATTRIBUTES).clone(),
+        all.column(SOURCE_ROW).clone(),
+    ]
+    .into_iter()
+    .map(|values| SortColumn {
+        values,
+        options: Some(ascending),
+    })
+    .collect::<Vec<_>>();
+    let order = lexsort_to_indices(&keys, None)?;
+    let sorted = take_record_batch(&all, &order)?;
+    let ids = string_column(&sorted, EVENT_ID)?;
+    let copies: Int64Array = (0..sorted.num_rows())
+        .map(|i| {
+            let same =
+                i > 0 && ids.is_valid(i) && ids.is_valid(i - 1) && ids.value(i) == ids.value(i - 1);
+            Some(if same { 2 } else { 1 })
+        })
+        .collect();
+    let types = string_column(&sorted, EVENT_TYPE)?;
+    let keep: BooleanArray = (0..sorted.num_rows())
+        .map(|i| Some(copies.value(i) > 1 || is_relevant(types.value(i))))
+        .collect();
+    let sorted = sorted_with_copies(&sorted, copies)?;
+    let kept = filter_record_batch(&sorted, &keep)?;
+    let copies = kept.column(kept.num_columns() - 1).as_primitive().clone();
+    output_batch(&kept, columns, schema, Some(copies)).map(Some)
+}
 
-    /// The boundary and purchase events whose eventId hash occurs once, batch by batch,
-    /// releasing each held batch as it goes.
-    fn into_unique(
-        self,
-        columns: Vec<Column>,
-        schema: SchemaRef,
-        metrics: BaselineMetrics,
-    ) -> impl Iterator<Item = Result<RecordBatch>> {
-        let Held {
-            batches,
-            repeated,
-            reservation,
-        } = self;
-        batches.into_iter().filter_map(move |(batch, hashes)| {
-            let timer = metrics.elapsed_compute().timer();
-            let result = (|| {
-                let types = string_column(&batch, EVENT_TYPE)?;
-                let keep: BooleanArray = hashes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| Some(!repeated.contains(h) && is_relevant(types.value(i))))
-                    .collect();
-                let kept = filter_record_batch(&batch, &keep)?;
-                output_batch(&kept, &columns, &schema, None)
-            })();
-            reservation
-                .shrink((batch.get_array_memory_size() + hashes.len() * 8).min(reservation.size()));
-            timer.done();
-            match result {
-                Ok(b) if b.num_rows() == 0 => None,
-                Ok(b) => {
-                    metrics.record_output(b.num_rows());
-                    Some(Ok(b))
-                }
-                Err(e) => Some(Err(e)),
-            }
-        })
-    }
+/// The boundary and purchase events of `batch` whose eventId hash occurs once.
+fn unique_rows(
+    batch: &RecordBatch,
+    hashes: &[u64],
+    repeated: &HashSet64,
+    columns: &[Column],
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let types = string_column(batch, EVENT_TYPE)?;
+    let keep: BooleanArray = hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| Some(is_relevant(types.value(i)) && !repeated.contains(h)))
+        .collect();
+    output_batch(&filter_record_batch(batch, &keep)?, columns, schema, None)
 }
 
 /// `batch` with its `copy` values appended as a last column, so one filter cuts both.
