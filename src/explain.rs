@@ -67,12 +67,17 @@ pub async fn explain(
     let range = period.copied().unwrap_or_else(Period::all);
     register_period_inputs(&ctx, settings, source, &range, None).await?;
     if job != ExplainJob::Attribution {
-        let projection = attribution::transform(&ctx, settings.engine)
-            .await
-            .map_err(Error::unwrap_datafusion)?
-            .projection
-            .cache()
-            .await?;
+        let projection = attribution::transform_with(
+            &ctx,
+            settings.engine,
+            &attribution::Materialize::Memory,
+            crate::pipeline::dedup(settings),
+        )
+        .await
+        .map_err(Error::unwrap_datafusion)?
+        .projection
+        .cache()
+        .await?;
         attribution::replace_table(&ctx, tables::PROJECTION, projection.into_view())?;
     }
     let df: DataFrame = match job {
