@@ -86,18 +86,39 @@ impl DatasetWriter {
 
 /// Writes a DataFrame's rows, in its order, as one Parquet file at `path` (inside a staging
 /// directory). Returns the rows written.
+///
+/// Encoding and compressing run on a thread of their own while the plan produces the next
+/// batches: at the end of a job (the projection's final merge) nothing else would use the
+/// other cores.
 pub async fn write_dataframe_file(df: DataFrame, path: &Path, schema: SchemaRef) -> Result<u64> {
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))?;
-    let mut rows = 0;
-    let mut stream = df.execute_stream().await?;
-    while let Some(batch) = stream.next().await {
-        let batch = conform(&batch?, &schema)?;
-        rows += batch.num_rows() as u64;
-        writer.write(&batch)?;
+    let (send, mut receive) = tokio::sync::mpsc::channel::<RecordBatch>(4);
+    let encoder = tokio::task::spawn_blocking(move || -> Result<u64> {
+        let mut rows = 0;
+        while let Some(batch) = receive.blocking_recv() {
+            rows += batch.num_rows() as u64;
+            writer.write(&batch)?;
+        }
+        writer.close()?;
+        Ok(rows)
+    });
+    let produced = async {
+        let mut stream = df.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            if send.send(conform(&batch?, &schema)?).await.is_err() {
+                break; // the encoder stopped: its error is reported below
+            }
+        }
+        Ok::<_, Error>(())
     }
-    writer.close()?;
-    Ok(rows)
+    .await;
+    drop(send);
+    let encoded = encoder
+        .await
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+    produced?;
+    encoded
 }
 
 /// Registers the Parquet files under `location` (an absolute directory path or object-store

@@ -4,6 +4,7 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
@@ -74,6 +75,13 @@ fn ballista(e: impl std::fmt::Display, what: &str) -> Error {
     Error::Config(format!("{what}: {e}"))
 }
 
+/// Executors ask for tasks when they have free slots (as Spark's do), rather than the
+/// scheduler pushing tasks against its own count of each executor's free slots: after an
+/// executor is lost, Ballista 55's push scheduling never gives back the slots of tasks it
+/// cancels on the surviving executors (their stage was rolled back, so their vcores are no
+/// longer found), and the job waited forever (`cluster::killing_an_executor_mid_job…`).
+const SCHEDULING: TaskSchedulingPolicy = TaskSchedulingPolicy::PullStaged;
+
 /// Runs a scheduler until the process is stopped.
 pub async fn scheduler(opts: &SchedulerOptions) -> Result<()> {
     let (host, port) = split_host_port(&opts.bind, "--bind")?;
@@ -85,6 +93,7 @@ pub async fn scheduler(opts: &SchedulerOptions) -> Result<()> {
         executor_timeout_seconds: opts.executor_timeout_secs,
         expire_dead_executor_interval_seconds: (opts.executor_timeout_secs / 4).clamp(1, 15),
         no_executors_grace_period_seconds: opts.executor_timeout_secs,
+        scheduling_policy: SCHEDULING,
         ..SchedulerConfig::default()
     };
     config = config
@@ -160,6 +169,7 @@ pub async fn executor(opts: &ExecutorOptions) -> Result<()> {
         vcores: opts.concurrent_tasks.unwrap_or(0),
         work_dir: Some(work_dir.clone()),
         executor_heartbeat_interval_seconds: opts.heartbeat_secs,
+        task_scheduling_policy: SCHEDULING,
         memory_pool_size: opts.memory_limit.map(|b| b as u64),
         print_thread_info: false,
         override_function_registry: Some(Arc::new(function_registry()?)),
