@@ -9,8 +9,9 @@
 //! duplicates, and in theory distinct eventIds whose hashes collide) are sorted, exactly as
 //! `dedup.sql` orders them, so the result is the same row for row whatever the hash does.
 //!
-//! It reads every input partition itself, a task each, into hash sets the tasks share, so the
-//! events need no repartitioning by eventId; and it splits what it passes by userId with
+//! It reads every input partition itself, a task each; at the end of the input the hashes of
+//! all partitions are sorted, by ranges of values in parallel, to find those that repeat. So
+//! the events need no repartitioning by eventId; and it splits what it passes by userId with
 //! DataFusion's own hash partitioning, so the `sessionize` aggregation above it runs in one
 //! phase instead of partial states repartitioned and merged (docs/performance.md). The first
 //! output partition polled computes all of them, as a `RepartitionExec` does, so no partition
@@ -342,7 +343,7 @@ impl ExecutionPlan for DedupEventsExec {
     }
 }
 
-/// The eventId hashes are already uniform: the sets use them as they are.
+/// The eventId hashes are already uniform: the set of repeated ones uses them as they are.
 #[derive(Default)]
 struct IdentityHasher(u64);
 
@@ -364,21 +365,16 @@ impl Hasher for IdentityHasher {
 
 type HashSet64 = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
 
-/// The hashes seen, and those seen more than once, of a range of hash values.
-#[derive(Default)]
-struct Shard {
-    seen: HashSet64,
-    repeated: HashSet64,
-}
-
-/// Shards of the shared hash sets, so that the input partitions rarely wait for each other.
+/// Ranges of hash values, sorted separately (and in parallel) to find the repeated hashes.
 const SHARDS: usize = 64;
 
-/// The shard of a hash: middle bits, since the sets place a hash by its low bits and tag it
-/// with its high ones.
+/// The shard of a hash: its top bits, so that each shard is a range of values.
 fn shard_of(h: u64) -> usize {
-    ((h >> 32) as usize) % SHARDS
+    (h >> 58) as usize
 }
+
+/// An input partition's eventId hashes, by shard.
+type HashesByShard = Vec<Vec<u64>>;
 
 /// An input partition's batches, with the hash of each row's eventId.
 type HeldBatches = Vec<(RecordBatch, Vec<u64>)>;
@@ -423,37 +419,31 @@ struct Job {
 }
 
 impl Job {
-    /// Reads every input partition (a task each) into memory, noting every eventId hash in
-    /// the shared sets; then cuts each input's rows (a task each) to the boundary and purchase
+    /// Reads every input partition (a task each) into memory with each eventId's hash; finds
+    /// the hashes that repeat (`repeated_hashes`); then cuts each input's rows (a task each) to the boundary and purchase
     /// events with a unique hash, setting aside the rows whose hash repeats, which are sorted
     /// in groups by hash (a task each); everything is split by output partition.
     async fn run(self) -> Result<Prepared> {
         let reservation =
             Arc::new(MemoryConsumer::new("DedupEventsExec").register(self.context.memory_pool()));
-        let shards: Arc<Vec<Mutex<Shard>>> =
-            Arc::new((0..SHARDS).map(|_| Mutex::new(Shard::default())).collect());
         let inputs = self.input.output_partitioning().partition_count();
         let mut tasks = Vec::with_capacity(inputs);
         for i in 0..inputs {
             let stream = self.input.execute(i, self.context.clone())?;
             let metrics = BaselineMetrics::new(&self.metrics, i);
-            let (shards, reservation, hash) = (shards.clone(), reservation.clone(), self.hash);
+            let (reservation, hash) = (reservation.clone(), self.hash);
             tasks.push(SpawnedTask::spawn(async move {
-                consume(stream, hash, &shards, &reservation, &metrics).await
+                consume(stream, hash, &reservation, &metrics).await
             }));
         }
         let mut held = Vec::with_capacity(inputs);
+        let mut hashes = Vec::with_capacity(inputs);
         for task in tasks {
-            held.push(joined(task.join().await)?);
+            let (batches, by_shard) = joined(task.join().await)?;
+            held.push(batches);
+            hashes.push(by_shard);
         }
-        let mut repeated = HashSet64::default();
-        for shard in shards.iter() {
-            match shard.lock() {
-                Ok(mut shard) => repeated.extend(std::mem::take(&mut shard.repeated)),
-                Err(_) => return exec_err!("DedupEventsExec: a task panicked"),
-            }
-        }
-        drop(shards);
+        let repeated = repeated_hashes(hashes, inputs.max(1)).await?;
         let repeated = Arc::new(repeated);
         let job = Arc::new(self);
         // Rule 4's order matters only among the rows of one eventId, so the repeated rows are
@@ -564,16 +554,15 @@ fn joined<T>(result: std::result::Result<Result<T>, JoinError>) -> Result<T> {
     result.map_err(|e| exec_datafusion_err!("DedupEventsExec: a task failed: {e}"))?
 }
 
-/// Reads an input partition into memory, noting each eventId hash in the shared sets.
+/// Reads an input partition into memory, with the hash of each eventId (also by shard).
 async fn consume(
     mut input: SendableRecordBatchStream,
     hash: HashFn,
-    shards: &[Mutex<Shard>],
     reservation: &MemoryReservation,
     metrics: &BaselineMetrics,
-) -> Result<HeldBatches> {
+) -> Result<(HeldBatches, HashesByShard)> {
     let mut held = Vec::new();
-    let mut by_shard: Vec<Vec<u64>> = vec![Vec::new(); SHARDS];
+    let mut by_shard: HashesByShard = vec![Vec::new(); SHARDS];
     while let Some(batch) = input.next().await {
         let batch = batch?;
         let timer = metrics.elapsed_compute().timer();
@@ -585,25 +574,52 @@ async fn consume(
         for &h in &hashes {
             by_shard[shard_of(h)].push(h);
         }
-        for (i, pending) in by_shard.iter_mut().enumerate() {
-            if pending.is_empty() {
-                continue;
-            }
-            let Ok(mut shard) = shards[i].lock() else {
-                return exec_err!("DedupEventsExec: a task panicked");
-            };
-            let Shard { seen, repeated } = &mut *shard;
-            for h in pending.drain(..) {
-                if !seen.insert(h) {
-                    repeated.insert(h);
-                }
-            }
-        }
-        reservation.try_grow(batch.get_array_memory_size() + hashes.len() * 8)?;
+        reservation.try_grow(batch.get_array_memory_size() + hashes.len() * 16)?;
         held.push((batch, hashes));
         timer.done();
     }
-    Ok(held)
+    Ok((held, by_shard))
+}
+
+/// The hashes that occur more than once in `inputs`: each shard's hashes, from every input,
+/// sorted, by `tasks` tasks. Sorting walks memory in order where inserting every event's hash
+/// into a set jumped around a table of hundreds of MiB (4.4 % of the CPU time at 50M events,
+/// docs/performance.md).
+async fn repeated_hashes(inputs: Vec<HashesByShard>, tasks: usize) -> Result<HashSet64> {
+    let mut work: Vec<Vec<Vec<Vec<u64>>>> = (0..tasks).map(|_| Vec::new()).collect();
+    let mut shards: Vec<Vec<Vec<u64>>> = (0..SHARDS).map(|_| Vec::new()).collect();
+    for by_shard in inputs {
+        for (shard, part) in shards.iter_mut().zip(by_shard) {
+            shard.push(part);
+        }
+    }
+    for (s, parts) in shards.into_iter().enumerate() {
+        work[s % tasks].push(parts);
+    }
+    let handles: Vec<_> = work
+        .into_iter()
+        .map(|shards| {
+            SpawnedTask::spawn_blocking(move || {
+                let mut repeated = Vec::new();
+                for parts in shards {
+                    let mut all = parts.concat();
+                    drop(parts);
+                    all.sort_unstable();
+                    for pair in all.windows(2) {
+                        if pair[0] == pair[1] && repeated.last() != Some(&pair[0]) {
+                            repeated.push(pair[0]);
+                        }
+                    }
+                }
+                Ok(repeated)
+            })
+        })
+        .collect();
+    let mut repeated = HashSet64::default();
+    for handle in handles {
+        repeated.extend(joined(handle.join().await)?);
+    }
+    Ok(repeated)
 }
 
 /// Rows whose eventId hash occurs more than once (all the rows of each such eventId), ordered
