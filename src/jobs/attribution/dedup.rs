@@ -420,9 +420,10 @@ struct Job {
 
 impl Job {
     /// Reads every input partition (a task each) into memory with each eventId's hash; finds
-    /// the hashes that repeat (`repeated_hashes`); then cuts each input's rows (a task each) to the boundary and purchase
-    /// events with a unique hash, setting aside the rows whose hash repeats, which are sorted
-    /// in groups by hash (a task each); everything is split by output partition.
+    /// the hashes that repeat (`repeated_hashes`); then cuts each input's rows (a task each)
+    /// to the boundary and purchase events with a unique hash, setting aside the rows whose
+    /// hash repeats, which are sorted in groups by hash (a task each); everything is split by
+    /// output partition.
     async fn run(self) -> Result<Prepared> {
         let reservation =
             Arc::new(MemoryConsumer::new("DedupEventsExec").register(self.context.memory_pool()));
