@@ -690,13 +690,12 @@ fn cut(
         .iter()
         .map(|h| repeated.contains(h).then_some(h % groups))
         .collect();
-    for (g, rows) in (0..groups).zip(duplicated.iter_mut()) {
-        if repeated.is_empty() {
-            break;
-        }
-        let mask: BooleanArray = group_of.iter().map(|x| Some(*x == Some(g))).collect();
-        if mask.true_count() > 0 {
-            rows.push(filter_record_batch(batch, &mask)?);
+    if group_of.iter().any(Option::is_some) {
+        for (g, rows) in (0..groups).zip(duplicated.iter_mut()) {
+            let mask: BooleanArray = group_of.iter().map(|x| Some(*x == Some(g))).collect();
+            if mask.true_count() > 0 {
+                rows.push(filter_record_batch(batch, &mask)?);
+            }
         }
     }
     let keep: BooleanArray = group_of
