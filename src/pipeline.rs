@@ -195,13 +195,19 @@ pub fn materialize(settings: &Settings, scratch: &Scratch) -> attribution::Mater
     }
 }
 
-/// How rule 4 finds duplicate events: by hashing, holding every event, in this process with
-/// no memory cap; by `dedup.sql`'s sort (which spills, and which a cluster can run) otherwise.
+/// How rule 4 finds duplicate events: by hashing in this process, holding every event in
+/// memory when no cap is set (the fastest way) and, under `--memory-limit`, writing them to
+/// disk by userId once they take half the cap (or the pool refuses more); by `dedup.sql`'s
+/// sort on a cluster (the executors run it).
 pub fn dedup(settings: &Settings) -> attribution::dedup::Dedup {
-    if settings.cluster.is_none() && settings.memory_limit.is_none() {
-        attribution::dedup::Dedup::Hash
-    } else {
-        attribution::dedup::Dedup::Sort
+    if settings.cluster.is_some() {
+        return attribution::dedup::Dedup::Sort;
+    }
+    match settings.memory_limit {
+        None => attribution::dedup::Dedup::IN_MEMORY,
+        Some(limit) => attribution::dedup::Dedup::Hash {
+            spill_at: limit / 2,
+        },
     }
 }
 

@@ -59,7 +59,14 @@ pub async fn run_inline(
     engine: Engine,
     api: Api,
 ) -> Outputs {
-    run_inline_with(clickstream_csv, purchases_csv, engine, api, Dedup::Hash).await
+    run_inline_with(
+        clickstream_csv,
+        purchases_csv,
+        engine,
+        api,
+        Dedup::IN_MEMORY,
+    )
+    .await
 }
 
 /// [`run_inline`] with rule 4 for events done by `dedup`.
@@ -147,8 +154,10 @@ pub async fn run_sql(clickstream_rows: &str, purchases_rows: &str) -> Outputs {
     let first = run_inline(&clickstream, &purchases, Engine::Sql, Api::Sql).await;
     let variants = COMBINATIONS[1..]
         .iter()
-        .map(|(engine, api)| (*engine, *api, Dedup::Hash))
-        .chain([Engine::Sql, Engine::Udaf].map(|e| (e, Api::Sql, Dedup::Sort)));
+        .map(|(engine, api)| (*engine, *api, Dedup::IN_MEMORY))
+        .chain([Engine::Sql, Engine::Udaf].map(|e| (e, Api::Sql, Dedup::Sort)))
+        // Spilling from the first batch: every row is written out and read back by part.
+        .chain([Engine::Sql, Engine::Udaf].map(|e| (e, Api::Sql, Dedup::Hash { spill_at: 0 })));
     for (engine, api, dedup) in variants {
         let other = run_inline_with(&clickstream, &purchases, engine, api, dedup).await;
         let what = format!("{engine:?} engine with {api:?} API and {dedup:?} dedup");

@@ -1,63 +1,74 @@
 //! Rule 4 for events by hashing: the in-process twin of `dedup.sql`.
 //!
 //! `dedup.sql` sorts every event by eventId to find the rows that share one. On one machine
-//! with no memory cap that sort was the largest cost of the job (concatenating, comparing and
-//! gathering every row: about 40 % of the CPU time on 5M events, docs/performance.md), although
-//! almost every eventId occurs once. [`DedupEventsExec`] instead hashes each eventId and keeps
-//! the rows: an eventId whose hash occurs once is unique, and its row passes with `copy = 1`
-//! if it is a boundary or purchase event. Only the rows whose hash occurs more than once (the
-//! duplicates, and in theory distinct eventIds whose hashes collide) are sorted, exactly as
-//! `dedup.sql` orders them, so the result is the same row for row whatever the hash does.
+//! that sort was the largest cost of the job (concatenating, comparing and gathering every
+//! row: about 40 % of the CPU time on 5M events, docs/performance.md), although almost every
+//! eventId occurs once. [`DedupEventsExec`] instead hashes each eventId: an eventId whose hash
+//! occurs once is unique, and its row passes with `copy = 1` if it is a boundary or purchase
+//! event. Only the rows whose hash occurs more than once (the duplicates, and in theory
+//! distinct eventIds whose hashes collide) are sorted, exactly as `dedup.sql` orders them, so
+//! the result is the same row for row whatever the hash does.
 //!
-//! It reads every input partition itself, a task each; at the end of the input the hashes of
-//! all partitions are sorted, by ranges of values in parallel, to find those that repeat. So
-//! the events need no repartitioning by eventId; and it splits what it passes by userId with
-//! DataFusion's own hash partitioning, so the `sessionize` aggregation above it runs in one
-//! phase instead of partial states repartitioned and merged (docs/performance.md). The first
-//! output partition polled computes all of them, as a `RepartitionExec` does, so no partition
-//! waits for another to be polled.
+//! It reads every input partition itself, a task each, keeping each row's *key*: the eventId
+//! hash with the row's *part* (a hash of its userId, [`PARTS`] of them) in its low bits. At the
+//! end of the input the keys of all partitions are sorted, by ranges of values in parallel, to
+//! find the eventIds that repeat. The output is split by userId with DataFusion's own hash
+//! partitioning, so the `sessionize` aggregation above it runs in one phase.
 //!
-//! It holds every event until its input ends, as the sort does, but cannot spill: it is used
-//! only when the job runs in this process without a memory cap (`pipeline::dedup`); under a
-//! cap and on a cluster `dedup.sql` runs instead. [`RelevantEvents`] is the table the session
-//! step reads, with the schema of `dedup.sql`'s view.
+//! Held in memory, the events are cut when the input ends and every output partition is
+//! ready at once (the first one polled computes all of them, as a `RepartitionExec` does).
+//! Past `spill_at` held bytes, or when the memory pool refuses more, they spill: each input
+//! writes its rows to one Arrow IPC file per part and keeps only the keys. Then each output
+//! partition reads its parts back one after the other and cuts each on its own (the repeated
+//! eventIds whose rows all lie in the part are ordered there; the few whose rows lie in
+//! several parts are ordered before any part is cut). Its rows carry the part as `userBucket`,
+//! ascending, so the aggregation, which groups by `userBucket` first, emits each part's users
+//! when the next part starts: memory holds one part per output partition, not the input.
+//!
+//! [`RelevantEvents`] is the table the session step reads, with the schema of `dedup.sql`'s
+//! view. On a cluster `dedup.sql` runs instead.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions,
-    StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, RecordBatch,
+    RecordBatchOptions, StringArray, UInt32Array, UInt64Array,
 };
 use datafusion::arrow::compute::{
-    concat_batches, filter, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
-    SortOptions,
+    concat_batches, filter_record_batch, interleave_record_batch, lexsort_to_indices,
+    take_record_batch, SortColumn, SortOptions,
 };
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, UInt64Type};
+use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::hash_utils::create_hashes;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_datafusion_err, exec_err, plan_err, DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::{SendableRecordBatchStream, SpillFile, SpillWriter, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::expressions::col;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, SpillMetrics, Time,
 };
-use datafusion::physical_plan::repartition::BatchPartitioner;
+use datafusion::physical_plan::repartition::REPARTITION_RANDOM_STATE;
+use datafusion::physical_plan::spill::SpillManager;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
     PlanProperties,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 use tokio::task::JoinError;
 
@@ -66,8 +77,17 @@ use tokio::task::JoinError;
 pub enum Dedup {
     /// `dedup.sql`: a sort, which spills under a memory cap and runs on a cluster.
     Sort,
-    /// [`DedupEventsExec`]: hashing, in memory, in this process.
-    Hash,
+    /// [`DedupEventsExec`]: hashing, in this process. The events are held in memory until
+    /// they take more than `spill_at` bytes (or the memory pool refuses more); then they are
+    /// written to disk by userId and processed one part at a time.
+    Hash { spill_at: usize },
+}
+
+impl Dedup {
+    /// Hashing, in memory however large the input (unless the pool refuses).
+    pub const IN_MEMORY: Dedup = Dedup::Hash {
+        spill_at: usize::MAX,
+    };
 }
 
 /// The columns of `events` that rule 4 reads, in the order [`DedupEventsExec`] expects them.
@@ -88,6 +108,36 @@ const EVENT_TYPE: usize = 2;
 const EVENT_TIME: usize = 3;
 const ATTRIBUTES: usize = 4;
 const SOURCE_ROW: usize = 8;
+/// Held batches carry each row's key after the input columns.
+const KEY: usize = INPUT.len();
+/// The ordered repeated rows carry their `copy` after the key.
+const COPY: usize = KEY + 1;
+
+/// The low bits of a key: the part of the row's userId.
+const PART_BITS: u32 = 16;
+const PART_MASK: u64 = (1 << PART_BITS) - 1;
+/// Parts the events are split into by userId when they spill (rounded to a multiple of the
+/// output partitions): each part is cut and sessionized on its own, so memory holds one part
+/// per output partition.
+const PARTS: usize = 64;
+/// Once spilling, an input writes its rows out every this many held bytes (at most), one
+/// batch per part.
+const MAX_CHUNK: usize = 64 << 20;
+
+/// A row's key: the hash of its eventId, its low bits replaced by its part. Two rows whose
+/// eventIds are equal have equal [`id_of`]; distinct eventIds whose ids collide only cost
+/// exact work.
+fn key(event_hash: u64, part: u64) -> u64 {
+    (event_hash & !PART_MASK) | part
+}
+
+fn id_of(key: u64) -> u64 {
+    key >> PART_BITS
+}
+
+fn part_of(key: u64) -> usize {
+    (key & PART_MASK) as usize
+}
 
 /// How an eventId is hashed. Replaceable so that tests can make every eventId collide.
 type HashFn = fn(&[u8]) -> u64;
@@ -113,15 +163,18 @@ pub struct RelevantEvents {
     /// The schema of `dedup.sql`'s view, which this table reproduces.
     schema: SchemaRef,
     hash: HashFn,
+    /// Held bytes above which the events spill (see [`Dedup::Hash`]).
+    spill_at: usize,
 }
 
 impl RelevantEvents {
     /// `schema` is the schema of `dedup.sql`'s view over `events`.
-    pub fn new(events: Arc<dyn TableProvider>, schema: SchemaRef) -> Self {
+    pub fn new(events: Arc<dyn TableProvider>, schema: SchemaRef, spill_at: usize) -> Self {
         RelevantEvents {
             events,
             schema,
             hash: event_id_hash,
+            spill_at,
         }
     }
 }
@@ -162,6 +215,7 @@ impl TableProvider for RelevantEvents {
             &outputs,
             self.hash,
             state.config().target_partitions().max(1),
+            self.spill_at,
         )?))
     }
 }
@@ -172,6 +226,8 @@ enum Column {
     Input(usize),
     TieRank,
     Copy,
+    /// `userBucket`: 0 for rows processed in memory, the part for rows read back by part.
+    Bucket,
 }
 
 /// Rule 4 over the events, however they are partitioned (see the module docs).
@@ -182,6 +238,7 @@ pub struct DedupEventsExec {
     columns: Vec<Column>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    spill_at: usize,
     /// The output partitions, computed once, for all of them, by the first one polled (as a
     /// `RepartitionExec` does): no partition waits for another to be polled.
     prepared: Arc<OnceCell<std::result::Result<Arc<Prepared>, Arc<DataFusionError>>>>,
@@ -196,7 +253,11 @@ impl DedupEventsExec {
         outputs: &[usize],
         hash: HashFn,
         partitions: usize,
+        spill_at: usize,
     ) -> Result<Self> {
+        if partitions > 1 << PART_BITS {
+            return plan_err!("dedup: at most {} partitions", 1 << PART_BITS);
+        }
         let input_schema = input.schema();
         let mut columns = Vec::with_capacity(outputs.len());
         for &i in outputs {
@@ -204,6 +265,7 @@ impl DedupEventsExec {
             columns.push(match field.name().as_str() {
                 "tieRank" => Column::TieRank,
                 "copy" => Column::Copy,
+                "userBucket" => Column::Bucket,
                 name => match INPUT.iter().position(|c| *c == name) {
                     Some(j) if input_schema.field(j).data_type() == field.data_type() => {
                         Column::Input(j)
@@ -217,7 +279,14 @@ impl DedupEventsExec {
             Ok(_) => Partitioning::Hash(vec![col(INPUT[USER_ID], &schema)?], partitions),
             Err(_) => Partitioning::RoundRobinBatch(partitions),
         };
-        Ok(Self::with_input(input, hash, columns, schema, partitioning))
+        Ok(Self::with_input(
+            input,
+            hash,
+            columns,
+            schema,
+            partitioning,
+            spill_at,
+        ))
     }
 
     fn with_input(
@@ -226,9 +295,20 @@ impl DedupEventsExec {
         columns: Vec<Column>,
         schema: SchemaRef,
         partitioning: Partitioning,
+        spill_at: usize,
     ) -> Self {
+        // Each output partition gives its parts in ascending order (all rows in memory are of
+        // bucket 0): the aggregation above, grouping by userBucket first, then emits each
+        // part's groups when the next part starts instead of holding every user to the end.
+        let equivalences = match col("userBucket", &schema) {
+            Ok(bucket) => EquivalenceProperties::new_with_orderings(
+                schema,
+                [[PhysicalSortExpr::new_default(bucket)]],
+            ),
+            Err(_) => EquivalenceProperties::new(schema),
+        };
         let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema),
+            equivalences,
             partitioning,
             EmissionType::Final,
             Boundedness::Bounded,
@@ -239,6 +319,7 @@ impl DedupEventsExec {
             columns,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
+            spill_at,
             prepared: Arc::new(OnceCell::new()),
         }
     }
@@ -292,6 +373,7 @@ impl ExecutionPlan for DedupEventsExec {
             self.columns.clone(),
             self.schema(),
             self.properties.output_partitioning().clone(),
+            self.spill_at,
         )))
     }
 
@@ -302,6 +384,7 @@ impl ExecutionPlan for DedupEventsExec {
             self.columns.clone(),
             self.schema(),
             self.properties.output_partitioning().clone(),
+            self.spill_at,
         )))
     }
 
@@ -315,13 +398,16 @@ impl ExecutionPlan for DedupEventsExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let prepared = self.prepared.clone();
+        let outputs = self.properties.output_partitioning().partition_count();
         let job = Job {
             input: self.input.clone(),
             context,
             hash: self.hash,
             columns: self.columns.clone(),
             schema: self.schema(),
-            partitioning: self.properties.output_partitioning().clone(),
+            outputs,
+            parts: outputs * (PARTS / outputs.max(1)).max(1),
+            spill_at: self.spill_at,
             metrics: self.metrics.clone(),
         };
         let output_metrics = BaselineMetrics::new(&self.metrics, partition);
@@ -331,11 +417,10 @@ impl ExecutionPlan for DedupEventsExec {
                 .await
                 .clone()
                 .map_err(DataFusionError::Shared)?;
-            let batches = prepared.take(partition)?;
-            output_metrics.record_output(batches.iter().map(RecordBatch::num_rows).sum());
-            Ok::<_, DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok)))
+            prepared.stream(partition)
         })
-        .try_flatten();
+        .try_flatten()
+        .inspect_ok(move |batch| output_metrics.record_output(batch.num_rows()));
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema(),
             batches,
@@ -343,7 +428,7 @@ impl ExecutionPlan for DedupEventsExec {
     }
 }
 
-/// The eventId hashes are already uniform: the set of repeated ones uses them as they are.
+/// The eventId hashes are already uniform: the map of repeated ones uses them as they are.
 #[derive(Default)]
 struct IdentityHasher(u64);
 
@@ -363,48 +448,400 @@ impl Hasher for IdentityHasher {
     }
 }
 
-type HashSet64 = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
-
-/// Ranges of hash values, sorted separately (and in parallel) to find the repeated hashes.
+/// Ranges of key values, sorted separately (and in parallel) to find the repeated eventIds.
 const SHARDS: usize = 64;
 
-/// The shard of a hash: its top bits, so that each shard is a range of values.
-fn shard_of(h: u64) -> usize {
-    (h >> 58) as usize
+/// The shard of a key: its top bits, so that each shard is a range of values.
+fn shard_of(key: u64) -> usize {
+    (key >> 58) as usize
 }
 
-/// An input partition's eventId hashes, by shard.
-type HashesByShard = Vec<Vec<u64>>;
+/// An input partition's keys, by shard.
+type KeysByShard = Vec<Vec<u64>>;
 
-/// An input partition's batches, with the hash of each row's eventId.
-type HeldBatches = Vec<(RecordBatch, Vec<u64>)>;
+/// The eventIds whose hash occurs more than once, by [`id_of`], each with whether its rows
+/// lie in more than one part (`crossing`).
+#[derive(Debug, Default)]
+struct Repeated {
+    ids: HashMap<u64, bool, BuildHasherDefault<IdentityHasher>>,
+    /// The parts holding rows of a crossing eventId.
+    crossing_parts: BTreeSet<usize>,
+}
+
+impl Repeated {
+    fn get(&self, key: u64) -> Option<bool> {
+        self.ids.get(&id_of(key)).copied()
+    }
+}
+
+/// The hashes that occur more than once in `inputs`: each shard's keys, from every input,
+/// sorted, by `tasks` tasks. Sorting walks memory in order where inserting every event's hash
+/// into a set jumped around a table of hundreds of MiB (4.4 % of the CPU time at 50M events,
+/// docs/performance.md). Sorted keys put the rows of one eventId hash side by side, ordered by
+/// part, so a crossing eventId is one whose first and last keys differ in part.
+async fn repeated_ids(inputs: Vec<KeysByShard>, tasks: usize) -> Result<Repeated> {
+    let mut work: Vec<Vec<Vec<Vec<u64>>>> = (0..tasks).map(|_| Vec::new()).collect();
+    let mut shards: Vec<Vec<Vec<u64>>> = (0..SHARDS).map(|_| Vec::new()).collect();
+    for by_shard in inputs {
+        for (shard, part) in shards.iter_mut().zip(by_shard) {
+            shard.push(part);
+        }
+    }
+    for (s, parts) in shards.into_iter().enumerate() {
+        work[s % tasks].push(parts);
+    }
+    let handles: Vec<_> = work
+        .into_iter()
+        .map(|shards| {
+            SpawnedTask::spawn_blocking(move || {
+                let mut found = Repeated::default();
+                for parts in shards {
+                    let mut all = parts.concat();
+                    drop(parts);
+                    all.sort_unstable();
+                    for run in all.chunk_by(|a, b| id_of(*a) == id_of(*b)) {
+                        if let [first, .., last] = run {
+                            let crossing = part_of(*first) != part_of(*last);
+                            found.ids.insert(id_of(*first), crossing);
+                            if crossing {
+                                found.crossing_parts.extend(run.iter().map(|k| part_of(*k)));
+                            }
+                        }
+                    }
+                }
+                Ok(found)
+            })
+        })
+        .collect();
+    let mut repeated = Repeated::default();
+    for handle in handles {
+        let found = joined(handle.join().await)?;
+        repeated.ids.extend(found.ids);
+        repeated.crossing_parts.extend(found.crossing_parts);
+    }
+    Ok(repeated)
+}
+
+/// What the input tasks share while they read.
+struct Spill {
+    /// Held bytes (of all inputs) above which the inputs spill.
+    spill_at: usize,
+    /// Held bytes an input collects before it writes them out, once spilling.
+    chunk: usize,
+    /// Set once the held events outgrow `spill_at` or the pool refuses more: from then on every
+    /// input writes its rows to disk.
+    spilling: AtomicBool,
+    /// Reads the spill files back.
+    manager: SpillManager,
+    env: Arc<RuntimeEnv>,
+    schema: SchemaRef,
+    metrics: SpillMetrics,
+    parts: usize,
+}
+
+/// A part's spill file of one input, being written (Arrow IPC, as DataFusion's own spills,
+/// so that its `SpillManager` reads it back).
+struct PartFile {
+    file: Arc<dyn SpillFile>,
+    writer: StreamWriter<std::io::BufWriter<Box<dyn SpillWriter>>>,
+}
+
+impl PartFile {
+    fn create(spill: &Spill) -> Result<Self> {
+        let file = spill.env.disk_manager.create_tmp_file("DedupEventsExec")?;
+        let out = std::io::BufWriter::with_capacity(256 << 10, file.open_writer()?);
+        spill.metrics.spill_file_count.add(1);
+        Ok(PartFile {
+            writer: StreamWriter::try_new(out, &spill.schema)?,
+            file,
+        })
+    }
+
+    fn finish(self) -> Result<Arc<dyn SpillFile>> {
+        let out = self.writer.into_inner()?;
+        let mut out = out
+            .into_inner()
+            .map_err(|e| DataFusionError::IoError(e.into_error()))?;
+        out.finish()?;
+        Ok(self.file)
+    }
+}
+
+/// An input partition, read.
+struct Consumed {
+    /// Batches still in memory (with the key column).
+    held: Vec<RecordBatch>,
+    keys: KeysByShard,
+    /// One spill file per part, once spilling.
+    files: Vec<Option<PartFile>>,
+}
+
+/// Reads an input partition with each row's key (also by shard), holding its batches in memory
+/// until the events outgrow `spill.spill_at`, then writing them to one spill file per part.
+async fn consume(
+    mut input: SendableRecordBatchStream,
+    hash: HashFn,
+    spill: &Spill,
+    reservation: &MemoryReservation,
+    metrics: &BaselineMetrics,
+) -> Result<Consumed> {
+    let mut read = Consumed {
+        held: Vec::new(),
+        keys: vec![Vec::new(); SHARDS],
+        files: Vec::new(),
+    };
+    let (mut held_bytes, mut reserved) = (0, 0);
+    let mut user_hashes = Vec::new();
+    while let Some(batch) = input.next().await {
+        let batch = batch?;
+        let timer = metrics.elapsed_compute().timer();
+        let keys = keys_of(&batch, hash, spill.parts, &mut user_hashes)?;
+        for &k in &keys {
+            read.keys[shard_of(k)].push(k);
+        }
+        // The keys stay in memory whatever happens: they decide which rows repeat.
+        reservation.grow(keys.len() * 8);
+        let batch = with_keys(batch, keys)?;
+        let bytes = batch.get_array_memory_size();
+        let mut granted = reservation.try_grow(bytes).is_ok();
+        if !granted || reservation.size() > spill.spill_at {
+            spill.spilling.store(true, Ordering::Relaxed);
+        }
+        let spilling = spill.spilling.load(Ordering::Relaxed);
+        if spilling && (!granted || held_bytes + bytes >= spill.chunk) {
+            // Out to disk before holding more: the pool may have said no.
+            write_parts(&mut read, spill)?;
+            reservation.shrink(reserved.min(reservation.size()));
+            (held_bytes, reserved) = (0, 0);
+            if !granted {
+                // One batch is all an input then holds.
+                reservation.grow(bytes);
+                granted = true;
+            }
+        }
+        if granted {
+            reserved += bytes;
+        }
+        held_bytes += bytes;
+        read.held.push(batch);
+        timer.done();
+    }
+    if spill.spilling.load(Ordering::Relaxed) {
+        write_parts(&mut read, spill)?;
+        reservation.shrink(reserved.min(reservation.size()));
+    }
+    Ok(read)
+}
+
+/// Each row's key: the hash of its eventId with the part of its userId in the low bits.
+fn keys_of(
+    batch: &RecordBatch,
+    hash: HashFn,
+    parts: usize,
+    user_hashes: &mut Vec<u64>,
+) -> Result<Vec<u64>> {
+    let ids = string_column(batch, EVENT_ID)?;
+    user_hashes.clear();
+    user_hashes.resize(batch.num_rows(), 0);
+    create_hashes(
+        [batch.column(USER_ID)],
+        REPARTITION_RANDOM_STATE.random_state(),
+        user_hashes,
+    )?;
+    let parts = parts as u64;
+    Ok(ids
+        .iter()
+        .zip(user_hashes.iter())
+        .map(|(id, user)| key(hash(id.unwrap_or_default().as_bytes()), user % parts))
+        .collect())
+}
+
+/// `batch` with its keys as one more column ([`KEY`]).
+fn with_keys(batch: RecordBatch, keys: Vec<u64>) -> Result<RecordBatch> {
+    let schema = held_schema(&batch.schema());
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(UInt64Array::from(keys)));
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// The schema of held batches: the input's columns and the key.
+fn held_schema(input: &Schema) -> SchemaRef {
+    let mut fields: Vec<FieldRef> = input.fields().iter().take(KEY).cloned().collect();
+    fields.push(Arc::new(Field::new("key", DataType::UInt64, false)));
+    Arc::new(Schema::new(fields))
+}
+
+fn key_column(batch: &RecordBatch) -> Result<&[u64]> {
+    match batch
+        .columns()
+        .get(KEY)
+        .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+    {
+        Some(keys) => Ok(keys.values()),
+        None => exec_err!("dedup: a held batch has no key column"),
+    }
+}
+
+/// Writes the held batches of an input to the spill files of their parts, one batch per part
+/// (so the batches read back are as large as a chunk allows).
+fn write_parts(read: &mut Consumed, spill: &Spill) -> Result<()> {
+    if read.held.is_empty() {
+        return Ok(());
+    }
+    let mut rows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); spill.parts];
+    for (b, batch) in read.held.iter().enumerate() {
+        for (r, &k) in key_column(batch)?.iter().enumerate() {
+            rows[part_of(k)].push((b, r));
+        }
+    }
+    if read.files.is_empty() {
+        read.files = (0..spill.parts).map(|_| None).collect();
+    }
+    let batches: Vec<&RecordBatch> = read.held.iter().collect();
+    for (part, rows) in rows.iter().enumerate() {
+        if rows.is_empty() {
+            continue;
+        }
+        let piece = interleave_record_batch(&batches, rows)?;
+        let file = match &mut read.files[part] {
+            Some(file) => file,
+            slot => slot.insert(PartFile::create(spill)?),
+        };
+        file.writer.write(&piece)?;
+        spill.metrics.spilled_rows.add(piece.num_rows());
+        spill
+            .metrics
+            .spilled_bytes
+            .add(piece.get_array_memory_size());
+    }
+    read.held.clear();
+    Ok(())
+}
 
 /// The output partitions, ready to be taken.
-#[derive(Debug)]
-struct Prepared {
+enum Prepared {
     /// Each is taken by its stream, so that memory is released as the consumer reads.
-    partitions: Vec<Mutex<Option<Vec<RecordBatch>>>>,
-    reservation: MemoryReservation,
+    InMemory {
+        partitions: Vec<Mutex<Option<Vec<RecordBatch>>>>,
+        reservation: MemoryReservation,
+    },
+    /// Computed part by part from the spill files as the consumer reads.
+    Spilled(Arc<SpilledParts>),
 }
 
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Prepared::InMemory { .. } => write!(f, "Prepared::InMemory"),
+            Prepared::Spilled(_) => write!(f, "Prepared::Spilled"),
+        }
+    }
+}
+
+type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch>>;
+
 impl Prepared {
-    fn take(&self, partition: usize) -> Result<Vec<RecordBatch>> {
-        let Some(slot) = self.partitions.get(partition) else {
-            return exec_err!("DedupEventsExec has no partition {partition}");
-        };
-        let taken = match slot.lock() {
-            Ok(mut batches) => batches.take(),
+    fn stream(&self, partition: usize) -> Result<BatchStream> {
+        match self {
+            Prepared::InMemory {
+                partitions,
+                reservation,
+            } => {
+                let Some(slot) = partitions.get(partition) else {
+                    return exec_err!("DedupEventsExec has no partition {partition}");
+                };
+                let taken = match slot.lock() {
+                    Ok(mut batches) => batches.take(),
+                    Err(_) => return exec_err!("DedupEventsExec: a task panicked"),
+                };
+                // An empty answer here would be a wrong one: a plan that runs a partition
+                // twice must reset the node first (`reset_state`).
+                let Some(batches) = taken else {
+                    return exec_err!("DedupEventsExec: partition {partition} executed twice");
+                };
+                let bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+                reservation.shrink(bytes.min(reservation.size()));
+                Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
+            }
+            Prepared::Spilled(spilled) => {
+                let spilled = spilled.clone();
+                let parts = (partition..spilled.files.len()).step_by(spilled.outputs.max(1));
+                Ok(futures::stream::iter(parts)
+                    .then(move |part| spilled.clone().part(part))
+                    .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+                    .try_flatten()
+                    .boxed())
+            }
+        }
+    }
+}
+
+/// The events written out by part, and what is needed to cut each part.
+struct SpilledParts {
+    /// Per part, its spill files (one per input that had rows of it).
+    files: Vec<Vec<Arc<dyn SpillFile>>>,
+    /// Per part, the decided rows of crossing eventIds (with `copy`).
+    decided: Vec<Mutex<Vec<RecordBatch>>>,
+    repeated: Arc<Repeated>,
+    manager: SpillManager,
+    columns: Vec<Column>,
+    schema: SchemaRef,
+    outputs: usize,
+    sort_time: Time,
+}
+
+impl SpilledParts {
+    /// A part's output rows: its unique boundary and purchase events, its repeated eventIds
+    /// ordered exactly, and its share of the crossing eventIds decided before.
+    async fn part(self: Arc<Self>, part: usize) -> Result<Vec<RecordBatch>> {
+        let bucket = i32::try_from(part)
+            .map_err(|_| exec_datafusion_err!("DedupEventsExec: part {part} out of range"))?;
+        let mut out = Vec::new();
+        let mut aside = vec![Vec::new()];
+        for batch in read_parts(&self.manager, &self.files, [part]) {
+            let batch = batch.await?;
+            for batch in batch {
+                let kept = cut(&batch, &self.repeated, true, &mut aside)?;
+                if kept.num_rows() > 0 {
+                    out.push(output_batch(&kept, &self.columns, &self.schema, bucket)?);
+                }
+            }
+        }
+        let started = self.sort_time.timer();
+        let sorted = duplicated_rows(aside.pop().unwrap_or_default())?;
+        started.done();
+        if let Some(rows) = sorted {
+            out.push(output_batch(&rows, &self.columns, &self.schema, bucket)?);
+        }
+        let decided = match self.decided[part].lock() {
+            Ok(mut rows) => std::mem::take(&mut *rows),
             Err(_) => return exec_err!("DedupEventsExec: a task panicked"),
         };
-        // An empty answer here would be a wrong one: a plan that runs a partition twice
-        // must reset the node first (`reset_state`).
-        let Some(batches) = taken else {
-            return exec_err!("DedupEventsExec: partition {partition} executed twice");
-        };
-        let bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-        self.reservation.shrink(bytes.min(self.reservation.size()));
-        Ok(batches)
+        for rows in decided {
+            out.push(output_batch(&rows, &self.columns, &self.schema, bucket)?);
+        }
+        Ok(out)
     }
+}
+
+/// Reads the spill files of `parts`, one future per file that yields its batches.
+fn read_parts<'a>(
+    manager: &'a SpillManager,
+    files: &'a [Vec<Arc<dyn SpillFile>>],
+    parts: impl IntoIterator<Item = usize> + 'a,
+) -> impl Iterator<Item = futures::future::BoxFuture<'a, Result<Vec<RecordBatch>>>> + 'a {
+    parts
+        .into_iter()
+        .flat_map(move |part| files[part].iter())
+        .map(move |file| {
+            async move {
+                manager
+                    .read_spill_as_stream(file.clone(), None)?
+                    .try_collect::<Vec<_>>()
+                    .await
+            }
+            .boxed()
+        })
 }
 
 /// Everything [`Prepared`] is computed from.
@@ -414,85 +851,176 @@ struct Job {
     hash: HashFn,
     columns: Vec<Column>,
     schema: SchemaRef,
-    partitioning: Partitioning,
+    outputs: usize,
+    parts: usize,
+    spill_at: usize,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl Job {
-    /// Reads every input partition (a task each) into memory with each eventId's hash; finds
-    /// the hashes that repeat (`repeated_hashes`); then cuts each input's rows (a task each)
-    /// to the boundary and purchase events with a unique hash, setting aside the rows whose
-    /// hash repeats, which are sorted in groups by hash (a task each); everything is split by
-    /// output partition.
+    /// Reads every input partition (a task each) with each row's key; finds the eventIds
+    /// whose hash repeats (`repeated_ids`); then cuts the rows to the boundary and purchase
+    /// events with a unique hash and orders the rows whose hash repeats exactly: in memory
+    /// ([`Job::in_memory`]) or, when the events spilled, part by part as they are read back.
     async fn run(self) -> Result<Prepared> {
+        // Not registered as spilling: a fair pool would divide every spilling operator's share
+        // by one more for as long as the plan lives, though this one gives its memory back
+        // when the input ends. A refusal still makes it spill.
         let reservation =
             Arc::new(MemoryConsumer::new("DedupEventsExec").register(self.context.memory_pool()));
+        let schema = held_schema(&self.input.schema());
+        let env = self.context.runtime_env();
+        let metrics = SpillMetrics::new(&self.metrics, 0);
+        let spill = Arc::new(Spill {
+            spill_at: self.spill_at,
+            chunk: (self.spill_at / 8).min(MAX_CHUNK),
+            spilling: AtomicBool::new(false),
+            manager: SpillManager::new(env.clone(), metrics.clone(), schema.clone()),
+            env,
+            schema,
+            metrics,
+            parts: self.parts,
+        });
         let inputs = self.input.output_partitioning().partition_count();
         let mut tasks = Vec::with_capacity(inputs);
         for i in 0..inputs {
             let stream = self.input.execute(i, self.context.clone())?;
             let metrics = BaselineMetrics::new(&self.metrics, i);
-            let (reservation, hash) = (reservation.clone(), self.hash);
+            let (reservation, spill, hash) = (reservation.clone(), spill.clone(), self.hash);
             tasks.push(SpawnedTask::spawn(async move {
-                consume(stream, hash, &reservation, &metrics).await
+                consume(stream, hash, &spill, &reservation, &metrics).await
             }));
         }
-        let mut held = Vec::with_capacity(inputs);
-        let mut hashes = Vec::with_capacity(inputs);
+        let mut read = Vec::with_capacity(inputs);
         for task in tasks {
-            let (batches, by_shard) = joined(task.join().await)?;
-            held.push(batches);
-            hashes.push(by_shard);
+            read.push(joined(task.join().await)?);
         }
-        let repeated = repeated_hashes(hashes, inputs.max(1)).await?;
-        let repeated = Arc::new(repeated);
+        let keys = read
+            .iter_mut()
+            .map(|r| std::mem::take(&mut r.keys))
+            .collect();
+        let repeated = Arc::new(repeated_ids(keys, inputs.max(1)).await?);
+        if !spill.spilling.load(Ordering::Relaxed) {
+            let held = read.into_iter().map(|r| r.held).collect();
+            return self.in_memory(held, repeated, reservation).await;
+        }
+        // Inputs that ended before the others started spilling still hold their rows.
+        let mut files: Vec<Vec<Arc<dyn SpillFile>>> = vec![Vec::new(); self.parts];
+        for mut input in read {
+            write_parts(&mut input, &spill)?;
+            for (part, file) in input.files.into_iter().enumerate() {
+                if let Some(file) = file {
+                    files[part].push(file.finish()?);
+                }
+            }
+        }
+        reservation.shrink(reservation.size());
+        let sort_time = MetricBuilder::new(&self.metrics).subset_time("duplicates_sort_time", 0);
+        let decided = self
+            .crossing(&spill.manager, &files, &repeated, &sort_time)
+            .await?;
+        let spill = Arc::try_unwrap(spill).map_err(|_| exec_datafusion_err!("spill in use"))?;
+        Ok(Prepared::Spilled(Arc::new(SpilledParts {
+            files,
+            decided: decided.into_iter().map(Mutex::new).collect(),
+            repeated,
+            manager: spill.manager,
+            columns: self.columns,
+            schema: self.schema,
+            outputs: self.outputs,
+            sort_time,
+        })))
+    }
+
+    /// The rows of eventIds whose rows lie in more than one part, ordered exactly, by part:
+    /// read back from the parts that hold them before any part is cut.
+    async fn crossing(
+        &self,
+        manager: &SpillManager,
+        files: &[Vec<Arc<dyn SpillFile>>],
+        repeated: &Repeated,
+        sort_time: &Time,
+    ) -> Result<Vec<Vec<RecordBatch>>> {
+        let mut decided = vec![Vec::new(); self.parts];
+        if repeated.crossing_parts.is_empty() {
+            return Ok(decided);
+        }
+        let mut candidates = Vec::new();
+        let parts = repeated.crossing_parts.iter().copied();
+        for batches in read_parts(manager, files, parts) {
+            for batch in batches.await? {
+                let mask: BooleanArray = key_column(&batch)?
+                    .iter()
+                    .map(|&k| Some(repeated.get(k) == Some(true)))
+                    .collect();
+                if mask.true_count() > 0 {
+                    candidates.push(filter_record_batch(&batch, &mask)?);
+                }
+            }
+        }
+        let started = sort_time.timer();
+        let sorted = duplicated_rows(candidates)?;
+        started.done();
+        if let Some(rows) = sorted {
+            for (part, rows) in split_rows(&rows, self.parts, |p| p)? {
+                decided[part].push(rows);
+            }
+        }
+        Ok(decided)
+    }
+
+    /// Cuts each input's rows (a task each) to the boundary and purchase events with a unique
+    /// hash, setting aside the rows whose hash repeats, which are sorted in groups by hash (a
+    /// task each); everything is split by output partition.
+    async fn in_memory(
+        self,
+        held: Vec<Vec<RecordBatch>>,
+        repeated: Arc<Repeated>,
+        reservation: Arc<MemoryReservation>,
+    ) -> Result<Prepared> {
         let job = Arc::new(self);
         // Rule 4's order matters only among the rows of one eventId, so the repeated rows are
         // sorted in groups by hash, a task each: no step waits on one core (at 50M events
         // one sort of them all was 6 s with the other core idle).
         let groups = held.len().max(1);
-        let count = held.len() + groups;
         let mut tasks = Vec::with_capacity(held.len());
-        for (i, batches) in held.into_iter().enumerate() {
+        for batches in held {
             let (job, repeated) = (job.clone(), repeated.clone());
             tasks.push(SpawnedTask::spawn(async move {
-                let mut duplicated = vec![Vec::new(); groups];
-                let rows = batches.into_iter().map(|(batch, hashes)| {
-                    cut(
-                        &batch,
-                        &hashes,
-                        &repeated,
-                        &mut duplicated,
-                        &job.columns,
-                        &job.schema,
-                    )
-                });
-                let split = job.split(rows, i, count)?;
-                Ok::<_, DataFusionError>((split, duplicated))
+                let mut aside = vec![Vec::new(); groups];
+                let mut out = vec![Vec::new(); job.outputs];
+                for batch in batches {
+                    let kept = cut(&batch, &repeated, false, &mut aside)?;
+                    job.add_split(&mut out, &kept)?;
+                }
+                Ok::<_, DataFusionError>((out, aside))
             }));
         }
         let mut unique = Vec::with_capacity(tasks.len());
         let mut duplicated: Vec<Vec<RecordBatch>> = vec![Vec::new(); groups];
         for task in tasks {
-            let (split, rows) = joined(task.join().await)?;
-            unique.push(split);
-            for (group, batches) in duplicated.iter_mut().zip(rows) {
+            let (out, aside) = joined(task.join().await)?;
+            unique.push(out);
+            for (group, batches) in duplicated.iter_mut().zip(aside) {
                 group.extend(batches);
             }
         }
         let sort_time = MetricBuilder::new(&job.metrics).subset_time("duplicates_sort_time", 0);
         let mut sorts = Vec::with_capacity(groups);
-        for (g, candidates) in duplicated.into_iter().enumerate() {
+        for candidates in duplicated {
             let (job, sort_time) = (job.clone(), sort_time.clone());
             sorts.push(SpawnedTask::spawn(async move {
                 let started = sort_time.timer();
-                let rows = duplicated_rows(candidates, &job.columns, &job.schema)?;
+                let rows = duplicated_rows(candidates)?;
                 started.done();
-                job.split(rows.into_iter().map(Ok), count - groups + g, count)
+                let mut out = vec![Vec::new(); job.outputs];
+                if let Some(rows) = rows {
+                    job.add_split(&mut out, &rows)?;
+                }
+                Ok::<_, DataFusionError>(out)
             }));
         }
-        let mut partitions: Vec<Vec<RecordBatch>> =
-            vec![Vec::new(); job.partitioning.partition_count()];
+        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); job.outputs];
         let mut add = |split: Vec<Vec<RecordBatch>>| {
             for (p, batches) in split.into_iter().enumerate() {
                 partitions[p].extend(batches);
@@ -512,7 +1040,7 @@ impl Job {
             .sum();
         let reservation = Arc::try_unwrap(reservation).unwrap_or_else(|shared| shared.new_empty());
         reservation.resize(bytes);
-        Ok(Prepared {
+        Ok(Prepared::InMemory {
             partitions: partitions
                 .into_iter()
                 .map(|p| Mutex::new(Some(p)))
@@ -521,116 +1049,50 @@ impl Job {
         })
     }
 
-    /// Splits output batches by output partition (DataFusion's own hash partitioning of
-    /// userId, so the plan above may rely on it).
-    fn split(
-        &self,
-        batches: impl Iterator<Item = Result<RecordBatch>>,
-        task: usize,
-        tasks: usize,
-    ) -> Result<Vec<Vec<RecordBatch>>> {
-        let mut partitioner = BatchPartitioner::try_new(
-            self.partitioning.clone(),
-            BaselineMetrics::new(&self.metrics, task)
-                .elapsed_compute()
-                .clone(),
-            task,
-            tasks,
-        )?;
-        let mut out = vec![Vec::new(); self.partitioning.partition_count()];
-        for batch in batches {
-            let batch = batch?;
-            if batch.num_rows() > 0 {
-                partitioner.partition(batch, |p, b| {
-                    out[p].push(b);
-                    Ok(())
-                })?;
-            }
+    /// Adds the output rows of held rows `rows` to `out`, by output partition: the part of a
+    /// row's userId modulo the outputs, which is DataFusion's own hash partitioning of userId
+    /// (the parts are a multiple of the outputs), so the plan above may rely on it.
+    fn add_split(&self, out: &mut [Vec<RecordBatch>], rows: &RecordBatch) -> Result<()> {
+        let outputs = self.outputs;
+        for (p, rows) in split_rows(rows, outputs, |part| part % outputs)? {
+            out[p].push(output_batch(&rows, &self.columns, &self.schema, 0)?);
         }
-        Ok(out)
+        Ok(())
     }
+}
+
+/// Splits held rows `batch` `ways` ways by `way(part of the row)`.
+fn split_rows(
+    batch: &RecordBatch,
+    ways: usize,
+    way: impl Fn(usize) -> usize,
+) -> Result<Vec<(usize, RecordBatch)>> {
+    if batch.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let mut indices: Vec<Vec<u32>> = vec![Vec::new(); ways];
+    for (i, &k) in key_column(batch)?.iter().enumerate() {
+        indices[way(part_of(k))].push(i as u32);
+    }
+    let mut out = Vec::new();
+    for (w, rows) in indices.into_iter().enumerate() {
+        if rows.len() == batch.num_rows() {
+            out.push((w, batch.clone()));
+        } else if !rows.is_empty() {
+            out.push((w, take_record_batch(batch, &UInt32Array::from(rows))?));
+        }
+    }
+    Ok(out)
 }
 
 fn joined<T>(result: std::result::Result<Result<T>, JoinError>) -> Result<T> {
     result.map_err(|e| exec_datafusion_err!("DedupEventsExec: a task failed: {e}"))?
 }
 
-/// Reads an input partition into memory, with the hash of each eventId (also by shard).
-async fn consume(
-    mut input: SendableRecordBatchStream,
-    hash: HashFn,
-    reservation: &MemoryReservation,
-    metrics: &BaselineMetrics,
-) -> Result<(HeldBatches, HashesByShard)> {
-    let mut held = Vec::new();
-    let mut by_shard: HashesByShard = vec![Vec::new(); SHARDS];
-    while let Some(batch) = input.next().await {
-        let batch = batch?;
-        let timer = metrics.elapsed_compute().timer();
-        let ids = string_column(&batch, EVENT_ID)?;
-        let hashes: Vec<u64> = ids
-            .iter()
-            .map(|id| hash(id.unwrap_or_default().as_bytes()))
-            .collect();
-        for &h in &hashes {
-            by_shard[shard_of(h)].push(h);
-        }
-        reservation.try_grow(batch.get_array_memory_size() + hashes.len() * 16)?;
-        held.push((batch, hashes));
-        timer.done();
-    }
-    Ok((held, by_shard))
-}
-
-/// The hashes that occur more than once in `inputs`: each shard's hashes, from every input,
-/// sorted, by `tasks` tasks. Sorting walks memory in order where inserting every event's hash
-/// into a set jumped around a table of hundreds of MiB (4.4 % of the CPU time at 50M events,
-/// docs/performance.md).
-async fn repeated_hashes(inputs: Vec<HashesByShard>, tasks: usize) -> Result<HashSet64> {
-    let mut work: Vec<Vec<Vec<Vec<u64>>>> = (0..tasks).map(|_| Vec::new()).collect();
-    let mut shards: Vec<Vec<Vec<u64>>> = (0..SHARDS).map(|_| Vec::new()).collect();
-    for by_shard in inputs {
-        for (shard, part) in shards.iter_mut().zip(by_shard) {
-            shard.push(part);
-        }
-    }
-    for (s, parts) in shards.into_iter().enumerate() {
-        work[s % tasks].push(parts);
-    }
-    let handles: Vec<_> = work
-        .into_iter()
-        .map(|shards| {
-            SpawnedTask::spawn_blocking(move || {
-                let mut repeated = Vec::new();
-                for parts in shards {
-                    let mut all = parts.concat();
-                    drop(parts);
-                    all.sort_unstable();
-                    for pair in all.windows(2) {
-                        if pair[0] == pair[1] && repeated.last() != Some(&pair[0]) {
-                            repeated.push(pair[0]);
-                        }
-                    }
-                }
-                Ok(repeated)
-            })
-        })
-        .collect();
-    let mut repeated = HashSet64::default();
-    for handle in handles {
-        repeated.extend(joined(handle.join().await)?);
-    }
-    Ok(repeated)
-}
-
-/// Rows whose eventId hash occurs more than once (all the rows of each such eventId), ordered
-/// as `dedup.sql` orders them, with `copy`, cut to the rows the session step needs (boundary
-/// and purchase events, and every duplicate).
-fn duplicated_rows(
-    candidates: Vec<RecordBatch>,
-    columns: &[Column],
-    schema: &SchemaRef,
-) -> Result<Option<RecordBatch>> {
+/// Held rows whose eventId hash occurs more than once (all the rows of each such eventId),
+/// ordered as `dedup.sql` orders them and cut to the rows the session step needs (boundary and
+/// purchase events, and every duplicate), with their `copy` as one more column ([`COPY`]).
+fn duplicated_rows(candidates: Vec<RecordBatch>) -> Result<Option<RecordBatch>> {
     let Some(first) = candidates.first() else {
         return Ok(None);
     };
@@ -668,50 +1130,62 @@ fn duplicated_rows(
     let keep: BooleanArray = (0..sorted.num_rows())
         .map(|i| Some(copies.value(i) > 1 || is_relevant(types.value(i))))
         .collect();
-    let kept = filter_record_batch(&sorted, &keep)?;
-    let copies = filter(&copies, &keep)?.as_primitive().clone();
-    output_batch(&kept, columns, schema, Some(copies)).map(Some)
+    let mut fields: Vec<FieldRef> = sorted.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new("copy", DataType::Int64, false)));
+    let mut columns = sorted.columns().to_vec();
+    columns.push(Arc::new(copies));
+    let with_copies = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    Ok(Some(filter_record_batch(&with_copies, &keep)?))
 }
 
-/// Cuts a held batch: returns its boundary and purchase events whose eventId hash occurs once
-/// (`copy` 1), and adds its rows whose hash repeats to `duplicated`, grouped by hash so that
-/// the rows of one eventId share a group.
+/// Cuts held rows `batch`: returns its boundary and purchase events whose eventId hash occurs
+/// once, and adds its rows whose hash repeats to `aside`, grouped by hash so that the rows of
+/// one eventId share a group. With `crossing_decided`, the rows of crossing eventIds go
+/// nowhere: they were ordered before (see `Job::crossing`).
 fn cut(
     batch: &RecordBatch,
-    hashes: &[u64],
-    repeated: &HashSet64,
-    duplicated: &mut [Vec<RecordBatch>],
-    columns: &[Column],
-    schema: &SchemaRef,
+    repeated: &Repeated,
+    crossing_decided: bool,
+    aside: &mut [Vec<RecordBatch>],
 ) -> Result<RecordBatch> {
     let types = string_column(batch, EVENT_TYPE)?;
-    let groups = duplicated.len() as u64;
-    let group_of: Vec<Option<u64>> = hashes
+    let keys = key_column(batch)?;
+    if repeated.ids.is_empty() {
+        let keep: BooleanArray = types.iter().map(|t| Some(is_relevant_opt(t))).collect();
+        return Ok(filter_record_batch(batch, &keep)?);
+    }
+    let groups = aside.len() as u64;
+    // Per row: None for a unique hash; Some(None) for a row decided elsewhere; else its group.
+    let verdicts: Vec<Option<Option<u64>>> = keys
         .iter()
-        .map(|h| repeated.contains(h).then_some(h % groups))
+        .map(|&k| {
+            repeated
+                .get(k)
+                .map(|crossing| (!(crossing && crossing_decided)).then_some(id_of(k) % groups))
+        })
         .collect();
-    if group_of.iter().any(Option::is_some) {
-        for (g, rows) in (0..groups).zip(duplicated.iter_mut()) {
-            let mask: BooleanArray = group_of.iter().map(|x| Some(*x == Some(g))).collect();
+    if verdicts.iter().any(|v| matches!(v, Some(Some(_)))) {
+        for (g, rows) in (0..groups).zip(aside.iter_mut()) {
+            let mask: BooleanArray = verdicts.iter().map(|v| Some(*v == Some(Some(g)))).collect();
             if mask.true_count() > 0 {
                 rows.push(filter_record_batch(batch, &mask)?);
             }
         }
     }
-    let keep: BooleanArray = group_of
+    let keep: BooleanArray = verdicts
         .iter()
-        .enumerate()
-        .map(|(i, g)| Some(g.is_none() && is_relevant(types.value(i))))
+        .zip(types.iter())
+        .map(|(v, t)| Some(v.is_none() && is_relevant_opt(t)))
         .collect();
-    output_batch(&filter_record_batch(batch, &keep)?, columns, schema, None)
+    Ok(filter_record_batch(batch, &keep)?)
 }
 
-/// The output columns of input rows `batch`; `copies` = None means every row is kept (1).
+/// The output columns of held rows `batch` (all kept, `copy` 1, unless it has [`COPY`]).
 fn output_batch(
     batch: &RecordBatch,
     columns: &[Column],
     schema: &SchemaRef,
-    copies: Option<Int64Array>,
+    bucket: i32,
 ) -> Result<RecordBatch> {
     let rows = batch.num_rows();
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
@@ -719,10 +1193,11 @@ fn output_batch(
         arrays.push(match column {
             Column::Input(j) => batch.column(*j).clone(),
             Column::TieRank => Arc::new(tie_ranks(string_column(batch, EVENT_TYPE)?)),
-            Column::Copy => match &copies {
-                Some(c) => Arc::new(c.clone()),
+            Column::Copy => match batch.columns().get(COPY) {
+                Some(copies) => copies.clone(),
                 None => Arc::new(Int64Array::from_value(1, rows)),
             },
+            Column::Bucket => Arc::new(Int32Array::from_value(bucket, rows)),
         });
     }
     Ok(RecordBatch::try_new_with_options(
@@ -735,6 +1210,10 @@ fn output_batch(
 /// The boundary and purchase events: the rows sessions need (as in dedup.sql).
 fn is_relevant(event_type: &str) -> bool {
     matches!(event_type, "app_open" | "app_close" | "purchase")
+}
+
+fn is_relevant_opt(event_type: Option<&str>) -> bool {
+    event_type.is_some_and(is_relevant)
 }
 
 /// dedup.sql's `tieRank`: app_open 0, app_close 2, anything else 1.
@@ -765,6 +1244,7 @@ fn string_column(batch: &RecordBatch, index: usize) -> Result<&StringArray> {
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::datatypes::DataType;
+    use datafusion::common::tree_node::TreeNode;
     use datafusion::datasource::MemTable;
     use datafusion::prelude::SessionContext;
 
@@ -834,9 +1314,14 @@ mod tests {
         .unwrap()
     }
 
-    /// `relevant_events` from `dedup.sql` (`hash` = None) or by hashing, one line per row:
-    /// eventId userId eventType eventTime campaignId tieRank copy.
-    async fn relevant(hash: Option<HashFn>, partitions: usize) -> Vec<String> {
+    /// `relevant_events` from `dedup.sql` (`hash` = None) or by hashing (spilling above
+    /// `spill_at` held bytes), one line per row:
+    /// eventId userId eventType eventTime campaignId tieRank copy; and the spill files written.
+    async fn relevant(
+        hash: Option<HashFn>,
+        partitions: usize,
+        spill_at: usize,
+    ) -> (Vec<String>, usize) {
         let ctx = SessionContext::new_with_config(
             crate::context::session_config(1).with_target_partitions(partitions),
         );
@@ -854,6 +1339,7 @@ mod tests {
                 events,
                 schema: Arc::new(view.schema().as_arrow().clone()),
                 hash,
+                spill_at,
             }),
         };
         ctx.register_table("relevant_events", table).unwrap();
@@ -861,8 +1347,24 @@ mod tests {
                    CAST(CAST(eventTime AS BIGINT) AS VARCHAR), coalesce(campaignId, '-'), \
                    CAST(tieRank AS VARCHAR), CAST(copy AS VARCHAR)) AS r \
                    FROM relevant_events ORDER BY r";
-        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        batches
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+            .await
+            .unwrap();
+        let mut spills = 0;
+        let _ = plan.apply(|node| {
+            if node.name() == "DedupEventsExec" {
+                spills += node.metrics().and_then(|m| m.spill_count()).unwrap_or(0);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        let rows = batches
             .iter()
             .flat_map(|b| {
                 let rows = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8).unwrap();
@@ -871,7 +1373,8 @@ mod tests {
                     .map(|i| rows.value(i).to_string())
                     .collect::<Vec<_>>()
             })
-            .collect()
+            .collect();
+        (rows, spills)
     }
 
     #[tokio::test]
@@ -889,19 +1392,25 @@ mod tests {
             "e5 u2 app_open 5 1 0 1",
             "e7 u1 app_open 70 3 0 2",
         ];
-        assert_eq!(relevant(None, 2).await, want, "dedup.sql");
+        assert_eq!(relevant(None, 2, 0).await.0, want, "dedup.sql");
         for partitions in [1, 3] {
-            assert_eq!(
-                relevant(Some(event_id_hash), partitions).await,
-                want,
-                "hashing, {partitions} partitions"
-            );
-            // Every eventId colliding: all rows take the exact path.
-            assert_eq!(
-                relevant(Some(|_| 42), partitions).await,
-                want,
-                "one hash for all, {partitions} partitions"
-            );
+            for spill_at in [usize::MAX, 0] {
+                let how = if spill_at == 0 {
+                    "spilled"
+                } else {
+                    "in memory"
+                };
+                let (rows, spills) = relevant(Some(event_id_hash), partitions, spill_at).await;
+                assert_eq!(rows, want, "hashing {how}, {partitions} partitions");
+                assert_eq!(spills > 0, spill_at == 0, "{spills} spill files {how}");
+                // Every eventId colliding: all rows take the exact path (spilled: the rows of
+                // one hash lie in several parts, so all are ordered before the parts are cut).
+                let (rows, _) = relevant(Some(|_| 42), partitions, spill_at).await;
+                assert_eq!(
+                    rows, want,
+                    "one hash for all {how}, {partitions} partitions"
+                );
+            }
         }
     }
 }

@@ -3,6 +3,8 @@
 -- Input: table `events`. Output (view `relevant_events`): every app_open, app_close and
 -- purchase event, plus every duplicate row of any type so it is accounted for, with `copy`:
 -- 1 for the row kept, 2 for a duplicate.
+-- userBucket is a grouping helper that depends on userId only: 0 here; the hashing twin
+-- (dedup.rs) numbers the parts it reads back from disk, in ascending order.
 -- Rule 4: of the rows with one eventId keep the least (eventTime, tieRank, attributes); full
 -- ties go to the first in file order (sourceRow).
 --
@@ -15,6 +17,7 @@ WITH ranked AS (
     SELECT
         userId, eventId, eventType, eventTime, campaignId, channelId, purchaseId,
         CASE eventType WHEN 'app_open' THEN 0 WHEN 'app_close' THEN 2 ELSE 1 END AS tieRank,
+        CAST(0 AS INT) AS userBucket,
         CASE WHEN eventId = LAG(eventId) OVER (
             PARTITION BY hash_bucket(eventId)
             ORDER BY eventId, eventTime,

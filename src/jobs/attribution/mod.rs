@@ -158,9 +158,10 @@ pub async fn session_step(
     let view = ctx.sql(DEDUP_SQL).await?;
     let relevant: Arc<dyn TableProvider> = match how {
         dedup::Dedup::Sort => view.into_view(),
-        dedup::Dedup::Hash => Arc::new(dedup::RelevantEvents::new(
+        dedup::Dedup::Hash { spill_at } => Arc::new(dedup::RelevantEvents::new(
             ctx.table_provider(tables::EVENTS).await?,
             Arc::new(view.schema().as_arrow().clone()),
+            spill_at,
         )),
     };
     replace_table(ctx, intermediate::RELEVANT_EVENTS, relevant)?;
@@ -216,7 +217,7 @@ impl Materialize {
 /// Computes the projection from the registered tables `events` and `purchases`, in memory and
 /// in this process.
 pub async fn transform(ctx: &SessionContext, engine: Engine) -> Result<Attribution> {
-    transform_with(ctx, engine, &Materialize::Memory, dedup::Dedup::Hash).await
+    transform_with(ctx, engine, &Materialize::Memory, dedup::Dedup::IN_MEMORY).await
 }
 
 /// Computes the projection from the registered tables `events` and `purchases`.

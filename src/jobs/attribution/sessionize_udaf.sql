@@ -1,5 +1,7 @@
 -- Engine `udaf`: the session rules run inside the `sessionize` aggregate (udaf.rs), one group
--- per user. Output: the same rows and columns as sessionize.sql.
+-- per user. Output: the same rows and columns as sessionize.sql. (Grouping by userBucket
+-- first would let the aggregation emit each bucket's users when the next starts, but it emits
+-- them as one batch whose slices each account for all of it: docs/performance.md.)
 WITH per_user AS (
     SELECT
         userId,
