@@ -148,6 +148,10 @@ pub fn session_config(threads: usize) -> SessionConfig {
         .with_option_extension(S3Options::default());
     config.options_mut().sql_parser.enable_ident_normalization = false;
     config.options_mut().execution.sort_in_place_threshold_bytes = SORT_IN_PLACE_BYTES;
+    // Rows partitioned by userId are partitioned by (userBucket, userId) too, at any partition
+    // count: without this, below 4 partitions the session step's aggregation would be split
+    // into partial and final phases with a shuffle and a sort of the partial states between.
+    config.options_mut().optimizer.subset_repartition_threshold = 1;
     // Outputs promise Utf8 strings; reading Parquet back as Utf8View would change the types
     // of a mart's columns depending on where its input came from.
     config

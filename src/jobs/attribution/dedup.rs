@@ -794,15 +794,17 @@ impl SpilledParts {
     /// A part's output rows: its unique boundary and purchase events, its repeated eventIds
     /// ordered exactly, and its share of the crossing eventIds decided before.
     async fn part(self: Arc<Self>, part: usize) -> Result<Vec<RecordBatch>> {
-        let bucket = i32::try_from(part)
-            .map_err(|_| exec_datafusion_err!("DedupEventsExec: part {part} out of range"))?;
+        let bucket = bucket(part)?;
         let mut out = Vec::new();
         let mut aside = vec![Vec::new()];
-        for batch in read_parts(&self.manager, &self.files, [part]) {
-            let batch = batch.await?;
-            for batch in batch {
-                let kept = cut(&batch, &self.repeated, true, &mut aside)?;
-                if kept.num_rows() > 0 {
+        for file in read_parts(&self.manager, &self.files, [part]) {
+            for batch in file.await? {
+                let mut kept = Vec::new();
+                sort_out(&batch, &self.repeated, true, &mut aside, |r, _| {
+                    kept.push(r as u32)
+                })?;
+                if !kept.is_empty() {
+                    let kept = take_record_batch(&batch, &UInt32Array::from(kept))?;
                     out.push(output_batch(&kept, &self.columns, &self.schema, bucket)?);
                 }
             }
@@ -970,8 +972,9 @@ impl Job {
     }
 
     /// Cuts each input's rows (a task each) to the boundary and purchase events with a unique
-    /// hash, setting aside the rows whose hash repeats, which are sorted in groups by hash (a
-    /// task each); everything is split by output partition.
+    /// hash, gathered by part, setting aside the rows whose hash repeats, which are sorted in
+    /// groups by hash (a task each). Each output partition gives its parts in ascending order,
+    /// as when the events spilled, so the aggregation above emits one part's users at a time.
     async fn in_memory(
         self,
         held: Vec<Vec<RecordBatch>>,
@@ -988,11 +991,24 @@ impl Job {
             let (job, repeated) = (job.clone(), repeated.clone());
             tasks.push(SpawnedTask::spawn(async move {
                 let mut aside = vec![Vec::new(); groups];
-                let mut out = vec![Vec::new(); job.outputs];
+                let mut out = vec![Vec::new(); job.parts];
+                let mut chunk = Vec::new();
+                let mut rows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); job.parts];
+                let mut chunk_bytes = 0;
                 for batch in batches {
-                    let kept = cut(&batch, &repeated, false, &mut aside)?;
-                    job.add_split(&mut out, &kept)?;
+                    let b = chunk.len();
+                    sort_out(&batch, &repeated, false, &mut aside, |r, k| {
+                        rows[part_of(k)].push((b, r))
+                    })?;
+                    chunk_bytes += batch.get_array_memory_size();
+                    chunk.push(batch);
+                    // Gathering a chunk at a time bounds the copies held beside the input.
+                    if chunk_bytes >= MAX_CHUNK {
+                        job.gather(&mut chunk, &mut rows, &mut out)?;
+                        chunk_bytes = 0;
+                    }
                 }
+                job.gather(&mut chunk, &mut rows, &mut out)?;
                 Ok::<_, DataFusionError>((out, aside))
             }));
         }
@@ -1013,17 +1029,19 @@ impl Job {
                 let started = sort_time.timer();
                 let rows = duplicated_rows(candidates)?;
                 started.done();
-                let mut out = vec![Vec::new(); job.outputs];
+                let mut out = vec![Vec::new(); job.parts];
                 if let Some(rows) = rows {
-                    job.add_split(&mut out, &rows)?;
+                    for (part, rows) in split_rows(&rows, job.parts, |p| p)? {
+                        out[part].push(job.output(&rows, part)?);
+                    }
                 }
                 Ok::<_, DataFusionError>(out)
             }));
         }
-        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); job.outputs];
+        let mut by_part: Vec<Vec<RecordBatch>> = vec![Vec::new(); job.parts];
         let mut add = |split: Vec<Vec<RecordBatch>>| {
-            for (p, batches) in split.into_iter().enumerate() {
-                partitions[p].extend(batches);
+            for (part, batches) in split.into_iter().enumerate() {
+                by_part[part].extend(batches);
             }
         };
         // A fixed order (duplicates, then each input's rows), whatever finishes first.
@@ -1032,6 +1050,10 @@ impl Job {
         }
         for split in unique {
             add(split);
+        }
+        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); job.outputs];
+        for (part, batches) in by_part.into_iter().enumerate() {
+            partitions[part % job.outputs].extend(batches);
         }
         let bytes: usize = partitions
             .iter()
@@ -1049,16 +1071,35 @@ impl Job {
         })
     }
 
-    /// Adds the output rows of held rows `rows` to `out`, by output partition: the part of a
-    /// row's userId modulo the outputs, which is DataFusion's own hash partitioning of userId
-    /// (the parts are a multiple of the outputs), so the plan above may rely on it.
-    fn add_split(&self, out: &mut [Vec<RecordBatch>], rows: &RecordBatch) -> Result<()> {
-        let outputs = self.outputs;
-        for (p, rows) in split_rows(rows, outputs, |part| part % outputs)? {
-            out[p].push(output_batch(&rows, &self.columns, &self.schema, 0)?);
+    /// Copies the rows listed in `rows` out of `chunk`, one output batch per part, and empties
+    /// both.
+    fn gather(
+        &self,
+        chunk: &mut Vec<RecordBatch>,
+        rows: &mut [Vec<(usize, usize)>],
+        out: &mut [Vec<RecordBatch>],
+    ) -> Result<()> {
+        let batches: Vec<&RecordBatch> = chunk.iter().collect();
+        for (part, rows) in rows.iter_mut().enumerate() {
+            if !rows.is_empty() {
+                let gathered = interleave_record_batch(&batches, rows)?;
+                out[part].push(self.output(&gathered, part)?);
+                rows.clear();
+            }
         }
+        chunk.clear();
         Ok(())
     }
+
+    /// The output columns of held rows of part `part`.
+    fn output(&self, rows: &RecordBatch, part: usize) -> Result<RecordBatch> {
+        output_batch(rows, &self.columns, &self.schema, bucket(part)?)
+    }
+}
+
+/// The `userBucket` of a part.
+fn bucket(part: usize) -> Result<i32> {
+    i32::try_from(part).map_err(|_| exec_datafusion_err!("DedupEventsExec: part {part} too large"))
 }
 
 /// Splits held rows `batch` `ways` ways by `way(part of the row)`.
@@ -1138,46 +1179,51 @@ fn duplicated_rows(candidates: Vec<RecordBatch>) -> Result<Option<RecordBatch>> 
     Ok(Some(filter_record_batch(&with_copies, &keep)?))
 }
 
-/// Cuts held rows `batch`: returns its boundary and purchase events whose eventId hash occurs
-/// once, and adds its rows whose hash repeats to `aside`, grouped by hash so that the rows of
-/// one eventId share a group. With `crossing_decided`, the rows of crossing eventIds go
-/// nowhere: they were ordered before (see `Job::crossing`).
-fn cut(
+/// Sorts out held rows `batch`: calls `keep(row, key)` for each boundary and purchase event
+/// whose eventId hash occurs once, and adds its rows whose hash repeats to `aside`, grouped by
+/// hash so that the rows of one eventId share a group. With `crossing_decided`, the rows of
+/// crossing eventIds go nowhere: they were ordered before (see `Job::crossing`).
+fn sort_out(
     batch: &RecordBatch,
     repeated: &Repeated,
     crossing_decided: bool,
     aside: &mut [Vec<RecordBatch>],
-) -> Result<RecordBatch> {
+    mut keep: impl FnMut(usize, u64),
+) -> Result<()> {
     let types = string_column(batch, EVENT_TYPE)?;
     let keys = key_column(batch)?;
-    if repeated.ids.is_empty() {
-        let keep: BooleanArray = types.iter().map(|t| Some(is_relevant_opt(t))).collect();
-        return Ok(filter_record_batch(batch, &keep)?);
-    }
     let groups = aside.len() as u64;
-    // Per row: None for a unique hash; Some(None) for a row decided elsewhere; else its group.
-    let verdicts: Vec<Option<Option<u64>>> = keys
-        .iter()
-        .map(|&k| {
-            repeated
-                .get(k)
-                .map(|crossing| (!(crossing && crossing_decided)).then_some(id_of(k) % groups))
-        })
-        .collect();
-    if verdicts.iter().any(|v| matches!(v, Some(Some(_)))) {
+    let mut group_of: Vec<Option<u64>> = Vec::new();
+    for (i, &k) in keys.iter().enumerate() {
+        let verdict = if repeated.ids.is_empty() {
+            None
+        } else {
+            repeated.get(k)
+        };
+        match verdict {
+            None => {
+                if types.is_valid(i) && is_relevant(types.value(i)) {
+                    keep(i, k);
+                }
+            }
+            Some(true) if crossing_decided => {}
+            Some(_) => {
+                if group_of.is_empty() {
+                    group_of.resize(keys.len(), None);
+                }
+                group_of[i] = Some(id_of(k) % groups);
+            }
+        }
+    }
+    if !group_of.is_empty() {
         for (g, rows) in (0..groups).zip(aside.iter_mut()) {
-            let mask: BooleanArray = verdicts.iter().map(|v| Some(*v == Some(Some(g)))).collect();
+            let mask: BooleanArray = group_of.iter().map(|x| Some(*x == Some(g))).collect();
             if mask.true_count() > 0 {
                 rows.push(filter_record_batch(batch, &mask)?);
             }
         }
     }
-    let keep: BooleanArray = verdicts
-        .iter()
-        .zip(types.iter())
-        .map(|(v, t)| Some(v.is_none() && is_relevant_opt(t)))
-        .collect();
-    Ok(filter_record_batch(batch, &keep)?)
+    Ok(())
 }
 
 /// The output columns of held rows `batch` (all kept, `copy` 1, unless it has [`COPY`]).
@@ -1210,10 +1256,6 @@ fn output_batch(
 /// The boundary and purchase events: the rows sessions need (as in dedup.sql).
 fn is_relevant(event_type: &str) -> bool {
     matches!(event_type, "app_open" | "app_close" | "purchase")
-}
-
-fn is_relevant_opt(event_type: Option<&str>) -> bool {
-    event_type.is_some_and(is_relevant)
 }
 
 /// dedup.sql's `tieRank`: app_open 0, app_close 2, anything else 1.

@@ -1,13 +1,13 @@
 -- Engine `udaf`: the session rules run inside the `sessionize` aggregate (udaf.rs), one group
--- per user. Output: the same rows and columns as sessionize.sql. (Grouping by userBucket
--- first would let the aggregation emit each bucket's users when the next starts, but it emits
--- them as one batch whose slices each account for all of it: docs/performance.md.)
+-- per user. Output: the same rows and columns as sessionize.sql. Grouping by userBucket too
+-- (a function of userId, ascending in each partition) lets the aggregation emit each bucket's
+-- users as soon as the next bucket starts instead of holding every user to the end.
 WITH per_user AS (
     SELECT
         userId,
         sessionize(eventTime, eventId, eventType, campaignId, channelId, purchaseId, copy > 1) AS items
     FROM relevant_events
-    GROUP BY userId
+    GROUP BY userBucket, userId
 ),
 flat AS (
     SELECT userId, unnest(items) AS item FROM per_user
