@@ -428,25 +428,30 @@ impl ExecutionPlan for DedupEventsExec {
     }
 }
 
-/// The eventId hashes are already uniform: the map of repeated ones uses them as they are.
+/// The map of repeated ids hashes them with one multiplication: the ids are already uniform
+/// hashes, but only in their low 48 bits, and the map takes its tag from the top bits (with
+/// the ids as they are, every tag was 0 and each lookup compared a whole group of keys).
 #[derive(Default)]
-struct IdentityHasher(u64);
+struct IdHasher(u64);
 
-impl Hasher for IdentityHasher {
+impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(FIBONACCI);
         }
     }
 
     fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+        self.0 = v.wrapping_mul(FIBONACCI);
     }
 }
+
+/// 2^64 divided by the golden ratio: multiplying by it spreads the low bits over the top ones.
+const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Ranges of key values, sorted separately (and in parallel) to find the repeated eventIds.
 const SHARDS: usize = 64;
@@ -463,7 +468,7 @@ type KeysByShard = Vec<Vec<u64>>;
 /// lie in more than one part (`crossing`).
 #[derive(Debug, Default)]
 struct Repeated {
-    ids: HashMap<u64, bool, BuildHasherDefault<IdentityHasher>>,
+    ids: HashMap<u64, bool, BuildHasherDefault<IdHasher>>,
     /// The parts holding rows of a crossing eventId.
     crossing_parts: BTreeSet<usize>,
 }
@@ -992,23 +997,34 @@ impl Job {
             tasks.push(SpawnedTask::spawn(async move {
                 let mut aside = vec![Vec::new(); groups];
                 let mut out = vec![Vec::new(); job.parts];
-                let mut chunk = Vec::new();
-                let mut rows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); job.parts];
-                let mut chunk_bytes = 0;
+                let mut pending: Vec<Vec<RecordBatch>> = vec![Vec::new(); job.parts];
+                let mut pending_bytes = 0;
+                let mut kept = Vec::new();
                 for batch in batches {
-                    let b = chunk.len();
+                    kept.clear();
                     sort_out(&batch, &repeated, false, &mut aside, |r, k| {
-                        rows[part_of(k)].push((b, r))
+                        kept.push(((part_of(k) as u64) << 32) | r as u64)
                     })?;
-                    chunk_bytes += batch.get_array_memory_size();
-                    chunk.push(batch);
-                    // Gathering a chunk at a time bounds the copies held beside the input.
-                    if chunk_bytes >= MAX_CHUNK {
-                        job.gather(&mut chunk, &mut rows, &mut out)?;
-                        chunk_bytes = 0;
+                    // One gather per batch, in part order (the batch is in cache), then a
+                    // slice per part: far cheaper than gathering each part across a chunk.
+                    kept.sort_unstable();
+                    let rows: UInt32Array = kept.iter().map(|&x| x as u32).collect();
+                    let gathered = take_record_batch(&batch, &rows)?;
+                    pending_bytes += gathered.get_array_memory_size();
+                    let mut start = 0;
+                    for run in kept.chunk_by(|a, b| a >> 32 == b >> 32) {
+                        let part = (run[0] >> 32) as usize;
+                        pending[part].push(gathered.slice(start, run.len()));
+                        start += run.len();
+                    }
+                    // Concatenating a chunk at a time makes batches of a useful size while
+                    // bounding the copies held beside the input.
+                    if pending_bytes >= MAX_CHUNK {
+                        job.gather(&mut pending, &mut out)?;
+                        pending_bytes = 0;
                     }
                 }
-                job.gather(&mut chunk, &mut rows, &mut out)?;
+                job.gather(&mut pending, &mut out)?;
                 Ok::<_, DataFusionError>((out, aside))
             }));
         }
@@ -1071,23 +1087,15 @@ impl Job {
         })
     }
 
-    /// Copies the rows listed in `rows` out of `chunk`, one output batch per part, and empties
-    /// both.
-    fn gather(
-        &self,
-        chunk: &mut Vec<RecordBatch>,
-        rows: &mut [Vec<(usize, usize)>],
-        out: &mut [Vec<RecordBatch>],
-    ) -> Result<()> {
-        let batches: Vec<&RecordBatch> = chunk.iter().collect();
-        for (part, rows) in rows.iter_mut().enumerate() {
-            if !rows.is_empty() {
-                let gathered = interleave_record_batch(&batches, rows)?;
-                out[part].push(self.output(&gathered, part)?);
-                rows.clear();
+    /// Concatenates each part's pending slices into one output batch and empties them.
+    fn gather(&self, pending: &mut [Vec<RecordBatch>], out: &mut [Vec<RecordBatch>]) -> Result<()> {
+        for (part, slices) in pending.iter_mut().enumerate() {
+            if let Some(first) = slices.first() {
+                let rows = concat_batches(&first.schema(), slices.iter())?;
+                out[part].push(self.output(&rows, part)?);
+                slices.clear();
             }
         }
-        chunk.clear();
         Ok(())
     }
 
