@@ -114,7 +114,7 @@ const KEY: usize = INPUT.len();
 const COPY: usize = KEY + 1;
 
 /// The low bits of a key: the part of the row's userId.
-const PART_BITS: u32 = 16;
+const PART_BITS: u32 = 8;
 const PART_MASK: u64 = (1 << PART_BITS) - 1;
 /// Parts the events are split into by userId when they spill (rounded to a multiple of the
 /// output partitions): each part is cut and sessionized on its own, so memory holds one part
@@ -214,7 +214,9 @@ impl TableProvider for RelevantEvents {
             &self.schema,
             &outputs,
             self.hash,
-            state.config().target_partitions().max(1),
+            // The parts fit in the key's low bits; more output partitions than parts would
+            // not run faster anyway.
+            state.config().target_partitions().clamp(1, 1 << PART_BITS),
             self.spill_at,
         )?))
     }
@@ -256,7 +258,7 @@ impl DedupEventsExec {
         spill_at: usize,
     ) -> Result<Self> {
         if partitions > 1 << PART_BITS {
-            return plan_err!("dedup: at most {} partitions", 1 << PART_BITS);
+            return plan_err!("dedup: at most {} output partitions", 1 << PART_BITS);
         }
         let input_schema = input.schema();
         let mut columns = Vec::with_capacity(outputs.len());
@@ -429,7 +431,7 @@ impl ExecutionPlan for DedupEventsExec {
 }
 
 /// The map of repeated ids hashes them with one multiplication: the ids are already uniform
-/// hashes, but only in their low 48 bits, and the map takes its tag from the top bits (with
+/// hashes, but only in their low 56 bits, and the map takes its tag from the top bits (with
 /// the ids as they are, every tag was 0 and each lookup compared a whole group of keys).
 #[derive(Default)]
 struct IdHasher(u64);
@@ -949,6 +951,9 @@ impl Job {
         sort_time: &Time,
     ) -> Result<Vec<Vec<RecordBatch>>> {
         let mut decided = vec![Vec::new(); self.parts];
+        MetricBuilder::new(&self.metrics)
+            .counter("crossing_parts", 0)
+            .add(repeated.crossing_parts.len());
         if repeated.crossing_parts.is_empty() {
             return Ok(decided);
         }
