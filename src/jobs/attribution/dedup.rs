@@ -15,15 +15,16 @@
 //! find the eventIds that repeat. The output is split by userId with DataFusion's own hash
 //! partitioning, so the `sessionize` aggregation above it runs in one phase.
 //!
-//! Held in memory, the events are cut when the input ends and every output partition is
-//! ready at once (the first one polled computes all of them, as a `RepartitionExec` does).
-//! Past `spill_at` held bytes, or when the memory pool refuses more, they spill: each input
-//! writes its rows to one Arrow IPC file per part and keeps only the keys. Then each output
-//! partition reads its parts back one after the other and cuts each on its own (the repeated
-//! eventIds whose rows all lie in the part are ordered there; the few whose rows lie in
-//! several parts are ordered before any part is cut). Its rows carry the part as `userBucket`,
-//! ascending, so the aggregation, which groups by `userBucket` first, emits each part's users
-//! when the next part starts: memory holds one part per output partition, not the input.
+//! Each output partition gives its parts in ascending order, with the part as `userBucket`,
+//! so the aggregation above, which groups by `userBucket` first, emits a part's users when the
+//! next part starts instead of holding every user to the end. Held in memory, the events are
+//! cut when the input ends and every output partition is ready at once (the first one polled
+//! computes all of them, as a `RepartitionExec` does). Past `spill_at` held bytes, or when the
+//! memory pool refuses more, they spill: each input writes its rows to one Arrow IPC file per
+//! part and keeps only the keys. Then each output partition reads its parts back one after the
+//! other and cuts each on its own (the repeated eventIds whose rows all lie in the part are
+//! ordered there; the few whose rows lie in several parts are ordered before any part is cut):
+//! memory holds one part per output partition, not the input.
 //!
 //! [`RelevantEvents`] is the table the session step reads, with the schema of `dedup.sql`'s
 //! view. On a cluster `dedup.sql` runs instead.
