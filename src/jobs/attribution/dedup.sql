@@ -4,7 +4,7 @@
 -- purchase event, plus every duplicate row of any type so it is accounted for, with `copy`:
 -- 1 for the row kept, 2 for a duplicate.
 -- userBucket is a grouping helper that depends on userId only: 0 here; the hashing twin
--- (dedup.rs) gives the userId's part, ascending in each output partition.
+-- (dedup/) gives the userId's part, ascending in each output partition.
 -- Rule 4: of the rows with one eventId keep the least (eventTime, tieRank, attributes); full
 -- ties go to the first in file order (sourceRow).
 --

@@ -10,7 +10,7 @@
 //! the result is the same row for row whatever the hash does.
 //!
 //! It reads every input partition itself, a task each, keeping each row's *key*: the eventId
-//! hash with the row's *part* (a hash of its userId, [`PARTS`] of them) in its low bits. At the
+//! hash with the row's *part* (a hash of its userId, `PARTS` of them) in its low bits. At the
 //! end of the input the keys of all partitions are sorted, by ranges of values in parallel, to
 //! find the eventIds that repeat. The output is split by userId with DataFusion's own hash
 //! partitioning, so the `sessionize` aggregation above it runs in one phase.
@@ -24,10 +24,13 @@
 //! part and keeps only the keys. Then each output partition reads its parts back one after the
 //! other and cuts each on its own (the repeated eventIds whose rows all lie in the part are
 //! ordered there; the few whose rows lie in several parts are ordered before any part is cut):
-//! memory holds one part per output partition, not the input.
+//! memory holds one part per output partition, not the input. The spilled form is in
+//! `spill.rs`.
 //!
 //! [`RelevantEvents`] is the table the session step reads, with the schema of `dedup.sql`'s
 //! view. On a cluster `dedup.sql` runs instead.
+
+mod spill;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -45,7 +48,6 @@ use datafusion::arrow::compute::{
     SortOptions,
 };
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, UInt64Type};
-use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::hash_utils::create_hashes;
 use datafusion::common::runtime::SpawnedTask;
@@ -53,8 +55,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_datafusion_err, exec_err, plan_err, DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::execution::{SendableRecordBatchStream, SpillFile, SpillWriter, TaskContext};
+use datafusion::execution::{SendableRecordBatchStream, SpillFile, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::expressions::col;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
@@ -69,7 +70,8 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
     PlanProperties,
 };
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
+use spill::{read_parts, write_parts, PartFile, Spill, SpilledParts};
 use tokio::sync::OnceCell;
 use tokio::task::JoinError;
 
@@ -530,51 +532,6 @@ async fn repeated_ids(inputs: Vec<KeysByShard>, tasks: usize) -> Result<Repeated
     Ok(repeated)
 }
 
-/// What the input tasks share while they read.
-struct Spill {
-    /// Held bytes (of all inputs) above which the inputs spill.
-    spill_at: usize,
-    /// Held bytes an input collects before it writes them out, once spilling.
-    chunk: usize,
-    /// Set once the held events outgrow `spill_at` or the pool refuses more: from then on every
-    /// input writes its rows to disk.
-    spilling: AtomicBool,
-    /// Reads the spill files back.
-    manager: SpillManager,
-    env: Arc<RuntimeEnv>,
-    schema: SchemaRef,
-    metrics: SpillMetrics,
-    parts: usize,
-}
-
-/// A part's spill file of one input, being written (Arrow IPC, as DataFusion's own spills,
-/// so that its `SpillManager` reads it back).
-struct PartFile {
-    file: Arc<dyn SpillFile>,
-    writer: StreamWriter<std::io::BufWriter<Box<dyn SpillWriter>>>,
-}
-
-impl PartFile {
-    fn create(spill: &Spill) -> Result<Self> {
-        let file = spill.env.disk_manager.create_tmp_file("DedupEventsExec")?;
-        let out = std::io::BufWriter::with_capacity(256 << 10, file.open_writer()?);
-        spill.metrics.spill_file_count.add(1);
-        Ok(PartFile {
-            writer: StreamWriter::try_new(out, &spill.schema)?,
-            file,
-        })
-    }
-
-    fn finish(self) -> Result<Arc<dyn SpillFile>> {
-        let out = self.writer.into_inner()?;
-        let mut out = out
-            .into_inner()
-            .map_err(|e| DataFusionError::IoError(e.into_error()))?;
-        out.finish()?;
-        Ok(self.file)
-    }
-}
-
 /// An input partition, read.
 struct Consumed {
     /// Batches still in memory (with the key column).
@@ -690,42 +647,6 @@ fn key_column(batch: &RecordBatch) -> Result<&[u64]> {
     }
 }
 
-/// Writes the held batches of an input to the spill files of their parts, one batch per part
-/// (so the batches read back are as large as a chunk allows).
-fn write_parts(read: &mut Consumed, spill: &Spill) -> Result<()> {
-    if read.held.is_empty() {
-        return Ok(());
-    }
-    let mut pending: Vec<Vec<RecordBatch>> = vec![Vec::new(); spill.parts];
-    let mut rows = Vec::new();
-    for batch in read.held.drain(..) {
-        rows.clear();
-        let keys = key_column(&batch)?.iter();
-        rows.extend(keys.enumerate().map(|(r, &k)| by_part(k, r)));
-        add_by_part(&batch, &mut rows, &mut pending)?;
-    }
-    if read.files.is_empty() {
-        read.files = (0..spill.parts).map(|_| None).collect();
-    }
-    for (part, slices) in pending.iter().enumerate() {
-        let Some(first) = slices.first() else {
-            continue;
-        };
-        let piece = concat_batches(&first.schema(), slices)?;
-        let file = match &mut read.files[part] {
-            Some(file) => file,
-            slot => slot.insert(PartFile::create(spill)?),
-        };
-        file.writer.write(&piece)?;
-        spill.metrics.spilled_rows.add(piece.num_rows());
-        spill
-            .metrics
-            .spilled_bytes
-            .add(piece.get_array_memory_size());
-    }
-    Ok(())
-}
-
 /// A row to gather by part: its part in the high half, its index in the low half, so that
 /// sorting orders rows by part and keeps their order within a part.
 fn by_part(key: u64, row: usize) -> u64 {
@@ -811,76 +732,6 @@ impl Prepared {
             }
         }
     }
-}
-
-/// The events written out by part, and what is needed to cut each part.
-struct SpilledParts {
-    /// Per part, its spill files (one per input that had rows of it).
-    files: Vec<Vec<Arc<dyn SpillFile>>>,
-    /// Per part, the decided rows of crossing eventIds (with `copy`).
-    decided: Vec<Mutex<Vec<RecordBatch>>>,
-    repeated: Arc<Repeated>,
-    manager: SpillManager,
-    columns: Vec<Column>,
-    schema: SchemaRef,
-    outputs: usize,
-    sort_time: Time,
-}
-
-impl SpilledParts {
-    /// A part's output rows: its unique boundary and purchase events, its repeated eventIds
-    /// ordered exactly, and its share of the crossing eventIds decided before.
-    async fn part(self: Arc<Self>, part: usize) -> Result<Vec<RecordBatch>> {
-        let bucket = bucket(part)?;
-        let mut out = Vec::new();
-        let mut aside = vec![Vec::new()];
-        for file in read_parts(&self.manager, &self.files, [part]) {
-            for batch in file.await? {
-                let mut kept = Vec::new();
-                sort_out(&batch, &self.repeated, true, &mut aside, |r, _| {
-                    kept.push(r as u32)
-                })?;
-                if !kept.is_empty() {
-                    let kept = take_record_batch(&batch, &UInt32Array::from(kept))?;
-                    out.push(output_batch(&kept, &self.columns, &self.schema, bucket)?);
-                }
-            }
-        }
-        let started = self.sort_time.timer();
-        let sorted = duplicated_rows(aside.pop().unwrap_or_default())?;
-        started.done();
-        if let Some(rows) = sorted {
-            out.push(output_batch(&rows, &self.columns, &self.schema, bucket)?);
-        }
-        let decided = match self.decided[part].lock() {
-            Ok(mut rows) => std::mem::take(&mut *rows),
-            Err(_) => return exec_err!("DedupEventsExec: a task panicked"),
-        };
-        for rows in decided {
-            out.push(output_batch(&rows, &self.columns, &self.schema, bucket)?);
-        }
-        Ok(out)
-    }
-}
-
-/// Reads the spill files of `parts`, one future per file that yields its batches.
-fn read_parts<'a>(
-    manager: &'a SpillManager,
-    files: &'a [Vec<Arc<dyn SpillFile>>],
-    parts: impl IntoIterator<Item = usize> + 'a,
-) -> impl Iterator<Item = futures::future::BoxFuture<'a, Result<Vec<RecordBatch>>>> + 'a {
-    parts
-        .into_iter()
-        .flat_map(move |part| files[part].iter())
-        .map(move |file| {
-            async move {
-                manager
-                    .read_spill_as_stream(file.clone(), None)?
-                    .try_collect::<Vec<_>>()
-                    .await
-            }
-            .boxed()
-        })
 }
 
 /// Everything [`Prepared`] is computed from.
