@@ -231,7 +231,7 @@ enum Column {
     Input(usize),
     TieRank,
     Copy,
-    /// `userBucket`: 0 for rows processed in memory, the part for rows read back by part.
+    /// `userBucket`: the row's part.
     Bucket,
 }
 
@@ -302,9 +302,9 @@ impl DedupEventsExec {
         partitioning: Partitioning,
         spill_at: usize,
     ) -> Self {
-        // Each output partition gives its parts in ascending order (all rows in memory are of
-        // bucket 0): the aggregation above, grouping by userBucket first, then emits each
-        // part's groups when the next part starts instead of holding every user to the end.
+        // Each output partition gives its parts in ascending order, in memory or spilled: the
+        // aggregation above, grouping by userBucket first, then emits each part's groups when
+        // the next part starts instead of holding every user to the end.
         let equivalences = match col("userBucket", &schema) {
             Ok(bucket) => EquivalenceProperties::new_with_orderings(
                 schema,
@@ -765,9 +765,8 @@ impl Job {
             spill_at: self.spill_at,
             chunk: (self.spill_at / 8).min(MAX_CHUNK),
             spilling: AtomicBool::new(false),
-            manager: SpillManager::new(env.clone(), metrics.clone(), schema.clone()),
+            manager: SpillManager::new(env.clone(), metrics.clone(), schema),
             env,
-            schema,
             metrics,
             parts: self.parts,
         });
@@ -855,9 +854,7 @@ impl Job {
         let sorted = duplicated_rows(candidates)?;
         started.done();
         if let Some(rows) = sorted {
-            for (part, rows) in split_rows(&rows, self.parts, |p| p)? {
-                decided[part].push(rows);
-            }
+            add_all_by_part(&rows, &mut decided)?;
         }
         Ok(decided)
     }
@@ -922,8 +919,11 @@ impl Job {
                 started.done();
                 let mut out = vec![Vec::new(); job.parts];
                 if let Some(rows) = rows {
-                    for (part, rows) in split_rows(&rows, job.parts, |p| p)? {
-                        out[part].push(job.output(&rows, part)?);
+                    add_all_by_part(&rows, &mut out)?;
+                    for (part, slices) in out.iter_mut().enumerate() {
+                        for slice in slices.iter_mut() {
+                            *slice = job.output(slice, part)?;
+                        }
                     }
                 }
                 Ok::<_, DataFusionError>(out)
@@ -985,28 +985,11 @@ fn bucket(part: usize) -> Result<i32> {
     i32::try_from(part).map_err(|_| exec_datafusion_err!("DedupEventsExec: part {part} too large"))
 }
 
-/// Splits held rows `batch` `ways` ways by `way(part of the row)`.
-fn split_rows(
-    batch: &RecordBatch,
-    ways: usize,
-    way: impl Fn(usize) -> usize,
-) -> Result<Vec<(usize, RecordBatch)>> {
-    if batch.num_rows() == 0 {
-        return Ok(Vec::new());
-    }
-    let mut indices: Vec<Vec<u32>> = vec![Vec::new(); ways];
-    for (i, &k) in key_column(batch)?.iter().enumerate() {
-        indices[way(part_of(k))].push(i as u32);
-    }
-    let mut out = Vec::new();
-    for (w, rows) in indices.into_iter().enumerate() {
-        if rows.len() == batch.num_rows() {
-            out.push((w, batch.clone()));
-        } else if !rows.is_empty() {
-            out.push((w, take_record_batch(batch, &UInt32Array::from(rows))?));
-        }
-    }
-    Ok(out)
+/// Adds every row of held rows `batch` to `pending`, a slice per part (see [`add_by_part`]).
+fn add_all_by_part(batch: &RecordBatch, pending: &mut [Vec<RecordBatch>]) -> Result<usize> {
+    let keys = key_column(batch)?.iter().enumerate();
+    let mut rows: Vec<u64> = keys.map(|(r, &k)| by_part(k, r)).collect();
+    add_by_part(batch, &mut rows, pending)
 }
 
 fn joined<T>(result: std::result::Result<Result<T>, JoinError>) -> Result<T> {
@@ -1241,12 +1224,13 @@ mod tests {
 
     /// `relevant_events` from `dedup.sql` (`hash` = None) or by hashing (spilling above
     /// `spill_at` held bytes), one line per row:
-    /// eventId userId eventType eventTime campaignId tieRank copy; and the spill files written.
+    /// eventId userId eventType eventTime campaignId tieRank copy; the spill files written and
+    /// the parts that held rows of an eventId crossing parts.
     async fn relevant(
         hash: Option<HashFn>,
         partitions: usize,
         spill_at: usize,
-    ) -> (Vec<String>, usize) {
+    ) -> (Vec<String>, usize, usize) {
         let ctx = SessionContext::new_with_config(
             crate::context::session_config(1).with_target_partitions(partitions),
         );
@@ -1282,10 +1266,14 @@ mod tests {
         let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
             .await
             .unwrap();
-        let mut spills = 0;
+        let (mut spills, mut crossing) = (0, 0);
         let _ = plan.apply(|node| {
             if node.name() == "DedupEventsExec" {
-                spills += node.metrics().and_then(|m| m.spill_count()).unwrap_or(0);
+                let metrics = node.metrics();
+                spills += metrics.as_ref().and_then(|m| m.spill_count()).unwrap_or(0);
+                crossing += metrics
+                    .and_then(|m| m.sum_by_name("crossing_parts"))
+                    .map_or(0, |v| v.as_usize());
             }
             Ok(TreeNodeRecursion::Continue)
         });
@@ -1299,7 +1287,7 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        (rows, spills)
+        (rows, spills, crossing)
     }
 
     #[tokio::test]
@@ -1325,15 +1313,21 @@ mod tests {
                 } else {
                     "in memory"
                 };
-                let (rows, spills) = relevant(Some(event_id_hash), partitions, spill_at).await;
+                let (rows, spills, _) = relevant(Some(event_id_hash), partitions, spill_at).await;
                 assert_eq!(rows, want, "hashing {how}, {partitions} partitions");
                 assert_eq!(spills > 0, spill_at == 0, "{spills} spill files {how}");
                 // Every eventId colliding: all rows take the exact path (spilled: the rows of
                 // one hash lie in several parts, so all are ordered before the parts are cut).
-                let (rows, _) = relevant(Some(|_| 42), partitions, spill_at).await;
+                let (rows, _, crossing) = relevant(Some(|_| 42), partitions, spill_at).await;
                 assert_eq!(
                     rows, want,
                     "one hash for all {how}, {partitions} partitions"
+                );
+                // u1 and u2 fall in different parts, so the crossing path really ran.
+                assert_eq!(
+                    crossing > 0,
+                    spill_at == 0,
+                    "{crossing} crossing parts {how}"
                 );
             }
         }

@@ -16,8 +16,7 @@ use datafusion::physical_plan::spill::SpillManager;
 use futures::{FutureExt, TryStreamExt};
 
 use super::{
-    add_by_part, bucket, by_part, duplicated_rows, key_column, output_batch, sort_out, Column,
-    Consumed, Repeated,
+    add_all_by_part, bucket, duplicated_rows, output_batch, sort_out, Column, Consumed, Repeated,
 };
 
 /// What the input tasks share while they read.
@@ -32,7 +31,6 @@ pub(super) struct Spill {
     /// Reads the spill files back.
     pub(super) manager: SpillManager,
     pub(super) env: Arc<RuntimeEnv>,
-    pub(super) schema: SchemaRef,
     pub(super) metrics: SpillMetrics,
     pub(super) parts: usize,
 }
@@ -50,7 +48,7 @@ impl PartFile {
         let out = std::io::BufWriter::with_capacity(256 << 10, file.open_writer()?);
         spill.metrics.spill_file_count.add(1);
         Ok(PartFile {
-            writer: StreamWriter::try_new(out, &spill.schema)?,
+            writer: StreamWriter::try_new(out, spill.manager.schema())?,
             file,
         })
     }
@@ -72,12 +70,8 @@ pub(super) fn write_parts(read: &mut Consumed, spill: &Spill) -> Result<()> {
         return Ok(());
     }
     let mut pending: Vec<Vec<RecordBatch>> = vec![Vec::new(); spill.parts];
-    let mut rows = Vec::new();
     for batch in read.held.drain(..) {
-        rows.clear();
-        let keys = key_column(&batch)?.iter();
-        rows.extend(keys.enumerate().map(|(r, &k)| by_part(k, r)));
-        add_by_part(&batch, &mut rows, &mut pending)?;
+        add_all_by_part(&batch, &mut pending)?;
     }
     if read.files.is_empty() {
         read.files = (0..spill.parts).map(|_| None).collect();
