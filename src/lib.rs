@@ -20,6 +20,7 @@ pub mod error;
 pub mod explain;
 pub mod generate;
 pub mod input;
+pub mod intermediate;
 pub mod jobs;
 pub mod output;
 pub mod period;

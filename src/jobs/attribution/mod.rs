@@ -178,9 +178,10 @@ pub enum Materialize {
     /// In memory (`DataFrame::cache`): fastest, but outside the memory pool's accounting.
     #[default]
     Memory,
-    /// As Parquet under this absolute path or object-store URL (see `crate::scratch`), written
-    /// by this process as the rows stream out: memory stays bounded (one row group).
-    Parquet(String),
+    /// As Arrow IPC files under this absolute path or object-store URL (see `crate::scratch`),
+    /// written by this process as the rows stream out, a file per partition: memory stays
+    /// bounded (a batch per partition).
+    Arrow(String),
     /// As Parquet under this location, written by the executors of a cluster (where `cache`
     /// would recompute instead) and read back by them.
     DistributedParquet(String),
@@ -193,7 +194,7 @@ impl Materialize {
             Materialize::Memory => {
                 return replace_table(ctx, name, df.cache().await?.into_view());
             }
-            Materialize::Parquet(base) | Materialize::DistributedParquet(base) => base,
+            Materialize::Arrow(base) | Materialize::DistributedParquet(base) => base,
         };
         let location = format!("{}/{name}/", base.trim_end_matches('/'));
         if !crate::scratch::is_url(&location) {
@@ -207,10 +208,10 @@ impl Materialize {
                 Some(crate::output::intermediate_parquet_options()),
             )
             .await?;
+            crate::output::register_parquet_dir(ctx, name, &location, schema)
         } else {
-            crate::output::write_parquet_stream(ctx, df, &location, schema.clone()).await?;
+            crate::intermediate::materialize(ctx, name, df, &location).await
         }
-        crate::output::register_parquet_dir(ctx, name, &location, schema)
     }
 }
 
