@@ -39,7 +39,7 @@ pub struct Config {
     pub on_bad_rows: Option<crate::input::BadRows>,
     /// Ballista scheduler to run the queries on, `df://HOST:PORT`.
     pub cluster: Option<String>,
-    /// Where intermediate Parquet goes: a path or object-store URL (`s3://bucket/tmp`).
+    /// Where intermediate files go: a path or object-store URL (`s3://bucket/tmp`).
     pub scratch: Option<String>,
 }
 

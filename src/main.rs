@@ -258,9 +258,10 @@ struct Common {
     /// `marketing-analytics cluster --help`) [default: in this process].
     #[arg(long, value_name = "URL")]
     cluster: Option<String>,
-    /// Where intermediate Parquet goes (decoded inputs and intermediate tables that executors
-    /// read): a path or an object-store URL such as s3://bucket/tmp that every executor reaches
-    /// [default: a hidden directory beside the output, removed afterwards].
+    /// Where intermediate files go (decoded inputs and intermediate tables that executors read,
+    /// or that a run under --memory-limit keeps on disk): a path or an object-store URL such as
+    /// s3://bucket/tmp that every executor reaches [default: a hidden directory beside the
+    /// output, removed afterwards].
     #[arg(long, value_name = "URL")]
     scratch: Option<String>,
 }

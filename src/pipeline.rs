@@ -59,7 +59,7 @@ pub struct Settings {
     pub partition_by_date: bool,
     /// Run the queries on the Ballista cluster at this address (`df://HOST:PORT`).
     pub cluster: Option<String>,
-    /// Where intermediate Parquet goes (a path or object-store URL every executor reaches);
+    /// Where intermediate files go (a path or object-store URL every executor reaches);
     /// `None`: a hidden directory beside the output.
     pub scratch: Option<String>,
 }

@@ -1,5 +1,6 @@
-//! Scratch space for a job's intermediate Parquet: decoded inputs and intermediate tables that
-//! the executors of a cluster read (or that a memory-capped run keeps on disk).
+//! Scratch space for a job's intermediate files: decoded inputs and intermediate tables that
+//! the executors of a cluster read (Parquet), or that a memory-capped run keeps on disk (Arrow
+//! IPC, `crate::intermediate`).
 //!
 //! By default it is a hidden directory beside the output, so on the same storage, which on
 //! one host every executor reaches. With `--scratch URL` (for example `s3://bucket/tmp`), it is
