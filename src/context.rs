@@ -20,6 +20,27 @@ pub fn default_threads() -> usize {
         .unwrap_or(1)
 }
 
+/// The memory cap when none is given: 70 % of the host's memory, as a Ballista executor's
+/// (`None`, no cap, where the host's memory is unknown). While the job fits, such a cap costs
+/// nothing (the intermediate tables stay in memory, the partitions and batches are the
+/// uncapped ones); a larger input spills instead of running the host out of memory.
+pub fn default_memory_limit() -> Option<usize> {
+    default_limit_from_meminfo(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+/// 70 % of the `MemTotal` of a `/proc/meminfo` text.
+fn default_limit_from_meminfo(meminfo: &str) -> Option<usize> {
+    let kib: usize = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 10 * 7 * 1024)
+}
+
 /// A session context for the jobs, with the project's functions registered.
 ///
 /// Identifiers are case-sensitive (no normalization), so SQL names the camelCase columns of
@@ -84,16 +105,25 @@ pub fn session_context_with_limit(
     // window's, a repartition's, a merge's batch from each spill file), so twice as many left a
     // 64 MiB cap's sorts too little to hold a batch; with them and 32k-row batches, a 1.5 GiB
     // cap's run on 50M events peaked at 2.7 GiB of RSS instead of 1.9.
-    let partitions = threads.max(1);
+    // A roomy cap keeps the uncapped settings: each partition's unspillable buffers are small
+    // beside it.
+    let (partitions, batch_rows) = if limit >= ROOMY_CAP {
+        (threads.max(1) * PARTITIONS_PER_THREAD, BATCH_ROWS)
+    } else {
+        (threads.max(1), batch_rows_under_cap(limit))
+    };
     config.options_mut().execution.sort_in_place_threshold_bytes =
         sort_in_place_bytes(limit, partitions);
     let config = config
-        .with_batch_size(batch_rows_under_cap(limit))
+        .with_batch_size(batch_rows)
         .with_target_partitions(partitions);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     register_functions(&ctx);
     Ok(ctx)
 }
+
+/// A memory cap from which partitions and batch sizes are those of an uncapped run.
+pub const ROOMY_CAP: usize = 8 << 30;
 
 /// How many spill files a sort merges at once under a memory cap of `limit` bytes: about one
 /// per 32 MiB of the cap (a merge holds a batch of every file it reads), at least 4, at most 64.
@@ -208,6 +238,18 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5X").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn the_default_cap_is_70_percent_of_the_hosts_memory() {
+        let meminfo = "MemTotal:       24000000 kB\nMemFree:        1000 kB\n";
+        assert_eq!(
+            super::default_limit_from_meminfo(meminfo),
+            Some(16_800_000 * 1024)
+        );
+        assert_eq!(super::default_limit_from_meminfo("MemFree: 1 kB\n"), None);
+        #[cfg(target_os = "linux")]
+        assert!(super::default_memory_limit().is_some_and(|limit| limit > 0));
     }
 
     #[test]

@@ -250,8 +250,9 @@ struct Common {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// Cap on the query engine's memory (e.g. 512M, 2G), or `none`: sorts and aggregations
-    /// spill to disk beyond it [default: no cap].
+    /// Cap on the query engine's memory (e.g. 512M, 2G), or `none`: the events, sorts,
+    /// aggregations and intermediate tables spill to disk beyond it [default: 70% of the
+    /// host's memory].
     #[arg(long, value_name = "SIZE|none")]
     memory_limit: Option<String>,
     /// Run the queries on a Ballista cluster: its scheduler's address, df://HOST:PORT (see
@@ -437,7 +438,7 @@ fn settings(
         .map(|s| marketing_analytics::context::parse_memory_limit(&s))
         .transpose()
         .map_err(|e| anyhow::anyhow!("--memory-limit: {e}"))?
-        .flatten();
+        .unwrap_or_else(marketing_analytics::context::default_memory_limit);
     Ok(Settings {
         engine: inputs
             .and_then(|i| i.engine)

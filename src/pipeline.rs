@@ -181,15 +181,19 @@ async fn extract_for_job(
     Ok(extracted)
 }
 
-/// Where the attribution keeps its intermediates: in memory by default; as Parquet in
-/// `scratch` on a cluster (the executors read them there) or under a memory cap (so that
-/// they count against the disk, not against memory outside the pool).
+/// Where the attribution keeps its intermediates: as Parquet in `scratch` on a cluster (the
+/// executors read them there); under a memory cap (the default one too), in the pool while
+/// they fit and as Arrow IPC in `scratch` past that; without a cap (`--memory-limit none`), in
+/// memory outside the pool.
 pub fn materialize(settings: &Settings, scratch: &Scratch) -> attribution::Materialize {
     let base = format!("{}/intermediate", scratch.base());
     if settings.cluster.is_some() {
         attribution::Materialize::DistributedParquet(base)
     } else if settings.memory_limit.is_some() {
-        attribution::Materialize::Arrow(base)
+        attribution::Materialize::Pooled {
+            base,
+            held: Default::default(),
+        }
     } else {
         attribution::Materialize::Memory
     }

@@ -178,10 +178,14 @@ pub enum Materialize {
     /// In memory (`DataFrame::cache`): fastest, but outside the memory pool's accounting.
     #[default]
     Memory,
-    /// As Arrow IPC files under this absolute path or object-store URL (see `crate::scratch`),
-    /// written by this process as the rows stream out, a file per partition: memory stays
-    /// bounded (a batch per partition).
-    Arrow(String),
+    /// Under a memory cap: in memory while the pool grants it (up to a quarter of the cap for
+    /// all the tables), else as Arrow IPC files under `base`, an absolute path or object-store
+    /// URL (see `crate::scratch`), written by this process as the rows stream out, a file per
+    /// partition (`crate::intermediate`).
+    Pooled {
+        base: String,
+        held: Arc<crate::intermediate::Held>,
+    },
     /// As Parquet under this location, written by the executors of a cluster (where `cache`
     /// would recompute instead) and read back by them.
     DistributedParquet(String),
@@ -194,24 +198,23 @@ impl Materialize {
             Materialize::Memory => {
                 return replace_table(ctx, name, df.cache().await?.into_view());
             }
-            Materialize::Arrow(base) | Materialize::DistributedParquet(base) => base,
+            Materialize::Pooled { base, .. } | Materialize::DistributedParquet(base) => base,
         };
         let location = format!("{}/{name}/", base.trim_end_matches('/'));
         if !crate::scratch::is_url(&location) {
             std::fs::create_dir_all(&location).map_err(|e| Error::io(&location, e))?;
         }
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        if let Materialize::DistributedParquet(_) = self {
-            df.write_parquet(
-                &location,
-                datafusion::dataframe::DataFrameWriteOptions::new(),
-                Some(crate::output::intermediate_parquet_options()),
-            )
-            .await?;
-            crate::output::register_parquet_dir(ctx, name, &location, schema)
-        } else {
-            crate::intermediate::materialize(ctx, name, df, &location).await
+        if let Materialize::Pooled { held, .. } = self {
+            return crate::intermediate::materialize(ctx, name, df, &location, held).await;
         }
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        df.write_parquet(
+            &location,
+            datafusion::dataframe::DataFrameWriteOptions::new(),
+            Some(crate::output::intermediate_parquet_options()),
+        )
+        .await?;
+        crate::output::register_parquet_dir(ctx, name, &location, schema)
     }
 }
 
