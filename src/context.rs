@@ -105,18 +105,16 @@ pub fn session_context_with_limit(
     // window's, a repartition's, a merge's batch from each spill file), so twice as many left a
     // 64 MiB cap's sorts too little to hold a batch; with them and 32k-row batches, a 1.5 GiB
     // cap's run on 50M events peaked at 2.7 GiB of RSS instead of 1.9.
-    // A roomy cap keeps the uncapped settings: each partition's unspillable buffers are small
-    // beside it.
-    let (partitions, batch_rows) = if limit >= ROOMY_CAP {
-        (threads.max(1) * PARTITIONS_PER_THREAD, BATCH_ROWS)
-    } else {
-        (threads.max(1), batch_rows_under_cap(limit))
-    };
+    // A roomy cap keeps `session_config`'s settings: each partition's unspillable buffers are
+    // small beside it.
+    if limit < ROOMY_CAP {
+        config = config
+            .with_batch_size(batch_rows_under_cap(limit))
+            .with_target_partitions(threads.max(1));
+    }
+    let partitions = config.target_partitions();
     config.options_mut().execution.sort_in_place_threshold_bytes =
         sort_in_place_bytes(limit, partitions);
-    let config = config
-        .with_batch_size(batch_rows)
-        .with_target_partitions(partitions);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     register_functions(&ctx);
     Ok(ctx)
@@ -250,6 +248,25 @@ mod tests {
         assert_eq!(super::default_limit_from_meminfo("MemFree: 1 kB\n"), None);
         #[cfg(target_os = "linux")]
         assert!(super::default_memory_limit().is_some_and(|limit| limit > 0));
+    }
+
+    /// A small cap runs a partition per thread with small batches; a roomy one keeps the
+    /// uncapped settings.
+    #[test]
+    fn a_roomy_cap_keeps_the_uncapped_partitions_and_batches() {
+        let config = |limit| {
+            super::session_context_with_limit(2, limit)
+                .unwrap()
+                .copied_config()
+        };
+        let uncapped = config(None);
+        let roomy = config(Some(super::ROOMY_CAP));
+        let small = config(Some(1536 << 20));
+        assert_eq!(roomy.target_partitions(), uncapped.target_partitions());
+        assert_eq!(roomy.batch_size(), uncapped.batch_size());
+        assert_eq!(small.target_partitions(), 2);
+        assert_eq!(small.batch_size(), super::batch_rows_under_cap(1536 << 20));
+        assert!(small.batch_size() < uncapped.batch_size());
     }
 
     #[test]
