@@ -30,6 +30,7 @@
 //! [`RelevantEvents`] is the table the session step reads, with the schema of `dedup.sql`'s
 //! view. On a cluster `dedup.sql` runs instead.
 
+mod compact;
 mod spill;
 
 use std::collections::{BTreeSet, HashMap};
@@ -55,7 +56,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_datafusion_err, exec_err, plan_err, DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use datafusion::execution::{SendableRecordBatchStream, SpillFile, TaskContext};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::expressions::col;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
@@ -64,14 +65,13 @@ use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, SpillMetrics, Time,
 };
 use datafusion::physical_plan::repartition::REPARTITION_RANDOM_STATE;
-use datafusion::physical_plan::spill::SpillManager;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
     PlanProperties,
 };
 use futures::{StreamExt, TryStreamExt};
-use spill::{read_parts, write_parts, PartFile, Spill, SpilledParts};
+use spill::{read_parts, write_parts, Managers, PartFiles, Spill, SpilledFile, SpilledParts};
 use tokio::sync::OnceCell;
 use tokio::task::JoinError;
 
@@ -110,6 +110,8 @@ const EVENT_ID: usize = 1;
 const EVENT_TYPE: usize = 2;
 const EVENT_TIME: usize = 3;
 const ATTRIBUTES: usize = 4;
+const CAMPAIGN_ID: usize = 5;
+const CHANNEL_ID: usize = 6;
 const SOURCE_ROW: usize = 8;
 /// Held batches carry each row's key after the input columns.
 const KEY: usize = INPUT.len();
@@ -537,8 +539,8 @@ struct Consumed {
     /// Batches still in memory (with the key column).
     held: Vec<RecordBatch>,
     keys: KeysByShard,
-    /// One spill file per part, once spilling.
-    files: Vec<Option<PartFile>>,
+    /// One spill file per part (and layout), once spilling.
+    files: Vec<PartFiles>,
 }
 
 /// Reads an input partition with each row's key (also by shard), holding its batches in memory
@@ -765,9 +767,10 @@ impl Job {
             spill_at: self.spill_at,
             chunk: (self.spill_at / 8).min(MAX_CHUNK),
             spilling: AtomicBool::new(false),
-            manager: SpillManager::new(env.clone(), metrics.clone(), schema),
+            managers: Managers::new(env.clone(), metrics.clone(), schema),
             env,
             metrics,
+            compact_rows: MetricBuilder::new(&self.metrics).counter("spilled_compact_rows", 0),
             parts: self.parts,
         });
         let inputs = self.input.output_partitioning().partition_count();
@@ -794,11 +797,11 @@ impl Job {
             return self.in_memory(held, repeated, reservation).await;
         }
         // Inputs that ended before the others started spilling still hold their rows.
-        let mut files: Vec<Vec<Arc<dyn SpillFile>>> = vec![Vec::new(); self.parts];
+        let mut files: Vec<Vec<SpilledFile>> = vec![Vec::new(); self.parts];
         for mut input in read {
             write_parts(&mut input, &spill)?;
-            for (part, file) in input.files.into_iter().enumerate() {
-                if let Some(file) = file {
+            for (part, layouts) in input.files.into_iter().enumerate() {
+                for file in layouts.into_iter().flatten() {
                     files[part].push(file.finish()?);
                 }
             }
@@ -806,14 +809,14 @@ impl Job {
         reservation.shrink(reservation.size());
         let sort_time = MetricBuilder::new(&self.metrics).subset_time("duplicates_sort_time", 0);
         let decided = self
-            .crossing(&spill.manager, &files, &repeated, &sort_time)
+            .crossing(&spill.managers, &files, &repeated, &sort_time)
             .await?;
         let spill = Arc::try_unwrap(spill).map_err(|_| exec_datafusion_err!("spill in use"))?;
         Ok(Prepared::Spilled(Arc::new(SpilledParts {
             files,
             decided: decided.into_iter().map(Mutex::new).collect(),
             repeated,
-            manager: spill.manager,
+            managers: spill.managers,
             columns: self.columns,
             schema: self.schema,
             outputs: self.outputs,
@@ -825,8 +828,8 @@ impl Job {
     /// read back from the parts that hold them before any part is cut.
     async fn crossing(
         &self,
-        manager: &SpillManager,
-        files: &[Vec<Arc<dyn SpillFile>>],
+        managers: &Managers,
+        files: &[Vec<SpilledFile>],
         repeated: &Repeated,
         sort_time: &Time,
     ) -> Result<Vec<Vec<RecordBatch>>> {
@@ -839,7 +842,7 @@ impl Job {
         }
         let mut candidates = Vec::new();
         let parts = repeated.crossing_parts.iter().copied();
-        for batches in read_parts(manager, files, parts) {
+        for batches in read_parts(managers, files, parts) {
             for batch in batches.await? {
                 let mask: BooleanArray = key_column(&batch)?
                     .iter()
@@ -1194,9 +1197,21 @@ mod tests {
         ("u1", "e7", "app_open", 70, "{}", Some("3"), 13),
     ];
 
-    fn events() -> RecordBatch {
+    /// The canonical UUID standing for a short id of [`ROWS`] ("u1", "e7"), in the same order.
+    fn uuid_of(name: &str) -> String {
+        let b = name.as_bytes();
+        format!("{:08x}-0000-4000-8000-{:012x}", b[0], b[1])
+    }
+
+    /// [`ROWS`], with their userIds and eventIds as UUIDs when `uuids` (so that the spill
+    /// writes them compact) or as the short names.
+    fn events(uuids: bool) -> RecordBatch {
         let text = |f: fn(&Row) -> &str| {
-            Arc::new(StringArray::from_iter_values(ROWS.iter().map(f))) as ArrayRef
+            let ids = ROWS.iter().map(f);
+            Arc::new(match uuids {
+                true => StringArray::from_iter_values(ids.map(uuid_of)),
+                false => StringArray::from_iter_values(ids),
+            }) as ArrayRef
         };
         let none = || Arc::new(StringArray::from_iter(ROWS.iter().map(|_| None::<&str>)));
         RecordBatch::try_new(
@@ -1204,7 +1219,7 @@ mod tests {
             vec![
                 text(|r| r.0),
                 text(|r| r.1),
-                text(|r| r.2),
+                Arc::new(StringArray::from_iter_values(ROWS.iter().map(|r| r.2))),
                 Arc::new(
                     datafusion::arrow::array::TimestampMicrosecondArray::from_iter_values(
                         ROWS.iter().map(|r| r.3),
@@ -1224,20 +1239,22 @@ mod tests {
 
     /// `relevant_events` from `dedup.sql` (`hash` = None) or by hashing (spilling above
     /// `spill_at` held bytes), one line per row:
-    /// eventId userId eventType eventTime campaignId tieRank copy; the spill files written and
-    /// the parts that held rows of an eventId crossing parts.
+    /// eventId userId eventType eventTime campaignId tieRank copy; whether (and in which
+    /// layout) the events spilled; and the parts that held rows of an eventId crossing parts. With `uuids` the ids are UUIDs
+    /// (written back as the short names).
     async fn relevant(
         hash: Option<HashFn>,
         partitions: usize,
         spill_at: usize,
-    ) -> (Vec<String>, usize, usize) {
+        uuids: bool,
+    ) -> (Vec<String>, Spilled, usize) {
         let ctx = SessionContext::new_with_config(
             crate::context::session_config(1).with_target_partitions(partitions),
         );
         crate::context::register_functions(&ctx);
         // One batch per row: the rows of an eventId arrive in different batches.
         let batches = (0..ROWS.len())
-            .map(|i| vec![events().slice(i, 1)])
+            .map(|i| vec![events(uuids).slice(i, 1)])
             .collect();
         let events = Arc::new(MemTable::try_new(EVENTS.clone(), batches).unwrap());
         ctx.register_table("events", events.clone()).unwrap();
@@ -1266,28 +1283,53 @@ mod tests {
         let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
             .await
             .unwrap();
-        let (mut spills, mut crossing) = (0, 0);
+        let (mut spills, mut crossing, mut compact) = (0, 0, 0);
         let _ = plan.apply(|node| {
             if node.name() == "DedupEventsExec" {
                 let metrics = node.metrics();
                 spills += metrics.as_ref().and_then(|m| m.spill_count()).unwrap_or(0);
+                compact += metrics
+                    .as_ref()
+                    .and_then(|m| m.sum_by_name("spilled_compact_rows"))
+                    .map_or(0, |v| v.as_usize());
                 crossing += metrics
                     .and_then(|m| m.sum_by_name("crossing_parts"))
                     .map_or(0, |v| v.as_usize());
             }
             Ok(TreeNodeRecursion::Continue)
         });
+        let names: HashMap<String, &str> = ROWS
+            .iter()
+            .flat_map(|r| [(uuid_of(r.0), r.0), (uuid_of(r.1), r.1)])
+            .collect();
         let rows = batches
             .iter()
             .flat_map(|b| {
                 let rows = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8).unwrap();
                 let rows = rows.as_string::<i32>();
                 (0..rows.len())
-                    .map(|i| rows.value(i).to_string())
+                    .map(|i| {
+                        let words = rows.value(i).split(' ');
+                        let words = words.map(|w| names.get(w).copied().unwrap_or(w));
+                        words.collect::<Vec<_>>().join(" ")
+                    })
                     .collect::<Vec<_>>()
             })
             .collect();
+        // Whether the spill was compact is for the caller to check against `uuids`.
+        let spills = match (spills, compact) {
+            (0, _) => Spilled::No,
+            (_, 0) => Spilled::Held,
+            _ => Spilled::Compact,
+        };
         (rows, spills, crossing)
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Spilled {
+        No,
+        Held,
+        Compact,
     }
 
     #[tokio::test]
@@ -1305,20 +1347,28 @@ mod tests {
             "e5 u2 app_open 5 1 0 1",
             "e7 u1 app_open 70 3 0 2",
         ];
-        assert_eq!(relevant(None, 2, 0).await.0, want, "dedup.sql");
-        for partitions in [1, 3] {
+        assert_eq!(relevant(None, 2, 0, false).await.0, want, "dedup.sql");
+        assert_eq!(relevant(None, 2, 0, true).await.0, want, "dedup.sql, UUIDs");
+        // Short ids spill as held rows, UUIDs in the compact layout (compact.rs).
+        for (partitions, uuids) in [(1, false), (3, false), (1, true), (3, true)] {
             for spill_at in [usize::MAX, 0] {
-                let how = if spill_at == 0 {
-                    "spilled"
-                } else {
-                    "in memory"
+                let how = match (spill_at, uuids) {
+                    (0, false) => "spilled",
+                    (0, true) => "spilled compact",
+                    _ => "in memory",
                 };
-                let (rows, spills, _) = relevant(Some(event_id_hash), partitions, spill_at).await;
+                let (rows, spilled, _) =
+                    relevant(Some(event_id_hash), partitions, spill_at, uuids).await;
                 assert_eq!(rows, want, "hashing {how}, {partitions} partitions");
-                assert_eq!(spills > 0, spill_at == 0, "{spills} spill files {how}");
+                let expected = match (spill_at, uuids) {
+                    (0, false) => Spilled::Held,
+                    (0, true) => Spilled::Compact,
+                    _ => Spilled::No,
+                };
+                assert_eq!(spilled, expected, "{how}, {partitions} partitions");
                 // Every eventId colliding: all rows take the exact path (spilled: the rows of
                 // one hash lie in several parts, so all are ordered before the parts are cut).
-                let (rows, _, crossing) = relevant(Some(|_| 42), partitions, spill_at).await;
+                let (rows, _, crossing) = relevant(Some(|_| 42), partitions, spill_at, uuids).await;
                 assert_eq!(
                     rows, want,
                     "one hash for all {how}, {partitions} partitions"

@@ -1,5 +1,6 @@
-//! The dedup's spilled form: the events written to disk by userId part (Arrow IPC), read back
-//! and cut one part at a time (see the parent module's docs).
+//! The dedup's spilled form: the events written to disk by userId part (Arrow IPC, in the
+//! compact layout of `compact.rs` where it applies), read back and cut one part at a time (see
+//! the parent module's docs).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -11,10 +12,11 @@ use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::common::{exec_err, DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SpillFile, SpillWriter};
-use datafusion::physical_plan::metrics::{SpillMetrics, Time};
+use datafusion::physical_plan::metrics::{Count, SpillMetrics, Time};
 use datafusion::physical_plan::spill::SpillManager;
 use futures::{FutureExt, TryStreamExt};
 
+use super::compact::{compact, compact_schema, expand, Layout};
 use super::{
     add_all_by_part, bucket, duplicated_rows, output_batch, sort_out, Column, Consumed, Repeated,
 };
@@ -29,37 +31,94 @@ pub(super) struct Spill {
     /// input writes its rows to disk.
     pub(super) spilling: AtomicBool,
     /// Reads the spill files back.
-    pub(super) manager: SpillManager,
+    pub(super) managers: Managers,
     pub(super) env: Arc<RuntimeEnv>,
     pub(super) metrics: SpillMetrics,
+    /// Rows written in the compact layout (of `spilled_rows`).
+    pub(super) compact_rows: Count,
     pub(super) parts: usize,
 }
 
-/// A part's spill file of one input, being written (Arrow IPC, as DataFusion's own spills,
-/// so that its `SpillManager` reads it back).
-pub(super) struct PartFile {
-    pub(super) file: Arc<dyn SpillFile>,
-    pub(super) writer: StreamWriter<std::io::BufWriter<Box<dyn SpillWriter>>>,
+/// A spill file and the layout of its rows.
+#[derive(Clone)]
+pub(super) struct SpilledFile {
+    file: Arc<dyn SpillFile>,
+    layout: Layout,
 }
 
+/// Reads spill files of either layout back as held rows.
+pub(super) struct Managers {
+    held: SpillManager,
+    compact: SpillManager,
+}
+
+impl Managers {
+    /// `held` is the schema of held rows.
+    pub(super) fn new(env: Arc<RuntimeEnv>, metrics: SpillMetrics, held: SchemaRef) -> Self {
+        let compact = compact_schema(&held);
+        Managers {
+            held: SpillManager::new(env.clone(), metrics.clone(), held),
+            compact: SpillManager::new(env, metrics, compact),
+        }
+    }
+
+    fn of(&self, layout: Layout) -> &SpillManager {
+        match layout {
+            Layout::Held => &self.held,
+            Layout::Compact => &self.compact,
+        }
+    }
+
+    /// The batches of `file`, as held rows.
+    async fn read(&self, file: &SpilledFile) -> Result<Vec<RecordBatch>> {
+        let batches = self
+            .of(file.layout)
+            .read_spill_as_stream(file.file.clone(), None)?
+            .try_collect::<Vec<_>>()
+            .await?;
+        match file.layout {
+            Layout::Held => Ok(batches),
+            Layout::Compact => {
+                let held = self.held.schema();
+                batches.iter().map(|b| expand(b, held)).collect()
+            }
+        }
+    }
+}
+
+/// A part's spill file of one input in one layout, being written (Arrow IPC, as DataFusion's
+/// own spills, so that its `SpillManager` reads it back).
+pub(super) struct PartFile {
+    file: Arc<dyn SpillFile>,
+    layout: Layout,
+    writer: StreamWriter<std::io::BufWriter<Box<dyn SpillWriter>>>,
+}
+
+/// An input's spill files of one part, one per layout it wrote.
+pub(super) type PartFiles = [Option<PartFile>; 2];
+
 impl PartFile {
-    pub(super) fn create(spill: &Spill) -> Result<Self> {
+    fn create(spill: &Spill, layout: Layout) -> Result<Self> {
         let file = spill.env.disk_manager.create_tmp_file("DedupEventsExec")?;
         let out = std::io::BufWriter::with_capacity(256 << 10, file.open_writer()?);
         spill.metrics.spill_file_count.add(1);
         Ok(PartFile {
-            writer: StreamWriter::try_new(out, spill.manager.schema())?,
+            writer: StreamWriter::try_new(out, spill.managers.of(layout).schema())?,
             file,
+            layout,
         })
     }
 
-    pub(super) fn finish(self) -> Result<Arc<dyn SpillFile>> {
+    pub(super) fn finish(self) -> Result<SpilledFile> {
         let out = self.writer.into_inner()?;
         let mut out = out
             .into_inner()
             .map_err(|e| DataFusionError::IoError(e.into_error()))?;
         out.finish()?;
-        Ok(self.file)
+        Ok(SpilledFile {
+            file: self.file,
+            layout: self.layout,
+        })
     }
 }
 
@@ -74,19 +133,26 @@ pub(super) fn write_parts(read: &mut Consumed, spill: &Spill) -> Result<()> {
         add_all_by_part(&batch, &mut pending)?;
     }
     if read.files.is_empty() {
-        read.files = (0..spill.parts).map(|_| None).collect();
+        read.files = (0..spill.parts).map(|_| [None, None]).collect();
     }
     for (part, slices) in pending.iter().enumerate() {
         let Some(first) = slices.first() else {
             continue;
         };
         let piece = concat_batches(&first.schema(), slices)?;
-        let file = match &mut read.files[part] {
+        let (layout, piece) = match compact(&piece, spill.managers.compact.schema())? {
+            Some(compact) => (Layout::Compact, compact),
+            None => (Layout::Held, piece),
+        };
+        let file = match &mut read.files[part][layout as usize] {
             Some(file) => file,
-            slot => slot.insert(PartFile::create(spill)?),
+            slot => slot.insert(PartFile::create(spill, layout)?),
         };
         file.writer.write(&piece)?;
         spill.metrics.spilled_rows.add(piece.num_rows());
+        if layout == Layout::Compact {
+            spill.compact_rows.add(piece.num_rows());
+        }
         spill
             .metrics
             .spilled_bytes
@@ -97,12 +163,12 @@ pub(super) fn write_parts(read: &mut Consumed, spill: &Spill) -> Result<()> {
 
 /// The events written out by part, and what is needed to cut each part.
 pub(super) struct SpilledParts {
-    /// Per part, its spill files (one per input that had rows of it).
-    pub(super) files: Vec<Vec<Arc<dyn SpillFile>>>,
+    /// Per part, its spill files (one per input and layout that had rows of it).
+    pub(super) files: Vec<Vec<SpilledFile>>,
     /// Per part, the decided rows of crossing eventIds (with `copy`).
     pub(super) decided: Vec<Mutex<Vec<RecordBatch>>>,
     pub(super) repeated: Arc<Repeated>,
-    pub(super) manager: SpillManager,
+    pub(super) managers: Managers,
     pub(super) columns: Vec<Column>,
     pub(super) schema: SchemaRef,
     pub(super) outputs: usize,
@@ -116,7 +182,7 @@ impl SpilledParts {
         let bucket = bucket(part)?;
         let mut out = Vec::new();
         let mut aside = vec![Vec::new()];
-        for file in read_parts(&self.manager, &self.files, [part]) {
+        for file in read_parts(&self.managers, &self.files, [part]) {
             for batch in file.await? {
                 let mut kept = Vec::new();
                 sort_out(&batch, &self.repeated, true, &mut aside, |r, _| {
@@ -145,22 +211,15 @@ impl SpilledParts {
     }
 }
 
-/// Reads the spill files of `parts`, one future per file that yields its batches.
+/// Reads the spill files of `parts`, one future per file that yields its batches (as held
+/// rows).
 pub(super) fn read_parts<'a>(
-    manager: &'a SpillManager,
-    files: &'a [Vec<Arc<dyn SpillFile>>],
+    managers: &'a Managers,
+    files: &'a [Vec<SpilledFile>],
     parts: impl IntoIterator<Item = usize> + 'a,
 ) -> impl Iterator<Item = futures::future::BoxFuture<'a, Result<Vec<RecordBatch>>>> + 'a {
     parts
         .into_iter()
         .flat_map(move |part| files[part].iter())
-        .map(move |file| {
-            async move {
-                manager
-                    .read_spill_as_stream(file.clone(), None)?
-                    .try_collect::<Vec<_>>()
-                    .await
-            }
-            .boxed()
-        })
+        .map(move |file| managers.read(file).boxed())
 }
