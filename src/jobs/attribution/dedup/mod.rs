@@ -25,7 +25,8 @@
 //! other and cuts each on its own (the repeated eventIds whose rows all lie in the part are
 //! ordered there; the few whose rows lie in several parts are ordered before any part is cut):
 //! memory holds one part per output partition, not the input. The spilled form is in
-//! `spill.rs`.
+//! `spill.rs`; the files' compact layout (UUIDs as 16 bytes, low-cardinality text as
+//! dictionaries) in `compact.rs`.
 //!
 //! [`RelevantEvents`] is the table the session step reads, with the schema of `dedup.sql`'s
 //! view. On a cluster `dedup.sql` runs instead.
