@@ -43,9 +43,11 @@ async fn dataframe(ctx: &SessionContext) -> Result<DataFrame> {
                 .and(ident("channelId").is_not_null()),
         )?
         // COUNT(DISTINCT sessionId) as two groupings, as DataFusion plans the SQL: the
-        // distinct sessions are groups that spill under a memory cap. The aliased
-        // `count_distinct` kept every channel's sessions in a set that cannot spill (on 50M
-        // events, out of memory under a 64 MiB cap). `count` skips a null sessionId's group.
+        // distinct sessions are groups that spill under a memory cap. DataFusion's rewrite
+        // (`single_distinct_aggregation_to_group_by`) does not see through an alias, so an
+        // aliased `count_distinct` kept every channel's sessions in a set that cannot spill (on
+        // 50M events, out of memory under a 64 MiB cap). Written out, it does not depend on
+        // that rule. `count` skips a null sessionId's group.
         .aggregate(
             vec![ident("campaignId"), ident("channelId"), ident("sessionId")],
             vec![],

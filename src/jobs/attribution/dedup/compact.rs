@@ -61,14 +61,14 @@ impl Encoding {
     }
 
     /// `column` encoded, or `None` when this encoding cannot give it back exactly.
-    fn encode(&self, column: &ArrayRef) -> Result<Option<ArrayRef>> {
+    fn encode(&self, column: &ArrayRef) -> Option<ArrayRef> {
         match self {
-            Encoding::Uuid => Ok(column
+            Encoding::Uuid => column
                 .as_string_opt::<i32>()
                 .and_then(uuid_bytes)
-                .map(|a| Arc::new(a) as ArrayRef)),
+                .map(|a| Arc::new(a) as ArrayRef),
             // A piece with more distinct values than the keys hold is written as held.
-            Encoding::Dictionary(_) => Ok(cast(column, &self.data_type()).ok()),
+            Encoding::Dictionary(_) => cast(column, &self.data_type()).ok(),
         }
     }
 }
@@ -92,7 +92,7 @@ pub(super) fn compact(batch: &RecordBatch, schema: &SchemaRef) -> Result<Option<
         let Some(column) = columns.get(i) else {
             return exec_err!("dedup spill: a held batch has no column {i}");
         };
-        match encoding.encode(column)? {
+        match encoding.encode(column) {
             Some(encoded) => columns[i] = encoded,
             None => return Ok(None),
         }
