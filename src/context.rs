@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::num::NonZeroUsize;
 
 use datafusion::execution::disk_manager::DiskManagerBuilder;
-use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::TrackConsumersPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use ballista_core::object_store::{CustomObjectStoreRegistry, S3Options};
 
 use crate::error::Result;
+use crate::pool::HeldSharePool;
 
 /// Threads to use when the user names none: every core.
 pub fn default_threads() -> usize {
@@ -81,11 +82,12 @@ pub fn session_context_with_limit(
     let runtime = runtime_builder(&config)
         // Tracking names the largest consumers when the pool runs out, so the error says what
         // needed the memory.
-        // The fair pool gives each spilling operator (sorts, aggregations) an equal share of
-        // what the non-spilling ones leave, so one sort cannot take the memory another needs
-        // to merge; with the greedy pool, two threads under a tight cap failed now and then.
+        // The spilling operators (sorts, aggregations) share what the non-spilling ones leave
+        // among those that hold memory (see `pool`): with the greedy pool, two threads under a
+        // tight cap failed now and then; with DataFusion's fair pool, idle operators' shares
+        // made the busy ones spill under a roomy cap.
         .with_memory_pool(Arc::new(TrackConsumersPool::new(
-            FairSpillPool::new(limit),
+            HeldSharePool::new(limit),
             NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN),
         )))
         // Merging many spill files at once holds a batch of each in memory that cannot spill;

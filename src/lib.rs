@@ -10,6 +10,7 @@
 //! - [`generate`]: the synthetic data generator and its independent ground truth.
 //! - [`warehouse`], [`period`]: the date-partitioned Parquet warehouse and period queries.
 //! - [`cluster`]: cluster mode (Ballista scheduler, executors, and the client context).
+//! - [`context`]: the DataFusion session every job runs in; [`pool`]: its memory pool under a cap.
 //! - [`config`]: YAML configuration; the CLI itself is `src/main.rs`.
 
 pub mod canonical;
@@ -25,6 +26,7 @@ pub mod jobs;
 pub mod output;
 pub mod period;
 pub mod pipeline;
+pub mod pool;
 pub mod scratch;
 pub mod summary;
 pub mod warehouse;
