@@ -128,35 +128,41 @@ pub(super) fn write_parts(read: &mut Consumed, spill: &Spill) -> Result<()> {
     if read.held.is_empty() {
         return Ok(());
     }
-    let mut pending: Vec<Vec<RecordBatch>> = vec![Vec::new(); spill.parts];
+    // Each batch is encoded before it is split by part: the split and the concatenation of
+    // each part's slices then copy 16 bytes an id instead of 36 and an offset, and a key
+    // instead of each text (they were 4 % of a capped run's CPU when they copied the text).
+    let mut pending: [Vec<Vec<RecordBatch>>; 2] =
+        [vec![Vec::new(); spill.parts], vec![Vec::new(); spill.parts]];
     for batch in read.held.drain(..) {
-        add_all_by_part(&batch, &mut pending)?;
+        let (layout, batch) = match compact(&batch, spill.managers.compact.schema())? {
+            Some(compact) => (Layout::Compact, compact),
+            None => (Layout::Held, batch),
+        };
+        add_all_by_part(&batch, &mut pending[layout as usize])?;
     }
     if read.files.is_empty() {
         read.files = (0..spill.parts).map(|_| [None, None]).collect();
     }
-    for (part, slices) in pending.iter().enumerate() {
-        let Some(first) = slices.first() else {
-            continue;
-        };
-        let piece = concat_batches(&first.schema(), slices)?;
-        let (layout, piece) = match compact(&piece, spill.managers.compact.schema())? {
-            Some(compact) => (Layout::Compact, compact),
-            None => (Layout::Held, piece),
-        };
-        let file = match &mut read.files[part][layout as usize] {
-            Some(file) => file,
-            slot => slot.insert(PartFile::create(spill, layout)?),
-        };
-        file.writer.write(&piece)?;
-        spill.metrics.spilled_rows.add(piece.num_rows());
-        if layout == Layout::Compact {
-            spill.compact_rows.add(piece.num_rows());
+    for layout in [Layout::Held, Layout::Compact] {
+        for (part, slices) in pending[layout as usize].iter().enumerate() {
+            let Some(first) = slices.first() else {
+                continue;
+            };
+            let piece = concat_batches(&first.schema(), slices)?;
+            let file = match &mut read.files[part][layout as usize] {
+                Some(file) => file,
+                slot => slot.insert(PartFile::create(spill, layout)?),
+            };
+            file.writer.write(&piece)?;
+            spill.metrics.spilled_rows.add(piece.num_rows());
+            if layout == Layout::Compact {
+                spill.compact_rows.add(piece.num_rows());
+            }
+            spill
+                .metrics
+                .spilled_bytes
+                .add(piece.get_array_memory_size());
         }
-        spill
-            .metrics
-            .spilled_bytes
-            .add(piece.get_array_memory_size());
     }
     Ok(())
 }
