@@ -119,6 +119,23 @@ pub(super) fn expand(batch: &RecordBatch, held: &SchemaRef) -> Result<RecordBatc
     Ok(RecordBatch::try_new(held.clone(), columns)?)
 }
 
+/// Compact rows `batch` with their event types as text (what the cut reads besides the keys),
+/// the other columns still compact; [`expand`] takes such rows too.
+pub(super) fn with_event_type_text(batch: &RecordBatch) -> Result<RecordBatch> {
+    let Some(types) = batch.columns().get(EVENT_TYPE) else {
+        return exec_err!("dedup spill: a compact batch has no column {EVENT_TYPE}");
+    };
+    let mut columns = batch.columns().to_vec();
+    columns[EVENT_TYPE] = cast(types, &DataType::Utf8)?;
+    let schema = batch.schema();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[EVENT_TYPE] = fields[EVENT_TYPE].clone().with_data_type(DataType::Utf8);
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
 /// The 16 bytes of each UUID, if every value is one in canonical lowercase form: only that
 /// form is what [`uuid_text`] writes back.
 fn uuid_bytes(text: &StringArray) -> Option<FixedSizeBinaryArray> {
@@ -233,6 +250,11 @@ mod tests {
             "{compact_bytes} bytes compact, {held_bytes} held"
         );
         assert_eq!(expand(&compact, &batch.schema()).unwrap(), batch);
+        // The cut reads the event types of compact rows as text, and expands only some rows.
+        let typed = with_event_type_text(&compact).unwrap();
+        assert_eq!(typed.column(EVENT_TYPE), batch.column(EVENT_TYPE));
+        let (some, held) = (typed.slice(10, 20), batch.slice(10, 20));
+        assert_eq!(expand(&some, &batch.schema()).unwrap(), held);
     }
 
     #[test]

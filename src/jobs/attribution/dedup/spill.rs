@@ -16,7 +16,7 @@ use datafusion::physical_plan::metrics::{Count, SpillMetrics, Time};
 use datafusion::physical_plan::spill::SpillManager;
 use futures::{FutureExt, TryStreamExt};
 
-use super::compact::{compact, compact_schema, expand, Layout};
+use super::compact::{compact, compact_schema, expand, with_event_type_text, Layout};
 use super::{
     add_all_by_part, bucket, duplicated_rows, output_batch, sort_out, Column, Consumed, Repeated,
 };
@@ -71,11 +71,7 @@ impl Managers {
 
     /// The batches of `file`, as held rows.
     async fn read(&self, file: &SpilledFile) -> Result<Vec<RecordBatch>> {
-        let batches = self
-            .of(file.layout)
-            .read_spill_as_stream(file.file.clone(), None)?
-            .try_collect::<Vec<_>>()
-            .await?;
+        let batches = self.read_as_written(file).await?;
         match file.layout {
             Layout::Held => Ok(batches),
             Layout::Compact => {
@@ -83,6 +79,14 @@ impl Managers {
                 batches.iter().map(|b| expand(b, held)).collect()
             }
         }
+    }
+
+    /// The batches of `file` in its own layout.
+    async fn read_as_written(&self, file: &SpilledFile) -> Result<Vec<RecordBatch>> {
+        self.of(file.layout)
+            .read_spill_as_stream(file.file.clone(), None)?
+            .try_collect::<Vec<_>>()
+            .await
     }
 }
 
@@ -188,14 +192,29 @@ impl SpilledParts {
         let bucket = bucket(part)?;
         let mut out = Vec::new();
         let mut aside = vec![Vec::new()];
-        for file in read_parts(&self.managers, &self.files, [part]) {
-            for batch in file.await? {
+        let held = self.managers.held.schema();
+        for file in &self.files[part] {
+            for batch in self.managers.read_as_written(file).await? {
+                // A compact batch is cut by its keys and event types, and only the rows kept
+                // (about half) and those set aside are expanded back to text.
+                let batch = match file.layout {
+                    Layout::Held => batch,
+                    Layout::Compact => with_event_type_text(&batch)?,
+                };
                 let mut kept = Vec::new();
-                sort_out(&batch, &self.repeated, true, &mut aside, |r, _| {
+                let mut set_aside = vec![Vec::new()];
+                sort_out(&batch, &self.repeated, true, &mut set_aside, |r, _| {
                     kept.push(r as u32)
                 })?;
+                let expanded = |rows: RecordBatch| match file.layout {
+                    Layout::Held => Ok(rows),
+                    Layout::Compact => expand(&rows, held),
+                };
+                for rows in set_aside.into_iter().flatten() {
+                    aside[0].push(expanded(rows)?);
+                }
                 if !kept.is_empty() {
-                    let kept = take_record_batch(&batch, &UInt32Array::from(kept))?;
+                    let kept = expanded(take_record_batch(&batch, &UInt32Array::from(kept))?)?;
                     out.push(output_batch(&kept, &self.columns, &self.schema, bucket)?);
                 }
             }
