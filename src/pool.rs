@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-
 use std::sync::{Mutex, MutexGuard};
 
 use datafusion::common::{DataFusionError, Result};
@@ -54,15 +53,44 @@ impl HeldSharePool {
             state: Mutex::new(State::default()),
         }
     }
-}
 
-impl HeldSharePool {
     /// The counters. A poisoned lock (a thread panicked while counting) is taken as is: the
     /// counts only decide who spills, which is no reason to fail every later request.
     fn state(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Grants `additional` bytes to `reservation`, or says how much it may hold in all.
+    fn grant(&self, reservation: &MemoryReservation, additional: usize) -> Option<usize> {
+        let consumer = reservation.consumer();
+        let mut state = self.state();
+        if consumer.can_spill() {
+            let available = self.pool_size.saturating_sub(state.unspillable);
+            let wanted = reservation.size() + additional;
+            let fair = available / state.registered.max(1);
+            let level = if merges_unspillable(consumer) {
+                fair
+            } else {
+                state.level(consumer.id(), available)
+            };
+            // Past the cap only within the fair pool's share, which the fair pool would grant
+            // too: a holder above the level spills at its next request.
+            let fits = state.spillable + additional <= available || wanted <= fair;
+            if wanted > level || !fits {
+                return Some(level);
+            }
+        } else {
+            let free = self
+                .pool_size
+                .saturating_sub(state.unspillable + state.spillable);
+            if additional > free {
+                return Some(reservation.size() + free);
+            }
+        }
+        state.add(consumer, additional);
+        None
     }
 }
 
@@ -173,39 +201,6 @@ impl MemoryPool for HeldSharePool {
 
     fn memory_limit(&self) -> MemoryLimit {
         MemoryLimit::Finite(self.pool_size)
-    }
-}
-
-impl HeldSharePool {
-    /// Grants `additional` bytes to `reservation`, or says how much it may hold in all.
-    fn grant(&self, reservation: &MemoryReservation, additional: usize) -> Option<usize> {
-        let consumer = reservation.consumer();
-        let mut state = self.state();
-        if consumer.can_spill() {
-            let available = self.pool_size.saturating_sub(state.unspillable);
-            let wanted = reservation.size() + additional;
-            let fair = available / state.registered.max(1);
-            let level = if merges_unspillable(consumer) {
-                fair
-            } else {
-                state.level(consumer.id(), available)
-            };
-            // Past the cap only within the fair pool's share, which the fair pool would grant
-            // too: a holder above the level spills at its next request.
-            let fits = state.spillable + additional <= available || wanted <= fair;
-            if wanted > level || !fits {
-                return Some(level);
-            }
-        } else {
-            let free = self
-                .pool_size
-                .saturating_sub(state.unspillable + state.spillable);
-            if additional > free {
-                return Some(reservation.size() + free);
-            }
-        }
-        state.add(consumer, additional);
-        None
     }
 }
 
