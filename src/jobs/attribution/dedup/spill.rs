@@ -191,7 +191,8 @@ impl SpilledParts {
     pub(super) async fn part(self: Arc<Self>, part: usize) -> Result<Vec<RecordBatch>> {
         let bucket = bucket(part)?;
         let mut out = Vec::new();
-        let mut aside = vec![Vec::new()];
+        // The rows of this part's repeated eventIds, as held rows, to be ordered exactly.
+        let mut aside = Vec::new();
         let held = self.managers.held.schema();
         for file in &self.files[part] {
             for batch in self.managers.read_as_written(file).await? {
@@ -202,6 +203,7 @@ impl SpilledParts {
                     Layout::Compact => with_event_type_text(&batch)?,
                 };
                 let mut kept = Vec::new();
+                // One group: this part's repeated eventIds are ordered together.
                 let mut set_aside = vec![Vec::new()];
                 sort_out(&batch, &self.repeated, true, &mut set_aside, |r, _| {
                     kept.push(r as u32)
@@ -211,7 +213,7 @@ impl SpilledParts {
                     Layout::Compact => expand(&rows, held),
                 };
                 for rows in set_aside.into_iter().flatten() {
-                    aside[0].push(expanded(rows)?);
+                    aside.push(expanded(rows)?);
                 }
                 if !kept.is_empty() {
                     let kept = expanded(take_record_batch(&batch, &UInt32Array::from(kept))?)?;
@@ -220,7 +222,7 @@ impl SpilledParts {
             }
         }
         let started = self.sort_time.timer();
-        let sorted = duplicated_rows(aside.pop().unwrap_or_default())?;
+        let sorted = duplicated_rows(aside)?;
         started.done();
         if let Some(rows) = sorted {
             out.push(output_batch(&rows, &self.columns, &self.schema, bucket)?);
