@@ -61,6 +61,7 @@ pub async fn materialize(
     location: &str,
     held: &Arc<Held>,
 ) -> Result<()> {
+    let started = std::time::Instant::now();
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let url = ListingTableUrl::parse(location)?;
     let store = ctx.runtime_env().object_store(url.object_store())?;
@@ -84,6 +85,7 @@ pub async fn materialize(
                     .register(&pool),
                 held: held.clone(),
                 budget,
+                written: 0,
             };
             SpawnedTask::spawn(partition.collect(stream))
         })
@@ -91,15 +93,27 @@ pub async fn materialize(
     let mut partitions = Vec::with_capacity(writers.len());
     let mut reservations = Vec::with_capacity(writers.len());
     let mut on_disk = false;
+    let (mut rows, mut written) = (0, 0);
     for writer in writers {
         let kept = writer
             .join()
             .await
             .map_err(|e| Error::io(location, std::io::Error::other(e)))??;
         on_disk |= kept.on_disk;
+        rows += kept.rows;
+        written += kept.written;
         partitions.push(kept.batches);
         reservations.push(kept.reservation);
     }
+    let in_memory: usize = reservations.iter().map(MemoryReservation::size).sum();
+    tracing::debug!(
+        table = name,
+        rows,
+        in_memory,
+        written,
+        seconds = started.elapsed().as_secs_f32(),
+        "materialized an intermediate table"
+    );
     let memory = MemTable::try_new(schema.clone(), partitions)?;
     let disk = if on_disk {
         let options = ListingOptions::new(Arc::new(ArrowFormat)).with_file_extension(EXTENSION);
@@ -130,6 +144,7 @@ struct Partition {
     reservation: MemoryReservation,
     held: Arc<Held>,
     budget: usize,
+    written: usize,
 }
 
 /// A computed partition: its batches kept in memory (with their reservation), and whether
@@ -138,14 +153,19 @@ struct Kept {
     batches: Vec<RecordBatch>,
     reservation: MemoryReservation,
     on_disk: bool,
+    rows: usize,
+    /// Bytes written to its file.
+    written: usize,
 }
 
 impl Partition {
     async fn collect(mut self, mut stream: SendableRecordBatchStream) -> Result<Kept> {
         let mut batches = Vec::new();
         let mut file: Option<(StreamWriter<Vec<u8>>, BufWriter)> = None;
+        let mut rows = 0;
         while let Some(batch) = stream.next().await {
             let batch = conform(&batch?, &self.schema)?;
+            rows += batch.num_rows();
             let writer = match &mut file {
                 Some((ipc, out)) => (ipc, out),
                 None => {
@@ -175,6 +195,7 @@ impl Partition {
         if let Some((mut ipc, mut out)) = file {
             ipc.finish()?;
             let io_error = |e| Error::io(&self.location, e);
+            self.written += ipc.get_ref().len();
             out.write_all(ipc.get_ref()).await.map_err(io_error)?;
             out.shutdown().await.map_err(io_error)?;
         }
@@ -182,6 +203,8 @@ impl Partition {
             batches,
             reservation: self.reservation,
             on_disk,
+            rows,
+            written: self.written,
         })
     }
 
@@ -197,13 +220,14 @@ impl Partition {
     }
 
     async fn write(
-        &self,
+        &mut self,
         ipc: &mut StreamWriter<Vec<u8>>,
         out: &mut BufWriter,
         batch: &RecordBatch,
     ) -> Result<()> {
         ipc.write(batch)?;
         let encoded = std::mem::take(ipc.get_mut());
+        self.written += encoded.len();
         out.write_all(&encoded)
             .await
             .map_err(|e| Error::io(&self.location, e))

@@ -2,7 +2,8 @@
 --   superseded          an earlier in-session event carries the same purchase_id (rule 5)
 --   without_purchase    the attributing event's purchase_id has no purchases row
 --   attributed          the event attributes its purchase: a row of the projection
--- Other statuses pass through unchanged.
+-- Other statuses pass through unchanged. Only the columns the counts and the projection read
+-- are kept: the table is materialized (on disk under a memory cap).
 -- pick: among the in-session events of one purchase_id, 1 for the earliest by (eventTime,
 -- eventId), 2 for the others (a hash-bucketed window, as in dedup.sql).
 WITH candidates AS (
@@ -19,8 +20,6 @@ kept_purchases AS (
     SELECT * FROM purchases_ranked WHERE copy = 1
 )
 SELECT
-    c.eventId,
-    c.purchaseId AS eventPurchaseId,
     CASE
         WHEN c.status <> 'in_session' THEN c.status
         WHEN c.pick > 1 THEN 'superseded'

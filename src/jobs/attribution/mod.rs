@@ -196,7 +196,14 @@ impl Materialize {
     pub async fn table(&self, ctx: &SessionContext, name: &str, df: DataFrame) -> Result<()> {
         let base = match self {
             Materialize::Memory => {
-                return replace_table(ctx, name, df.cache().await?.into_view());
+                let started = std::time::Instant::now();
+                let cached = df.cache().await?;
+                tracing::debug!(
+                    table = name,
+                    seconds = started.elapsed().as_secs_f32(),
+                    "materialized an intermediate table in memory"
+                );
+                return replace_table(ctx, name, cached.into_view());
             }
             Materialize::Pooled { base, .. } | Materialize::DistributedParquet(base) => base,
         };

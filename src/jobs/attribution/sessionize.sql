@@ -7,6 +7,8 @@
 --   duplicate_event   another row with the same eventId was kept (rule 4)
 --   outside_session   a purchase event that no session contains (rule 2)
 --   in_session        a purchase event inside the session `sessionId` (rules 2, 3)
+-- No userId: no step after this one reads it, and every column here goes through two
+-- intermediate tables (on disk under a memory cap).
 --
 -- Rule 1 (order): eventTime, then tieRank (app_open 0, others 1, app_close 2), then eventId;
 -- `copy` sorts a kept row before its duplicates. Duplicates never open or close a session.
@@ -60,7 +62,6 @@ judged AS (
 )
 SELECT
     eventId,
-    userId,
     eventType,
     eventTime,
     purchaseId,

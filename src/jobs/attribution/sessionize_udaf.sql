@@ -4,17 +4,15 @@
 -- users as soon as the next bucket starts instead of holding every user to the end.
 WITH per_user AS (
     SELECT
-        userId,
         sessionize(eventTime, eventId, eventType, campaignId, channelId, purchaseId, copy > 1) AS items
     FROM relevant_events
     GROUP BY userBucket, userId
 ),
 flat AS (
-    SELECT userId, unnest(items) AS item FROM per_user
+    SELECT unnest(items) AS item FROM per_user
 )
 SELECT
     item['eventId'] AS eventId,
-    userId,
     item['eventType'] AS eventType,
     item['eventTime'] AS eventTime,
     item['purchaseId'] AS purchaseId,
