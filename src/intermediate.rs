@@ -144,6 +144,7 @@ struct Partition {
     reservation: MemoryReservation,
     held: Arc<Held>,
     budget: usize,
+    /// Bytes written to its file so far.
     written: usize,
 }
 
