@@ -20,13 +20,15 @@
 //! next part starts instead of holding every user to the end. Held in memory, the events are
 //! cut when the input ends and every output partition is ready at once (the first one polled
 //! computes all of them, as a `RepartitionExec` does). Past `spill_at` held bytes, or when the
-//! memory pool refuses more, they spill: each input writes its rows to one Arrow IPC file per
-//! part and keeps only the keys. Then each output partition reads its parts back one after the
-//! other and cuts each on its own (the repeated eventIds whose rows all lie in the part are
-//! ordered there; the few whose rows lie in several parts are ordered before any part is cut):
-//! memory holds one part per output partition, not the input. The spilled form is in
-//! `spill.rs`; the files' compact layout (UUIDs as 16 bytes, low-cardinality text as
-//! dictionaries) in `compact.rs`.
+//! memory pool refuses more, they spill: the inputs split their rows by part and write the
+//! highest parts to one Arrow IPC file per part and input, as many parts as bring the rows
+//! kept in memory back under `spill_at` (all of them if the pool refused), keeping the keys
+//! and the other parts. Then each output partition cuts its parts one after the other, reading
+//! back those on disk (the repeated eventIds whose rows all lie in the part are ordered there;
+//! the few whose rows lie in several parts are ordered before any part is cut): memory holds
+//! the parts kept and one part per output partition, not the input. The spilled form is in
+//! `spill.rs`; the compact layout (UUIDs as 16 bytes, low-cardinality text as dictionaries) of
+//! the parts split in `compact.rs`.
 //!
 //! [`RelevantEvents`] is the table the session step reads, with the schema of `dedup.sql`'s
 //! view. On a cluster `dedup.sql` runs instead.
@@ -37,7 +39,6 @@ mod spill;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -72,7 +73,9 @@ use datafusion::physical_plan::{
     PlanProperties,
 };
 use futures::{StreamExt, TryStreamExt};
-use spill::{read_parts, write_parts, Managers, PartFiles, Spill, SpilledFile, SpilledParts};
+use spill::{
+    read_parts, write_parts, Budget, Managers, PartFiles, Piece, Spill, SpilledFile, SpilledParts,
+};
 use tokio::sync::OnceCell;
 use tokio::task::JoinError;
 
@@ -82,8 +85,9 @@ pub enum Dedup {
     /// `dedup.sql`: a sort, which spills under a memory cap and runs on a cluster.
     Sort,
     /// [`DedupEventsExec`]: hashing, in this process. The events are held in memory until
-    /// they take more than `spill_at` bytes (or the memory pool refuses more); then they are
-    /// written to disk by userId and processed one part at a time.
+    /// they take more than `spill_at` bytes (or the memory pool refuses more); then those of
+    /// as many userId parts as needed are written to disk, and the parts are processed one
+    /// at a time.
     Hash { spill_at: usize },
 }
 
@@ -542,10 +546,14 @@ struct Consumed {
     keys: KeysByShard,
     /// One spill file per part (and layout), once spilling.
     files: Vec<PartFiles>,
+    /// Per part, its rows kept in memory once spilling (the parts the [`Budget`] keeps).
+    in_memory: Vec<Vec<Piece>>,
 }
 
 /// Reads an input partition with each row's key (also by shard), holding its batches in memory
-/// until the events outgrow `spill.spill_at`, then writing them to one spill file per part.
+/// until the events outgrow `spill_at`; from then on it splits them by part every chunk,
+/// keeping in memory the parts the [`Budget`] keeps and writing the others to a spill file per
+/// part.
 async fn consume(
     mut input: SendableRecordBatchStream,
     hash: HashFn,
@@ -557,8 +565,12 @@ async fn consume(
         held: Vec::new(),
         keys: vec![Vec::new(); SHARDS],
         files: Vec::new(),
+        in_memory: Vec::new(),
     };
+    // This input's held bytes not yet split, and all it holds in the reservation.
     let (mut held_bytes, mut reserved) = (0, 0);
+    // The parts kept when this input last split its rows.
+    let mut kept_before = spill.parts;
     let mut user_hashes = Vec::new();
     while let Some(batch) = input.next().await {
         let batch = batch?;
@@ -568,19 +580,19 @@ async fn consume(
             read.keys[shard_of(k)].push(k);
         }
         // The keys stay in memory whatever happens: they decide which rows repeat.
-        reservation.grow(keys.len() * 8);
+        let key_bytes = keys.len() * 8;
+        reservation.grow(key_bytes);
         let batch = with_keys(batch, keys)?;
         let bytes = batch.get_array_memory_size();
         let mut granted = reservation.try_grow(bytes).is_ok();
-        if !granted || reservation.size() > spill.spill_at {
-            spill.spilling.store(true, Ordering::Relaxed);
-        }
-        let spilling = spill.spilling.load(Ordering::Relaxed);
-        if spilling && (!granted || held_bytes + bytes >= spill.chunk) {
+        let kept = spill.budget.read(key_bytes, bytes, granted)?;
+        let given_up = kept < kept_before;
+        if kept < spill.parts && (!granted || given_up || held_bytes + bytes >= spill.chunk) {
             // Out to disk before holding more: the pool may have said no.
-            write_parts(&mut read, spill)?;
-            reservation.shrink(reserved.min(reservation.size()));
-            (held_bytes, reserved) = (0, 0);
+            let in_memory = write_parts(&mut read, spill)?;
+            resize_share(reservation, &mut reserved, in_memory);
+            held_bytes = 0;
+            kept_before = kept;
             if !granted {
                 // One batch is all an input then holds.
                 reservation.grow(bytes);
@@ -594,11 +606,21 @@ async fn consume(
         read.held.push(batch);
         timer.done();
     }
-    if spill.spilling.load(Ordering::Relaxed) {
-        write_parts(&mut read, spill)?;
-        reservation.shrink(reserved.min(reservation.size()));
+    if spill.budget.spilling() {
+        let in_memory = write_parts(&mut read, spill)?;
+        resize_share(reservation, &mut reserved, in_memory);
     }
     Ok(read)
+}
+
+/// Sets an input's share `reserved` of the shared reservation to `bytes`.
+fn resize_share(reservation: &MemoryReservation, reserved: &mut usize, bytes: usize) {
+    if bytes > *reserved {
+        reservation.grow(bytes - *reserved);
+    } else {
+        reservation.shrink((*reserved - bytes).min(reservation.size()));
+    }
+    *reserved = bytes;
 }
 
 /// Each row's key: the hash of its eventId with the part of its userId in the low bits.
@@ -792,9 +814,8 @@ impl Job {
         let env = self.context.runtime_env();
         let metrics = SpillMetrics::new(&self.metrics, 0);
         let spill = Arc::new(Spill {
-            spill_at: self.spill_at,
+            budget: Budget::new(self.spill_at, self.parts),
             chunk: (self.spill_at / 8).min(MAX_CHUNK),
-            spilling: AtomicBool::new(false),
             managers: Managers::new(env.clone(), metrics.clone(), schema),
             env,
             metrics,
@@ -820,28 +841,39 @@ impl Job {
             .map(|r| std::mem::take(&mut r.keys))
             .collect();
         let repeated = Arc::new(repeated_ids(keys, inputs.max(1)).await?);
-        if !spill.spilling.load(Ordering::Relaxed) {
+        if !spill.budget.spilling() {
             let held = read.into_iter().map(|r| r.held).collect();
             return self.in_memory(held, repeated, reservation).await;
         }
-        // Inputs that ended before the others started spilling still hold their rows.
+        // Inputs that ended before the others gave up parts still hold their rows.
         let mut files: Vec<Vec<SpilledFile>> = vec![Vec::new(); self.parts];
+        let mut in_memory: Vec<Vec<Piece>> = vec![Vec::new(); self.parts];
+        let mut kept_bytes = 0;
         for mut input in read {
-            write_parts(&mut input, &spill)?;
+            kept_bytes += write_parts(&mut input, &spill)?;
             for (part, layouts) in input.files.into_iter().enumerate() {
                 for file in layouts.into_iter().flatten() {
                     files[part].push(file.finish()?);
                 }
             }
+            for (part, pieces) in input.in_memory.into_iter().enumerate() {
+                in_memory[part].extend(pieces);
+            }
         }
-        reservation.shrink(reservation.size());
+        // The keys are gone: what stays is the rows kept in memory.
+        reservation.resize(kept_bytes);
+        MetricBuilder::new(&self.metrics)
+            .counter("parts_in_memory", 0)
+            .add(spill.budget.kept()?);
         let sort_time = MetricBuilder::new(&self.metrics).subset_time("duplicates_sort_time", 0);
         let decided = self
-            .crossing(&spill.managers, &files, &repeated, &sort_time)
+            .crossing(&spill.managers, &files, &in_memory, &repeated, &sort_time)
             .await?;
         let spill = Arc::try_unwrap(spill).map_err(|_| exec_datafusion_err!("spill in use"))?;
         Ok(Prepared::Spilled(Arc::new(SpilledParts {
             files,
+            in_memory: in_memory.into_iter().map(Mutex::new).collect(),
+            reservation,
             decided: decided.into_iter().map(Mutex::new).collect(),
             repeated,
             managers: spill.managers,
@@ -853,11 +885,12 @@ impl Job {
     }
 
     /// The rows of eventIds whose rows lie in more than one part, ordered exactly, by part:
-    /// read back from the parts that hold them before any part is cut.
+    /// read back from the parts that hold them (on disk or in memory) before any part is cut.
     async fn crossing(
         &self,
         managers: &Managers,
         files: &[Vec<SpilledFile>],
+        in_memory: &[Vec<Piece>],
         repeated: &Repeated,
         sort_time: &Time,
     ) -> Result<Vec<Vec<RecordBatch>>> {
@@ -870,7 +903,7 @@ impl Job {
         }
         let mut candidates = Vec::new();
         let parts = repeated.crossing_parts.iter().copied();
-        for batches in read_parts(managers, files, parts) {
+        for batches in read_parts(managers, files, in_memory, parts) {
             for batch in batches.await? {
                 let mask: BooleanArray = key_column(&batch)?
                     .iter()
@@ -1265,26 +1298,42 @@ mod tests {
         .unwrap()
     }
 
+    /// What [`relevant`] saw.
+    struct Run {
+        /// One line per row: eventId userId eventType eventTime campaignId tieRank copy.
+        rows: Vec<String>,
+        /// Whether (and in which layout) events were written to disk.
+        spilled: Spilled,
+        /// The parts that held rows of an eventId crossing parts.
+        crossing: usize,
+        /// The parts kept in memory once spilling.
+        parts_in_memory: usize,
+        /// The rows written to disk.
+        spilled_rows: usize,
+    }
+
+    /// [`ROWS`] as input partitions of one batch per row, so that the rows of an eventId
+    /// arrive in different batches.
+    fn one_per_batch(uuids: bool) -> Vec<Vec<RecordBatch>> {
+        (0..ROWS.len())
+            .map(|i| vec![events(uuids).slice(i, 1)])
+            .collect()
+    }
+
     /// `relevant_events` from `dedup.sql` (`hash` = None) or by hashing (spilling above
-    /// `spill_at` held bytes), one line per row:
-    /// eventId userId eventType eventTime campaignId tieRank copy; whether (and in which
-    /// layout) the events spilled; and the parts that held rows of an eventId crossing parts. With `uuids` the ids are UUIDs
-    /// (written back as the short names).
+    /// `spill_at` held bytes) over the events `input` (input partitions of batches). The ids
+    /// of [`ROWS`] as UUIDs are written back as the short names.
     async fn relevant(
         hash: Option<HashFn>,
         partitions: usize,
         spill_at: usize,
-        uuids: bool,
-    ) -> (Vec<String>, Spilled, usize) {
+        input: Vec<Vec<RecordBatch>>,
+    ) -> Run {
         let ctx = SessionContext::new_with_config(
             crate::context::session_config(1).with_target_partitions(partitions),
         );
         crate::context::register_functions(&ctx);
-        // One batch per row: the rows of an eventId arrive in different batches.
-        let batches = (0..ROWS.len())
-            .map(|i| vec![events(uuids).slice(i, 1)])
-            .collect();
-        let events = Arc::new(MemTable::try_new(EVENTS.clone(), batches).unwrap());
+        let events = Arc::new(MemTable::try_new(EVENTS.clone(), input).unwrap());
         ctx.register_table("events", events.clone()).unwrap();
         let view = ctx.sql(DEDUP_SQL).await.unwrap();
         let table: Arc<dyn TableProvider> = match hash {
@@ -1311,17 +1360,23 @@ mod tests {
         let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
             .await
             .unwrap();
-        let (mut spills, mut crossing, mut compact) = (0, 0, 0);
+        let (mut spills, mut crossing, mut compact, mut parts_in_memory) = (0, 0, 0, 0);
+        let mut spilled_rows = 0;
         let _ = plan.apply(|node| {
             if node.name() == "DedupEventsExec" {
                 let metrics = node.metrics();
                 spills += metrics.as_ref().and_then(|m| m.spill_count()).unwrap_or(0);
+                spilled_rows += metrics.as_ref().and_then(|m| m.spilled_rows()).unwrap_or(0);
                 compact += metrics
                     .as_ref()
                     .and_then(|m| m.sum_by_name("spilled_compact_rows"))
                     .map_or(0, |v| v.as_usize());
                 crossing += metrics
+                    .as_ref()
                     .and_then(|m| m.sum_by_name("crossing_parts"))
+                    .map_or(0, |v| v.as_usize());
+                parts_in_memory += metrics
+                    .and_then(|m| m.sum_by_name("parts_in_memory"))
                     .map_or(0, |v| v.as_usize());
             }
             Ok(TreeNodeRecursion::Continue)
@@ -1350,7 +1405,13 @@ mod tests {
             (_, 0) => Spilled::Held,
             _ => Spilled::Compact,
         };
-        (rows, spills, crossing)
+        Run {
+            rows,
+            spilled: spills,
+            crossing,
+            parts_in_memory,
+            spilled_rows,
+        }
     }
 
     #[derive(Debug, PartialEq)]
@@ -1375,8 +1436,16 @@ mod tests {
             "e5 u2 app_open 5 1 0 1",
             "e7 u1 app_open 70 3 0 2",
         ];
-        assert_eq!(relevant(None, 2, 0, false).await.0, want, "dedup.sql");
-        assert_eq!(relevant(None, 2, 0, true).await.0, want, "dedup.sql, UUIDs");
+        assert_eq!(
+            relevant(None, 2, 0, one_per_batch(false)).await.rows,
+            want,
+            "dedup.sql"
+        );
+        assert_eq!(
+            relevant(None, 2, 0, one_per_batch(true)).await.rows,
+            want,
+            "dedup.sql, UUIDs"
+        );
         // Short ids spill as held rows, UUIDs in the compact layout (compact.rs).
         for (partitions, uuids) in [(1, false), (3, false), (1, true), (3, true)] {
             for spill_at in [usize::MAX, 0] {
@@ -1385,8 +1454,13 @@ mod tests {
                     (0, true) => "spilled compact",
                     _ => "in memory",
                 };
-                let (rows, spilled, _) =
-                    relevant(Some(event_id_hash), partitions, spill_at, uuids).await;
+                let Run { rows, spilled, .. } = relevant(
+                    Some(event_id_hash),
+                    partitions,
+                    spill_at,
+                    one_per_batch(uuids),
+                )
+                .await;
                 assert_eq!(rows, want, "hashing {how}, {partitions} partitions");
                 let expected = match (spill_at, uuids) {
                     (0, false) => Spilled::Held,
@@ -1396,7 +1470,8 @@ mod tests {
                 assert_eq!(spilled, expected, "{how}, {partitions} partitions");
                 // Every eventId colliding: all rows take the exact path (spilled: the rows of
                 // one hash lie in several parts, so all are ordered before the parts are cut).
-                let (rows, _, crossing) = relevant(Some(|_| 42), partitions, spill_at, uuids).await;
+                let Run { rows, crossing, .. } =
+                    relevant(Some(|_| 42), partitions, spill_at, one_per_batch(uuids)).await;
                 assert_eq!(
                     rows, want,
                     "one hash for all {how}, {partitions} partitions"
@@ -1408,6 +1483,109 @@ mod tests {
                     "{crossing} crossing parts {how}"
                 );
             }
+        }
+    }
+
+    /// Events of many users (in UUIDs, 16 rows a batch, over two input partitions): each user
+    /// opens, searches, buys and closes; every 7th user's purchase is written twice, and every
+    /// 11th user's app_open has the eventId of the previous user's, so that some repeated
+    /// eventIds lie in two parts.
+    fn many_users(users: u64) -> Vec<Vec<RecordBatch>> {
+        let uuid = |kind: u64, n: u64| format!("{n:08x}-1111-4111-8111-{kind:012x}");
+        let mut rows: Vec<(String, String, &str, i64, Option<String>)> = Vec::new();
+        for u in 0..users {
+            let t = (u * 100) as i64;
+            let opened = if u % 11 == 10 { u - 1 } else { u };
+            rows.push((
+                uuid(1, u),
+                uuid(2, opened),
+                "app_open",
+                t,
+                Some(format!("c{u}")),
+            ));
+            rows.push((uuid(1, u), uuid(3, u), "search_product", t + 1, None));
+            rows.push((uuid(1, u), uuid(4, u), "purchase", t + 2, None));
+            if u % 7 == 3 {
+                rows.push((uuid(1, u), uuid(4, u), "purchase", t + 5, None));
+            }
+            rows.push((uuid(1, u), uuid(5, u), "app_close", t + 3, None));
+        }
+        let batches: Vec<RecordBatch> = rows
+            .chunks(16)
+            .enumerate()
+            .map(|(b, chunk)| {
+                let text =
+                    |f: &dyn Fn(&(String, String, &str, i64, Option<String>)) -> Option<String>| {
+                        Arc::new(StringArray::from_iter(chunk.iter().map(f))) as ArrayRef
+                    };
+                RecordBatch::try_new(
+                    EVENTS.clone(),
+                    vec![
+                        text(&|r| Some(r.0.clone())),
+                        text(&|r| Some(r.1.clone())),
+                        text(&|r| Some(r.2.to_string())),
+                        Arc::new(
+                            datafusion::arrow::array::TimestampMicrosecondArray::from_iter_values(
+                                chunk.iter().map(|r| r.3),
+                            ),
+                        ),
+                        text(&|_| Some("{}".to_string())),
+                        text(&|r| r.4.clone()),
+                        text(&|_| None),
+                        text(&|_| None),
+                        Arc::new(Int64Array::from_iter_values(
+                            (0..chunk.len()).map(|i| source_row(0, (b * 16 + i) as u64)),
+                        )),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        let half = batches.len() / 2;
+        vec![batches[..half].to_vec(), batches[half..].to_vec()]
+    }
+
+    /// Past `spill_at`, only the highest parts go to disk, as many as bring the rows kept in
+    /// memory back under it; the others are cut in memory, and the result is the same.
+    #[tokio::test]
+    async fn events_past_spill_at_spill_only_the_parts_they_need_to() {
+        let input = many_users(200);
+        let rows: usize = input.iter().flatten().map(RecordBatch::num_rows).sum();
+        let bytes: usize = input
+            .iter()
+            .flatten()
+            .map(|b| b.get_array_memory_size() + b.num_rows() * 8)
+            .sum();
+        for partitions in [1, 3] {
+            let want = relevant(None, partitions, 0, input.clone()).await.rows;
+            assert!(
+                want.iter().any(|r| r.ends_with(" 2")),
+                "duplicates in the data"
+            );
+            for (spill_at, how) in [(usize::MAX, "in memory"), (0, "all spilled")] {
+                let run = relevant(Some(event_id_hash), partitions, spill_at, input.clone()).await;
+                assert_eq!(run.rows, want, "{how}, {partitions} partitions");
+            }
+            let run = relevant(Some(event_id_hash), partitions, bytes / 2, input.clone()).await;
+            assert_eq!(run.rows, want, "half spilled, {partitions} partitions");
+            assert!(
+                0 < run.spilled_rows && run.spilled_rows < rows,
+                "{} of {rows} rows spilled, {partitions} partitions",
+                run.spilled_rows
+            );
+            let parts = partitions * (PARTS / partitions);
+            assert!(
+                0 < run.parts_in_memory && run.parts_in_memory < parts,
+                "{} of {parts} parts in memory",
+                run.parts_in_memory
+            );
+            // Every eventId colliding: the crossing rows are read from both places.
+            let run = relevant(Some(|_| 42), partitions, bytes / 2, input.clone()).await;
+            assert_eq!(
+                run.rows, want,
+                "one hash, half spilled, {partitions} partitions"
+            );
+            assert!(run.crossing > 1, "{} crossing parts", run.crossing);
         }
     }
 

@@ -1,15 +1,18 @@
 //! The dedup's spilled form: the events written to disk by userId part (Arrow IPC, in the
 //! compact layout of `compact.rs` where it applies), read back and cut one part at a time (see
-//! the parent module's docs).
+//! the parent module's docs). Only as many parts go to disk as bring the held events back
+//! under `spill_at` ([`Budget`]); the others stay in memory, split by part in the same layout,
+//! and are cut the same way.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use datafusion::arrow::array::{RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::common::{exec_err, DataFusionError, Result};
+use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SpillFile, SpillWriter};
 use datafusion::physical_plan::metrics::{Count, SpillMetrics, Time};
@@ -23,13 +26,10 @@ use super::{
 
 /// What the input tasks share while they read.
 pub(super) struct Spill {
-    /// Held bytes (of all inputs) above which the inputs spill.
-    pub(super) spill_at: usize,
-    /// Held bytes an input collects before it writes them out, once spilling.
+    /// Which parts stay in memory.
+    pub(super) budget: Budget,
+    /// Held bytes an input collects before it splits them by part, once spilling.
     pub(super) chunk: usize,
-    /// Set once the held events outgrow `spill_at` or the pool refuses more: from then on every
-    /// input writes its rows to disk.
-    pub(super) spilling: AtomicBool,
     /// Reads the spill files back.
     pub(super) managers: Managers,
     pub(super) env: Arc<RuntimeEnv>,
@@ -37,6 +37,137 @@ pub(super) struct Spill {
     /// Rows written in the compact layout (of `spilled_rows`).
     pub(super) compact_rows: Count,
     pub(super) parts: usize,
+}
+
+/// Decides how many parts the inputs keep in memory. Parts are userId hashes, so each holds
+/// about the same share of the events; giving up the highest parts first keeps in memory the
+/// ones each output partition gives first, so their memory is freed first.
+///
+/// Spilling every part once the held events passed `spill_at` made a run whose events only
+/// just pass it write them all (5M events under a 2 GiB cap wrote 498 MB where 3 GiB wrote
+/// 29 MB, and took 40 % longer). Now each time the events kept in memory pass `spill_at`,
+/// the highest parts are given up until a quarter of `spill_at` is free again, so a run
+/// writes about what exceeds `spill_at`, and each row at most once.
+pub(super) struct Budget {
+    spill_at: usize,
+    parts: usize,
+    held: Mutex<Held>,
+    /// Set when the pool refuses memory or a part is given up (read without the lock).
+    spilling: AtomicBool,
+}
+
+/// The bytes the inputs hold, as [`Budget`] counts them.
+struct Held {
+    /// Parts below this stay in memory; the others go to disk.
+    kept: usize,
+    /// The rows' keys, which stay in memory whatever happens.
+    keys: usize,
+    /// Held rows not yet split by part: of every part, in about equal shares.
+    unsplit: usize,
+    /// Per part, its rows split and kept in memory.
+    by_part: Vec<usize>,
+}
+
+impl Held {
+    /// The bytes the parts kept in memory take (or will, once split).
+    fn committed(&self) -> usize {
+        let kept = self.by_part[..self.kept].iter().sum::<usize>();
+        self.keys + kept + self.unsplit / self.by_part.len().max(1) * self.kept
+    }
+}
+
+impl Budget {
+    pub(super) fn new(spill_at: usize, parts: usize) -> Self {
+        Budget {
+            spill_at,
+            parts,
+            held: Mutex::new(Held {
+                kept: parts,
+                keys: 0,
+                unsplit: 0,
+                by_part: vec![0; parts],
+            }),
+            spilling: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Held>> {
+        match self.held.lock() {
+            Ok(held) => Ok(held),
+            Err(_) => exec_err!("DedupEventsExec: a task panicked"),
+        }
+    }
+
+    /// Whether any part goes to disk.
+    pub(super) fn spilling(&self) -> bool {
+        self.spilling.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The parts kept in memory: `0..kept`.
+    pub(super) fn kept(&self) -> Result<usize> {
+        Ok(self.lock()?.kept)
+    }
+
+    /// An input read `keys` bytes of keys and a batch of `bytes`, which the pool `granted` or
+    /// not. Gives up parts if the events kept in memory now pass `spill_at` (all of them if
+    /// the pool said no) and returns the parts kept.
+    pub(super) fn read(&self, keys: usize, bytes: usize, granted: bool) -> Result<usize> {
+        let mut held = self.lock()?;
+        held.keys += keys;
+        held.unsplit += bytes;
+        if !granted {
+            held.kept = 0;
+        } else if held.committed() > self.spill_at {
+            let target = self.spill_at - self.spill_at / 4;
+            let share = held.unsplit / self.parts.max(1);
+            let mut total = held.keys;
+            let mut kept = 0;
+            while kept < held.kept && total + held.by_part[kept] + share <= target {
+                total += held.by_part[kept] + share;
+                kept += 1;
+            }
+            held.kept = kept;
+        }
+        if held.kept < self.parts {
+            self.spilling
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(held.kept)
+    }
+
+    /// An input split `unsplit` bytes of held rows by part.
+    fn split(&self, unsplit: usize) -> Result<()> {
+        let mut held = self.lock()?;
+        held.unsplit = held.unsplit.saturating_sub(unsplit);
+        Ok(())
+    }
+
+    /// `bytes` of part `part` were kept in memory (`kept`) or written out.
+    fn kept_in_memory(&self, part: usize, bytes: usize, kept: bool) -> Result<()> {
+        let mut held = self.lock()?;
+        let Some(total) = held.by_part.get_mut(part) else {
+            return exec_err!("DedupEventsExec: part {part} of {}", self.parts);
+        };
+        *total = match kept {
+            true => *total + bytes,
+            false => total.saturating_sub(bytes),
+        };
+        Ok(())
+    }
+}
+
+/// Rows of one part kept in memory once the events spill, in the layout they would have on
+/// disk.
+#[derive(Clone)]
+pub(super) struct Piece {
+    layout: Layout,
+    batch: RecordBatch,
+}
+
+impl Piece {
+    fn bytes(&self) -> usize {
+        self.batch.get_array_memory_size()
+    }
 }
 
 /// A spill file and the layout of its rows.
@@ -72,12 +203,17 @@ impl Managers {
     /// The batches of `file`, as held rows.
     async fn read(&self, file: &SpilledFile) -> Result<Vec<RecordBatch>> {
         let batches = self.read_as_written(file).await?;
-        match file.layout {
-            Layout::Held => Ok(batches),
-            Layout::Compact => {
-                let held = self.held.schema();
-                batches.iter().map(|b| expand(b, held)).collect()
-            }
+        batches
+            .into_iter()
+            .map(|b| self.as_held(file.layout, b))
+            .collect()
+    }
+
+    /// Rows `batch` in `layout`, as held rows.
+    fn as_held(&self, layout: Layout, batch: RecordBatch) -> Result<RecordBatch> {
+        match layout {
+            Layout::Held => Ok(batch),
+            Layout::Compact => expand(&batch, self.held.schema()),
         }
     }
 
@@ -127,47 +263,75 @@ impl PartFile {
 }
 
 /// Writes the held batches of an input to the spill files of their parts, one batch per part
-/// (so the batches read back are as large as a chunk allows).
-pub(super) fn write_parts(read: &mut Consumed, spill: &Spill) -> Result<()> {
-    if read.held.is_empty() {
-        return Ok(());
-    }
-    // Each batch is encoded before it is split by part: the split and the concatenation of
-    // each part's slices then copy 16 bytes an id instead of 36 and an offset, and a key
-    // instead of each text (they were 4 % of a capped run's CPU when they copied the text).
-    let mut pending: [Vec<Vec<RecordBatch>>; 2] =
-        [vec![Vec::new(); spill.parts], vec![Vec::new(); spill.parts]];
-    for batch in read.held.drain(..) {
-        let (layout, batch) = match compact(&batch, spill.managers.compact.schema())? {
-            Some(compact) => (Layout::Compact, compact),
-            None => (Layout::Held, batch),
-        };
-        add_all_by_part(&batch, &mut pending[layout as usize])?;
-    }
+/// (so the batches read back are as large as a chunk allows), keeping the parts the [`Budget`]
+/// keeps in memory instead; and writes out the rows this input kept of parts given up since.
+/// Returns the bytes of the rows this input now keeps in memory.
+pub(super) fn write_parts(read: &mut Consumed, spill: &Spill) -> Result<usize> {
+    let kept = spill.budget.kept()?;
     if read.files.is_empty() {
         read.files = (0..spill.parts).map(|_| [None, None]).collect();
+        read.in_memory = vec![Vec::new(); spill.parts];
     }
-    for layout in [Layout::Held, Layout::Compact] {
-        for (part, slices) in pending[layout as usize].iter().enumerate() {
-            let Some(first) = slices.first() else {
-                continue;
-            };
-            let piece = concat_batches(&first.schema(), slices)?;
-            let file = match &mut read.files[part][layout as usize] {
-                Some(file) => file,
-                slot => slot.insert(PartFile::create(spill, layout)?),
-            };
-            file.writer.write(&piece)?;
-            spill.metrics.spilled_rows.add(piece.num_rows());
-            if layout == Layout::Compact {
-                spill.compact_rows.add(piece.num_rows());
-            }
-            spill
-                .metrics
-                .spilled_bytes
-                .add(piece.get_array_memory_size());
+    for part in kept..spill.parts {
+        for piece in std::mem::take(&mut read.in_memory[part]) {
+            spill.budget.kept_in_memory(part, piece.bytes(), false)?;
+            write_piece(read, spill, part, &piece)?;
         }
     }
+    if !read.held.is_empty() {
+        // Each batch is encoded before it is split by part: the split and the concatenation
+        // of each part's slices then copy 16 bytes an id instead of 36 and an offset, and a
+        // key instead of each text (they were 4 % of a capped run's CPU when they copied the
+        // text).
+        let mut pending: [Vec<Vec<RecordBatch>>; 2] =
+            [vec![Vec::new(); spill.parts], vec![Vec::new(); spill.parts]];
+        let mut split = 0;
+        for batch in read.held.drain(..) {
+            split += batch.get_array_memory_size();
+            let (layout, batch) = match compact(&batch, spill.managers.compact.schema())? {
+                Some(compact) => (Layout::Compact, compact),
+                None => (Layout::Held, batch),
+            };
+            add_all_by_part(&batch, &mut pending[layout as usize])?;
+        }
+        for layout in [Layout::Held, Layout::Compact] {
+            for (part, slices) in pending[layout as usize].iter().enumerate() {
+                let Some(first) = slices.first() else {
+                    continue;
+                };
+                let piece = Piece {
+                    layout,
+                    batch: concat_batches(&first.schema(), slices)?,
+                };
+                if part < kept {
+                    spill.budget.kept_in_memory(part, piece.bytes(), true)?;
+                    read.in_memory[part].push(piece);
+                } else {
+                    write_piece(read, spill, part, &piece)?;
+                }
+            }
+        }
+        spill.budget.split(split)?;
+    }
+    Ok(read.in_memory.iter().flatten().map(Piece::bytes).sum())
+}
+
+/// Appends `piece` to this input's spill file of its part and layout.
+fn write_piece(read: &mut Consumed, spill: &Spill, part: usize, piece: &Piece) -> Result<()> {
+    let Some(files) = read.files.get_mut(part) else {
+        return exec_err!("DedupEventsExec: part {part} of {}", spill.parts);
+    };
+    let file = match &mut files[piece.layout as usize] {
+        Some(file) => file,
+        slot => slot.insert(PartFile::create(spill, piece.layout)?),
+    };
+    file.writer.write(&piece.batch)?;
+    let rows = piece.batch.num_rows();
+    spill.metrics.spilled_rows.add(rows);
+    if piece.layout == Layout::Compact {
+        spill.compact_rows.add(rows);
+    }
+    spill.metrics.spilled_bytes.add(piece.bytes());
     Ok(())
 }
 
@@ -175,6 +339,10 @@ pub(super) fn write_parts(read: &mut Consumed, spill: &Spill) -> Result<()> {
 pub(super) struct SpilledParts {
     /// Per part, its spill files (one per input and layout that had rows of it).
     pub(super) files: Vec<Vec<SpilledFile>>,
+    /// Per part, its rows kept in memory (taken when the part is cut).
+    pub(super) in_memory: Vec<Mutex<Vec<Piece>>>,
+    /// Holds the bytes of `in_memory`.
+    pub(super) reservation: Arc<MemoryReservation>,
     /// Per part, the decided rows of crossing eventIds (with `copy`).
     pub(super) decided: Vec<Mutex<Vec<RecordBatch>>>,
     pub(super) repeated: Arc<Repeated>,
@@ -193,34 +361,21 @@ impl SpilledParts {
         let mut out = Vec::new();
         // The rows of this part's repeated eventIds, as held rows, to be ordered exactly.
         let mut aside = Vec::new();
-        let held = self.managers.held.schema();
         for file in &self.files[part] {
             for batch in self.managers.read_as_written(file).await? {
-                // A compact batch is cut by its keys and event types, and only the rows kept
-                // (about half) and those set aside are expanded back to text.
-                let batch = match file.layout {
-                    Layout::Held => batch,
-                    Layout::Compact => with_event_type_text(&batch)?,
-                };
-                let mut kept = Vec::new();
-                // One group: this part's repeated eventIds are ordered together.
-                let mut set_aside = vec![Vec::new()];
-                sort_out(&batch, &self.repeated, true, &mut set_aside, |r, _| {
-                    kept.push(r as u32)
-                })?;
-                let expanded = |rows: RecordBatch| match file.layout {
-                    Layout::Held => Ok(rows),
-                    Layout::Compact => expand(&rows, held),
-                };
-                for rows in set_aside.into_iter().flatten() {
-                    aside.push(expanded(rows)?);
-                }
-                if !kept.is_empty() {
-                    let kept = expanded(take_record_batch(&batch, &UInt32Array::from(kept))?)?;
-                    out.push(output_batch(&kept, &self.columns, &self.schema, bucket)?);
-                }
+                self.cut(file.layout, &batch, bucket, &mut out, &mut aside)?;
             }
         }
+        let pieces = match self.in_memory[part].lock() {
+            Ok(mut pieces) => std::mem::take(&mut *pieces),
+            Err(_) => return exec_err!("DedupEventsExec: a task panicked"),
+        };
+        let mut bytes = 0;
+        for piece in pieces {
+            self.cut(piece.layout, &piece.batch, bucket, &mut out, &mut aside)?;
+            bytes += piece.bytes();
+        }
+        self.reservation.shrink(bytes.min(self.reservation.size()));
         let started = self.sort_time.timer();
         let sorted = duplicated_rows(aside)?;
         started.done();
@@ -236,17 +391,93 @@ impl SpilledParts {
         }
         Ok(out)
     }
+
+    /// Cuts a batch of a part in `layout`: the boundary and purchase events with a unique
+    /// hash go to `out` as output rows, the rows whose hash repeats to `aside` as held rows.
+    fn cut(
+        &self,
+        layout: Layout,
+        batch: &RecordBatch,
+        bucket: i32,
+        out: &mut Vec<RecordBatch>,
+        aside: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        // A compact batch is cut by its keys and event types, and only the rows kept (about
+        // half) and those set aside are expanded back to text.
+        let batch = match layout {
+            Layout::Held => batch.clone(),
+            Layout::Compact => with_event_type_text(batch)?,
+        };
+        let mut kept = Vec::new();
+        // One group: this part's repeated eventIds are ordered together.
+        let mut set_aside = vec![Vec::new()];
+        sort_out(&batch, &self.repeated, true, &mut set_aside, |r, _| {
+            kept.push(r as u32)
+        })?;
+        for rows in set_aside.into_iter().flatten() {
+            aside.push(self.managers.as_held(layout, rows)?);
+        }
+        if !kept.is_empty() {
+            let rows = take_record_batch(&batch, &UInt32Array::from(kept))?;
+            let kept = self.managers.as_held(layout, rows)?;
+            out.push(output_batch(&kept, &self.columns, &self.schema, bucket)?);
+        }
+        Ok(())
+    }
 }
 
-/// Reads the spill files of `parts`, one future per file that yields its batches (as held
-/// rows).
+/// The rows of `parts`, as held rows: one future per spill file, then one per piece kept in
+/// memory, each yielding its batches.
 pub(super) fn read_parts<'a>(
     managers: &'a Managers,
     files: &'a [Vec<SpilledFile>],
-    parts: impl IntoIterator<Item = usize> + 'a,
+    in_memory: &'a [Vec<Piece>],
+    parts: impl IntoIterator<Item = usize> + Clone + 'a,
 ) -> impl Iterator<Item = futures::future::BoxFuture<'a, Result<Vec<RecordBatch>>>> + 'a {
-    parts
+    let from_files = parts
+        .clone()
         .into_iter()
         .flat_map(move |part| files[part].iter())
-        .map(move |file| managers.read(file).boxed())
+        .map(move |file| managers.read(file).boxed());
+    let from_memory = parts
+        .into_iter()
+        .flat_map(move |part| in_memory[part].iter())
+        .map(move |piece| {
+            let rows = managers.as_held(piece.layout, piece.batch.clone());
+            futures::future::ready(rows.map(|rows| vec![rows])).boxed()
+        });
+    from_files.chain(from_memory)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    /// Parts are given up from the highest, only as many as bring the bytes kept in memory
+    /// (keys, rows split and kept, and the kept parts' share of rows not yet split) to three
+    /// quarters of `spill_at`; a part never comes back; a refusal of the pool gives up all.
+    #[test]
+    fn parts_are_given_up_from_the_highest_until_a_quarter_is_free() {
+        let budget = Budget::new(1000, 10);
+        assert_eq!(budget.read(100, 800, true).unwrap(), 10, "900 of 1000");
+        assert!(!budget.spilling());
+        // 110 of keys and 1000 unsplit, 100 a part: 110 + 6 × 100 ≤ 750 < 110 + 7 × 100.
+        assert_eq!(budget.read(10, 200, true).unwrap(), 6, "1110 of 1000");
+        assert!(budget.spilling());
+        // Split: each kept part keeps 50 bytes (compact); the given-up ones went to disk.
+        budget.split(1000).unwrap();
+        for part in 0..6 {
+            budget.kept_in_memory(part, 50, true).unwrap();
+        }
+        // 110 + 300 + 6 × 70 = 830: nothing more to give up.
+        assert_eq!(budget.read(0, 700, true).unwrap(), 6, "830 of 1000");
+        // 110 + 300 + 6 × 100 = 1010: 110 + 4 × 150 ≤ 750 < 110 + 5 × 150.
+        assert_eq!(budget.read(0, 300, true).unwrap(), 4, "1010 of 1000");
+        // Written out, a part's bytes no longer count; the parts given up stay given up.
+        budget.kept_in_memory(5, 50, false).unwrap();
+        budget.split(1000).unwrap();
+        assert_eq!(budget.read(0, 0, true).unwrap(), 4);
+        assert!(budget.kept_in_memory(10, 1, true).is_err(), "no part 10");
+        assert_eq!(budget.read(0, 10, false).unwrap(), 0, "the pool refused");
+    }
 }
