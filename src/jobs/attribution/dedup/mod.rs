@@ -21,14 +21,15 @@
 //! cut when the input ends and every output partition is ready at once (the first one polled
 //! computes all of them, as a `RepartitionExec` does). Past `spill_at` held bytes, or when the
 //! memory pool refuses more, they spill: the inputs split their rows by part and write the
-//! highest parts to one Arrow IPC file per part and input, as many parts as bring the rows
-//! kept in memory back under `spill_at` (all of them if the pool refused), keeping the keys
-//! and the other parts. Then each output partition cuts its parts one after the other, reading
-//! back those on disk (the repeated eventIds whose rows all lie in the part are ordered there;
-//! the few whose rows lie in several parts are ordered before any part is cut): memory holds
-//! the parts kept and one part per output partition, not the input. The spilled form is in
-//! `spill.rs`; the compact layout (UUIDs as 16 bytes, low-cardinality text as dictionaries) of
-//! the parts split in `compact.rs`.
+//! highest parts to one Arrow IPC file per part and input, keeping the keys and the other
+//! parts: the first time as many parts as bring the rows kept down to half of `spill_at`, the
+//! second time (or when the pool refused) all of them (`spill::Budget`). Then each output
+//! partition cuts its parts one after the other, reading back those on disk (the repeated
+//! eventIds whose rows all lie in the part are ordered there; the few whose rows lie in several
+//! parts are ordered before any part is cut): memory holds the parts kept and one part per
+//! output partition, not the input. The spilled form is in `spill.rs`; the compact layout
+//! (UUIDs as 16 bytes, low-cardinality text as dictionaries) of the parts split in
+//! `compact.rs`.
 //!
 //! [`RelevantEvents`] is the table the session step reads, with the schema of `dedup.sql`'s
 //! view. On a cluster `dedup.sql` runs instead.
@@ -1511,13 +1512,13 @@ mod tests {
         }
     }
 
+    /// userId, eventId, eventType, eventTime, campaignId of [`many_users`].
+    type ManyRow = (String, String, &'static str, i64, Option<String>);
+
     /// Events of many users (in UUIDs, 256 rows a batch, over two input partitions): each user
     /// opens, searches, buys and closes; every 7th user's purchase is written twice, and every
     /// 11th user's app_open has the eventId of the previous user's, so that some repeated
     /// eventIds lie in two parts.
-    /// userId, eventId, eventType, eventTime, campaignId of [`many_users`].
-    type ManyRow = (String, String, &'static str, i64, Option<String>);
-
     fn many_users(users: u64) -> Vec<Vec<RecordBatch>> {
         let uuid = |kind: u64, n: u64| format!("{n:08x}-1111-4111-8111-{kind:012x}");
         let mut rows: Vec<ManyRow> = Vec::new();
