@@ -170,7 +170,7 @@ pub(super) struct Piece {
 }
 
 impl Piece {
-    fn bytes(&self) -> usize {
+    pub(super) fn bytes(&self) -> usize {
         self.batch.get_array_memory_size()
     }
 }
