@@ -553,6 +553,19 @@ struct Consumed {
     helped: Vec<Vec<PartFiles>>,
 }
 
+impl Consumed {
+    /// Held rows `held` of no input in particular, to be split by part: no keys, no files yet.
+    fn holding(held: Vec<RecordBatch>) -> Self {
+        Consumed {
+            held,
+            keys: Vec::new(),
+            files: Vec::new(),
+            in_memory: Vec::new(),
+            helped: Vec::new(),
+        }
+    }
+}
+
 /// Reads an input partition with each row's key (also by shard), holding its batches in memory
 /// until the events outgrow `spill_at`; from then on it splits them by part every chunk,
 /// keeping in memory the parts the [`Budget`] keeps and writing the others to a spill file per
@@ -565,11 +578,8 @@ async fn consume(
     metrics: &BaselineMetrics,
 ) -> Result<Consumed> {
     let mut read = Consumed {
-        held: Vec::new(),
         keys: vec![Vec::new(); SHARDS],
-        files: Vec::new(),
-        in_memory: Vec::new(),
-        helped: Vec::new(),
+        ..Consumed::holding(Vec::new())
     };
     // This input's held bytes not yet split, and all it holds in the reservation.
     let (mut held_bytes, mut reserved) = (0, 0);
@@ -613,7 +623,7 @@ async fn consume(
         read.held.push(batch);
         timer.done();
     }
-    if spill.budget.spilling() {
+    if spill.budget.spilling()? {
         let in_memory = write_parts(&mut read, spill)?;
         resize_share(reservation, &mut reserved, in_memory);
     }
@@ -625,13 +635,7 @@ async fn consume(
 /// one task splitting them all kept a core idle (about half a second at 5M events under 2 GiB).
 /// The helper's pieces kept in memory join the input's; its spill files are kept apart.
 async fn split_with_help(read: &mut Consumed, spill: &Arc<Spill>) -> Result<usize> {
-    let mut share = Consumed {
-        held: read.held.split_off(read.held.len() / 2),
-        keys: Vec::new(),
-        files: Vec::new(),
-        in_memory: Vec::new(),
-        helped: Vec::new(),
-    };
+    let mut share = Consumed::holding(read.held.split_off(read.held.len() / 2));
     let helper = {
         let spill = spill.clone();
         SpawnedTask::spawn_blocking(move || {
@@ -876,7 +880,7 @@ impl Job {
             .map(|r| std::mem::take(&mut r.keys))
             .collect();
         let repeated = Arc::new(repeated_ids(keys, inputs.max(1)).await?);
-        if !spill.budget.spilling() {
+        if !spill.budget.spilling()? {
             let held = read.into_iter().map(|r| r.held).collect();
             return self.in_memory(held, repeated, reservation).await;
         }
@@ -890,13 +894,7 @@ impl Job {
         for (i, batch) in unsplit.enumerate() {
             shares[i % groups].push(batch);
         }
-        let shares = shares.into_iter().map(|held| Consumed {
-            held,
-            keys: Vec::new(),
-            files: Vec::new(),
-            in_memory: Vec::new(),
-            helped: Vec::new(),
-        });
+        let shares = shares.into_iter().map(Consumed::holding);
         let mut tasks = Vec::with_capacity(2 * groups);
         // The inputs themselves only write out the rows of parts given up since they split.
         for mut input in read.into_iter().chain(shares) {

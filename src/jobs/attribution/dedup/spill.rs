@@ -1,10 +1,9 @@
 //! The dedup's spilled form: the events written to disk by userId part (Arrow IPC, in the
 //! compact layout of `compact.rs` where it applies), read back and cut one part at a time (see
-//! the parent module's docs). Only as many parts go to disk as bring the held events back
-//! under `spill_at` ([`Budget`]); the others stay in memory, split by part in the same layout,
-//! and are cut the same way.
+//! the parent module's docs). The first time the held events pass `spill_at` only some parts
+//! go to disk ([`Budget`]); the others stay in memory, split by part in the same layout, and
+//! are cut the same way.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use datafusion::arrow::array::{RecordBatch, UInt32Array};
@@ -57,8 +56,6 @@ pub(super) struct Budget {
     spill_at: usize,
     parts: usize,
     held: Mutex<Held>,
-    /// Set when the pool refuses memory or a part is given up (read without the lock).
-    spilling: AtomicBool,
 }
 
 /// The bytes the inputs hold, as [`Budget`] counts them.
@@ -92,7 +89,6 @@ impl Budget {
                 unsplit: 0,
                 by_part: vec![0; parts],
             }),
-            spilling: AtomicBool::new(false),
         }
     }
 
@@ -104,8 +100,8 @@ impl Budget {
     }
 
     /// Whether any part goes to disk.
-    pub(super) fn spilling(&self) -> bool {
-        self.spilling.load(std::sync::atomic::Ordering::Relaxed)
+    pub(super) fn spilling(&self) -> Result<bool> {
+        Ok(self.kept()? < self.parts)
     }
 
     /// The parts kept in memory: `0..kept`.
@@ -120,22 +116,19 @@ impl Budget {
         let mut held = self.lock()?;
         held.keys += keys;
         held.unsplit += bytes;
-        if !granted || (held.kept < self.parts && held.committed() > self.spill_at) {
+        let over = held.committed() > self.spill_at;
+        if !granted || (over && held.kept < self.parts) {
             held.kept = 0;
-        } else if held.committed() > self.spill_at {
-            let target = self.spill_at / 2;
+        } else if over {
+            // The parts from the lowest, each with its share of the rows not yet split, while
+            // they fit in half of `spill_at` beside the keys.
             let share = held.unsplit / self.parts.max(1);
             let mut total = held.keys;
-            let mut kept = 0;
-            while kept < held.kept && total + held.by_part[kept] + share <= target {
-                total += held.by_part[kept] + share;
-                kept += 1;
-            }
-            held.kept = kept;
-        }
-        if held.kept < self.parts {
-            self.spilling
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let kept = held.by_part.iter().take_while(|&&bytes| {
+                total += bytes + share;
+                total <= self.spill_at / 2
+            });
+            held.kept = kept.count();
         }
         Ok(held.kept)
     }
@@ -466,10 +459,10 @@ mod tests {
     fn parts_are_given_up_from_the_highest_until_half_is_free_then_all() {
         let budget = Budget::new(1000, 10);
         assert_eq!(budget.read(100, 800, true).unwrap(), 10, "900 of 1000");
-        assert!(!budget.spilling());
+        assert!(!budget.spilling().unwrap());
         // 110 of keys and 1000 unsplit, 100 a part: 110 + 3 × 100 ≤ 500 < 110 + 4 × 100.
         assert_eq!(budget.read(10, 200, true).unwrap(), 3, "1110 of 1000");
-        assert!(budget.spilling());
+        assert!(budget.spilling().unwrap());
         // Split: each kept part keeps 50 bytes (compact); the given-up ones went to disk.
         budget.split(1000).unwrap();
         for part in 0..3 {
@@ -487,6 +480,6 @@ mod tests {
         assert!(budget.kept_in_memory(10, 1, true).is_err(), "no part 10");
         let refused = Budget::new(1000, 10);
         assert_eq!(refused.read(0, 10, false).unwrap(), 0, "the pool refused");
-        assert!(refused.spilling());
+        assert!(refused.spilling().unwrap());
     }
 }
