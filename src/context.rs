@@ -150,6 +150,7 @@ pub fn sort_in_place_bytes(limit: usize, partitions: usize) -> usize {
 pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udaf(crate::jobs::attribution::udaf::sessionize_udaf());
     ctx.register_udf(crate::jobs::attribution::bucket::hash_bucket_udf());
+    ctx.register_udf(crate::jobs::attribution::bucket::key_hash_udf());
 }
 
 /// DataFusion partitions per thread. Two per thread measured faster than one (5M events, with

@@ -194,6 +194,7 @@ mod tests {
         let registry = super::function_registry().unwrap();
         assert!(registry.udaf("sessionize").is_ok());
         assert!(registry.udf("hash_bucket").is_ok());
+        assert!(registry.udf("key_hash").is_ok());
         for f in ["make_array", "array_length", "named_struct", "date_trunc"] {
             assert!(registry.udf(f).is_ok(), "{f} missing");
         }

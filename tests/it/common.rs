@@ -77,6 +77,50 @@ pub async fn run_inline_with(
     api: Api,
     dedup: Dedup,
 ) -> Outputs {
+    run_inline_in(
+        session_context(2),
+        clickstream_csv,
+        purchases_csv,
+        engine,
+        api,
+        dedup,
+    )
+    .await
+}
+
+/// `key_hash` giving every key the same hash: classify.sql must then find every purchase_id's
+/// earliest event by grouping, and a collision must never change a pick.
+pub fn colliding_key_hash() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility};
+    datafusion::logical_expr::create_udf(
+        marketing_analytics::jobs::attribution::bucket::KEY_HASH,
+        vec![DataType::Utf8],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let rows = match &args[0] {
+                ColumnarValue::Array(a) => a.len(),
+                ColumnarValue::Scalar(_) => 1,
+            };
+            Ok(ColumnarValue::Array(Arc::new(Int64Array::from(vec![
+                42;
+                rows
+            ]))))
+        }),
+    )
+}
+
+/// [`run_inline_with`] on a context of the caller's.
+pub async fn run_inline_in(
+    ctx: datafusion::prelude::SessionContext,
+    clickstream_csv: &str,
+    purchases_csv: &str,
+    engine: Engine,
+    api: Api,
+    dedup: Dedup,
+) -> Outputs {
     let (events, events_read) = decode_text(
         TableKind::Clickstream,
         clickstream_csv.as_bytes(),
@@ -93,7 +137,6 @@ pub async fn run_inline_with(
         None,
     )
     .expect("purchases decode");
-    let ctx = session_context(2);
     ctx.register_table(tables::EVENTS, table(events, schema::EVENTS.clone()))
         .unwrap();
     ctx.register_table(
@@ -178,6 +221,26 @@ pub async fn run_sql(clickstream_rows: &str, purchases_rows: &str) -> Outputs {
         );
         assert_eq!(other.counts, first.counts, "counts of {what}");
     }
+    let ctx = session_context(2);
+    ctx.register_udf(colliding_key_hash());
+    let other = run_inline_in(
+        ctx,
+        &clickstream,
+        &purchases,
+        Engine::Udaf,
+        Api::Sql,
+        Dedup::IN_MEMORY,
+    )
+    .await;
+    assert_same_text(
+        "projection with every purchase_id's hash colliding",
+        &other.projection,
+        &first.projection,
+    );
+    assert_eq!(
+        other.counts, first.counts,
+        "counts with every purchase_id's hash colliding"
+    );
     first
 }
 

@@ -269,6 +269,34 @@ async fn rule5_the_earliest_in_session_event_attributes_a_purchase() {
 }
 
 #[tokio::test]
+async fn rule5_equal_times_go_to_the_least_event_id_across_users() {
+    // Two users' sessions carry p1 at the same second: the event with the least eventId
+    // attributes it, whichever user and file order; p2 has one event (the common case).
+    let clicks = rows(&[
+        open("u2", "o2", "10:00:00", 2, "B"),
+        buy("u2", "b1", "10:05:00", "p1"),
+        close("u2", "c2", "10:10:00"),
+        open("u1", "o1", "10:00:00", 1, "A"),
+        buy("u1", "b2", "10:05:00", "p1"), // same time, greater eventId: superseded
+        buy("u1", "b3", "10:06:00", "p2"),
+        close("u1", "c1", "10:10:00"),
+    ]);
+    let purchases = rows(&[
+        pr("p1", "10:05:00", "1.00", "True"),
+        pr("p2", "10:06:00", "2.00", "True"),
+    ]);
+    let out = run_sql(&clicks, &purchases).await;
+    assert_eq!(
+        out.projection_rows(),
+        vec![
+            "p1,2020-09-01 10:05:00,1.00,true,o2,2,B",
+            "p2,2020-09-01 10:06:00,2.00,true,o1,1,A",
+        ]
+    );
+    assert_eq!(out.counts.purchase_events_superseded, 1);
+}
+
+#[tokio::test]
 async fn rule6_top_campaigns_sum_confirmed_revenue_exactly() {
     let mut clicks = String::new();
     let mut purchases = String::new();

@@ -5,16 +5,30 @@
 -- Other statuses pass through unchanged. Only the columns the counts and the projection read
 -- are kept: the table is materialized (on disk under a memory cap).
 -- pick: among the in-session events of one purchase_id, 1 for the earliest by (eventTime,
--- eventId), 2 for the others (a hash-bucketed window, as in dedup.sql).
-WITH candidates AS (
-    SELECT *,
-        CASE WHEN status = 'in_session' THEN
-            CASE WHEN purchaseId = LAG(purchaseId) OVER (
-                PARTITION BY hash_bucket(purchaseId), status = 'in_session'
-                ORDER BY purchaseId, eventTime, eventId
-            ) THEN 2 ELSE 1 END
-        END AS pick
+-- eventId), 2 for the others. Almost every purchase_id has one in-session event: its hash
+-- (key_hash) is counted, and only the purchase_ids whose hash repeats are grouped to find their
+-- earliest event (a hash collision costs a purchase_id that grouping, never a wrong pick). No
+-- sort of all the rows, which under a memory cap spilled every one of them.
+WITH repeated AS (
+    SELECT key_hash(purchaseId) AS h
     FROM purchase_events
+    WHERE status = 'in_session'
+    GROUP BY key_hash(purchaseId)
+    HAVING count(*) > 1
+),
+earliest AS (
+    SELECT e.purchaseId, first_value(e.eventId ORDER BY e.eventTime, e.eventId) AS eventId
+    FROM repeated r
+    JOIN purchase_events e ON e.status = 'in_session' AND key_hash(e.purchaseId) = r.h
+    GROUP BY e.purchaseId
+),
+candidates AS (
+    SELECT c.*,
+        CASE WHEN c.status = 'in_session' THEN
+            CASE WHEN f.eventId IS NULL OR f.eventId = c.eventId THEN 1 ELSE 2 END
+        END AS pick
+    FROM earliest f
+    RIGHT JOIN purchase_events c ON c.status = 'in_session' AND c.purchaseId = f.purchaseId
 ),
 kept_purchases AS (
     SELECT * FROM purchases_ranked WHERE copy = 1

@@ -351,6 +351,21 @@ pub(super) struct SpilledParts {
     pub(super) sort_time: Time,
 }
 
+impl Drop for SpilledParts {
+    /// Deleting the spill files makes the kernel drop their cached pages: at 50M events under
+    /// a 2 GiB cap (4.5 GB of files) over a second with the cores all but idle, before the next
+    /// step could start. A thread of its own deletes them while that step runs (inline if no
+    /// thread can be started).
+    fn drop(&mut self) {
+        let files = std::mem::take(&mut self.files);
+        if files.iter().any(|f| !f.is_empty()) {
+            let _ = std::thread::Builder::new()
+                .name("spill-cleanup".into())
+                .spawn(move || drop(files));
+        }
+    }
+}
+
 impl SpilledParts {
     /// A part's output rows: its unique boundary and purchase events, its repeated eventIds
     /// ordered exactly, and its share of the crossing eventIds decided before.
