@@ -92,7 +92,8 @@ impl DatasetWriter {
 /// other cores.
 pub async fn write_dataframe_file(df: DataFrame, path: &Path, schema: SchemaRef) -> Result<u64> {
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))?;
+    let mut writer =
+        ColumnParallelWriter::try_new(file, path, schema.clone(), writer_properties())?;
     let (send, mut receive) = tokio::sync::mpsc::channel::<RecordBatch>(4);
     let encoder = tokio::task::spawn_blocking(move || -> Result<u64> {
         let mut rows = 0;
@@ -119,6 +120,138 @@ pub async fn write_dataframe_file(df: DataFrame, path: &Path, schema: SchemaRef)
         .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
     produced?;
     encoded
+}
+
+/// A Parquet file writer that encodes each row group's columns on threads of their own, one
+/// per leaf column, as the batches arrive. The projection's file was encoded on one thread while
+/// the other core mostly waited (a CPU timeline of 50M events: about 1.4 cores busy for the
+/// 2.5 s of the write). The file is the one [`ArrowWriter`] writes, byte for byte: the same
+/// settings and metadata (taken from an `ArrowWriter`), the same row group boundaries.
+pub struct ColumnParallelWriter {
+    writer: datafusion::parquet::file::writer::SerializedFileWriter<File>,
+    factory: datafusion::parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory,
+    path: PathBuf,
+    schema: SchemaRef,
+    row_group_rows: usize,
+    current: Option<RowGroupInProgress>,
+}
+
+type ColumnWorker = (
+    std::sync::mpsc::SyncSender<datafusion::parquet::arrow::arrow_writer::ArrowLeafColumn>,
+    std::thread::JoinHandle<
+        datafusion::parquet::errors::Result<
+            datafusion::parquet::arrow::arrow_writer::ArrowColumnChunk,
+        >,
+    >,
+);
+
+struct RowGroupInProgress {
+    workers: Vec<ColumnWorker>,
+    rows: usize,
+}
+
+impl ColumnParallelWriter {
+    /// A writer of `file`, created at `path` (named in errors).
+    pub fn try_new(
+        file: File,
+        path: &Path,
+        schema: SchemaRef,
+        props: WriterProperties,
+    ) -> Result<Self> {
+        let row_group_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
+        let (writer, factory) =
+            ArrowWriter::try_new(file, schema.clone(), Some(props))?.into_serialized_writer()?;
+        Ok(ColumnParallelWriter {
+            writer,
+            factory,
+            path: path.to_path_buf(),
+            schema,
+            row_group_rows,
+            current: None,
+        })
+    }
+
+    fn start_row_group(&mut self) -> Result<RowGroupInProgress> {
+        let index = self.writer.flushed_row_groups().len();
+        let mut workers = Vec::new();
+        for mut column in self.factory.create_column_writers(index)? {
+            // Two leaves queued per column: enough to keep the threads busy, few enough to
+            // bound what waits in memory.
+            let (send, receive) = std::sync::mpsc::sync_channel(2);
+            let thread = std::thread::Builder::new()
+                .name("parquet-column".into())
+                .spawn(move || {
+                    for leaf in receive {
+                        column.write(&leaf)?;
+                    }
+                    column.close()
+                })
+                .map_err(|e| Error::io(&self.path, e))?;
+            workers.push((send, thread));
+        }
+        Ok(RowGroupInProgress { workers, rows: 0 })
+    }
+
+    /// Writes `batch`, closing row groups where [`ArrowWriter`] would.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut batch = batch.clone();
+        while batch.num_rows() > 0 {
+            let mut group = match self.current.take() {
+                Some(group) => group,
+                None => self.start_row_group()?,
+            };
+            let take = batch.num_rows().min(self.row_group_rows - group.rows);
+            let part = batch.slice(0, take);
+            batch = batch.slice(take, batch.num_rows() - take);
+            let mut workers = group.workers.iter();
+            for (field, column) in self.schema.fields().iter().zip(part.columns()) {
+                for leaf in datafusion::parquet::arrow::arrow_writer::compute_leaves(field, column)?
+                {
+                    let Some((send, _)) = workers.next() else {
+                        return Err(Error::io(
+                            &self.path,
+                            std::io::Error::other("more Parquet leaf columns than writers"),
+                        ));
+                    };
+                    // A worker that stopped on an error no longer receives: its error is
+                    // reported when the group closes.
+                    let _ = send.send(leaf);
+                }
+            }
+            group.rows += take;
+            if group.rows == self.row_group_rows {
+                self.close_row_group(group)?;
+            } else {
+                self.current = Some(group);
+            }
+        }
+        Ok(())
+    }
+
+    fn close_row_group(&mut self, group: RowGroupInProgress) -> Result<()> {
+        let mut row_group = self.writer.next_row_group()?;
+        for (send, thread) in group.workers {
+            drop(send);
+            let chunk = thread.join().map_err(|_| {
+                Error::io(
+                    &self.path,
+                    std::io::Error::other("a Parquet column encoder panicked"),
+                )
+            })??;
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        Ok(())
+    }
+
+    /// Closes the last row group and writes the footer.
+    pub fn close(mut self) -> Result<()> {
+        if let Some(group) = self.current.take() {
+            self.close_row_group(group)?;
+        }
+        self.writer.close()?;
+        Ok(())
+    }
 }
 
 /// Registers the Parquet files under `location` (an absolute directory path or object-store
@@ -350,4 +483,70 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
         datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
             .build()?;
     Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(schema: &SchemaRef, from: i64, rows: i64) -> RecordBatch {
+        let ids: Vec<i64> = (from..from + rows).collect();
+        let names: Vec<Option<String>> = ids
+            .iter()
+            .map(|i| (i % 7 != 0).then(|| format!("name-{}", i % 13)))
+            .collect();
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids)) as ArrayRef,
+                Arc::new(StringArray::from(names)) as ArrayRef,
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn column_parallel_writer_writes_the_bytes_arrow_writer_writes() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        // Row groups of 1,000 rows, batches that straddle them, an empty batch, a short end.
+        let props = || {
+            WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .set_max_row_group_row_count(Some(1000))
+                .build()
+        };
+        let batches = [
+            batch(&schema, 0, 700),
+            batch(&schema, 700, 0),
+            batch(&schema, 700, 2600),
+            batch(&schema, 3300, 1),
+            batch(&schema, 3301, 333),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+        let mut serial =
+            ArrowWriter::try_new(File::create(&a).unwrap(), schema.clone(), Some(props())).unwrap();
+        let mut parallel =
+            ColumnParallelWriter::try_new(File::create(&b).unwrap(), &b, schema.clone(), props())
+                .unwrap();
+        for batch in &batches {
+            serial.write(batch).unwrap();
+            parallel.write(batch).unwrap();
+        }
+        serial.close().unwrap();
+        parallel.close().unwrap();
+        let (a, b) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+        assert!(a.len() > 1000);
+        assert!(
+            a == b,
+            "the files differ ({} and {} bytes)",
+            a.len(),
+            b.len()
+        );
+    }
 }
