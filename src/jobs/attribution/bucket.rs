@@ -1,4 +1,5 @@
-//! The `hash_bucket(text)` function: a stable hash of a string, reduced to `0..BUCKETS`.
+//! The `hash_bucket(text)` function: a stable hash of a string, reduced to `0..BUCKETS`; and
+//! `key_hash(text)`, the same hash unreduced, for counting keys by hash (classify.sql).
 //!
 //! Why: a window `PARTITION BY eventId` (or `userId`) makes DataFusion's streaming window
 //! operator keep state per distinct key, millions of them, and it spent most of the job's time
