@@ -253,7 +253,10 @@ pub async fn transform_with(
     // From here on only the classified rows are read. Under a cap the ranked purchases stay in
     // memory (about 490 MB at 50M events) for as long as their table is registered: dropped,
     // the projection's sort has that memory instead (the peak RSS of a capped run was there).
-    for table in [intermediate::PURCHASE_EVENTS, intermediate::PURCHASES_RANKED] {
+    for table in [
+        intermediate::PURCHASE_EVENTS,
+        intermediate::PURCHASES_RANKED,
+    ] {
         ctx.deregister_table(table)?;
     }
     let projection = ctx.sql(PROJECTION_SQL).await?;
