@@ -19,7 +19,6 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::prelude::SessionContext;
@@ -31,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::input::values::civil_from_days;
 use crate::input::{resolve, schema, BadRows, TableKind};
 use crate::jobs::attribution;
-use crate::output::{Staging, PART_FILE};
+use crate::output::{ColumnParallelWriter, Staging, PART_FILE};
 use crate::pipeline::{layout, Settings};
 
 /// Folder of each table in a warehouse.
@@ -142,9 +141,9 @@ pub async fn write_partitioned(
     file_schema: SchemaRef,
 ) -> Result<Vec<(String, u64)>> {
     let mut stream = df.execute_stream().await?;
-    let mut current: Option<(i32, Staging, ArrowWriter<std::fs::File>, u64)> = None;
+    let mut current: Option<(i32, Staging, ColumnParallelWriter, u64)> = None;
     let mut written = Vec::new();
-    let finish = |(day, staging, writer, rows): (i32, Staging, ArrowWriter<std::fs::File>, u64),
+    let finish = |(day, staging, writer, rows): (i32, Staging, ColumnParallelWriter, u64),
                   written: &mut Vec<(String, u64)>|
      -> Result<()> {
         writer.close()?;
@@ -176,8 +175,12 @@ pub async fn write_partitioned(
                 let staging = Staging::new(&dir.join(format!("date={}", format_date(day))))?;
                 let path = staging.path().join(PART_FILE);
                 let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-                let writer =
-                    ArrowWriter::try_new(file, file_schema.clone(), Some(writer_properties()))?;
+                let writer = ColumnParallelWriter::try_new(
+                    file,
+                    &path,
+                    file_schema.clone(),
+                    writer_properties(),
+                )?;
                 current = Some((day, staging, writer, 0));
             }
             if let Some(c) = current.as_mut() {
