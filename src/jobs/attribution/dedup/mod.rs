@@ -603,9 +603,10 @@ async fn consume(
         let given_up = kept < kept_before;
         if kept < spill.parts && (!granted || given_up || held_bytes + bytes >= spill.chunk) {
             // Out to disk before holding more: the pool may have said no.
-            let in_memory = match given_up {
-                true => split_with_help(&mut read, spill).await?,
-                false => write_parts(&mut read, spill)?,
+            let in_memory = if given_up {
+                split_with_help(&mut read, spill).await?
+            } else {
+                write_parts(&mut read, spill)?
             };
             resize_share(reservation, &mut reserved, in_memory);
             held_bytes = 0;
@@ -1651,6 +1652,10 @@ mod tests {
                     "{how}: {} of {parts} parts in memory",
                     run.parts_in_memory
                 );
+                if how == "one hash" {
+                    // The crossing rows are read from both places, disk and memory.
+                    assert!(run.crossing > 1, "{} crossing parts", run.crossing);
+                }
             }
         }
     }
