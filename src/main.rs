@@ -111,7 +111,9 @@ enum ClusterCommand {
         /// --executor-timeout).
         #[arg(long, value_name = "SECS", default_value_t = 10)]
         heartbeat_interval: u64,
-        /// Cap on the executor's query memory (e.g. 4G) [default: 70% of the host's memory].
+        /// Cap on the executor's memory (e.g. 4G): its query engine's pool gets seven eighths
+        /// of it (at most 1 GiB less), the rest is left to buffers no pool sees [default: a
+        /// pool of 70% of the host's memory].
         #[arg(long, value_name = "SIZE")]
         memory_limit: Option<String>,
     },
@@ -250,9 +252,10 @@ struct Common {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// Cap on the query engine's memory (e.g. 512M, 2G), or `none`: the events, sorts,
-    /// aggregations and intermediate tables spill to disk beyond it [default: 70% of the
-    /// host's memory].
+    /// Cap on the process's memory (e.g. 512M, 2G), or `none`. The query engine's pool gets
+    /// seven eighths of it (at most 1 GiB less; the rest is left to decoders, file buffers and
+    /// the allocator, which no pool sees), and the events, sorts, aggregations and intermediate
+    /// tables spill to disk beyond the pool [default: 70% of the host's memory].
     #[arg(long, value_name = "SIZE|none")]
     memory_limit: Option<String>,
     /// Run the queries on a Ballista cluster: its scheduler's address, df://HOST:PORT (see

@@ -210,18 +210,19 @@ pub fn dedup(settings: &Settings) -> attribution::dedup::Dedup {
     match settings.memory_limit {
         None => attribution::dedup::Dedup::IN_MEMORY,
         Some(limit) => attribution::dedup::Dedup::Hash {
-            spill_at: dedup_spill_at(limit),
+            spill_at: dedup_spill_at(crate::context::pool_bytes(limit)),
         },
     }
 }
 
-/// The held events past which rule 4's hashing spills, under a memory cap of `limit` bytes:
-/// all but what the operators running beside it need (half the cap, at most 2 GiB: the
-/// session step's aggregation and the writers of the intermediate tables). A small cap spills
-/// at half, as before; a 16 GiB cap now holds 50M events (about 8 GiB) in memory, where
-/// spilling them at half the cap made the job 22 % slower (63 s against 52 s).
-pub fn dedup_spill_at(limit: usize) -> usize {
-    limit - (limit / 2).min(2 << 30)
+/// The held events past which rule 4's hashing spills, with a memory pool of `pool` bytes
+/// (`context::pool_bytes` of the cap): all but what the operators running beside it need
+/// (half the pool, at most 2 GiB: the session step's aggregation and the writers of the
+/// intermediate tables). A small pool spills at half, as before; a 16 GiB pool holds 50M
+/// events (about 8 GiB) in memory, where spilling them at half made the job 22 % slower (63 s
+/// against 52 s).
+pub fn dedup_spill_at(pool: usize) -> usize {
+    pool - (pool / 2).min(2 << 30)
 }
 
 fn progress_bar(settings: &Settings, total: u64) -> Option<ProgressBar> {

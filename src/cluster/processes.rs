@@ -38,7 +38,8 @@ pub struct ExecutorOptions {
     pub work_dir: Option<PathBuf>,
     /// Seconds between heartbeats to the scheduler.
     pub heartbeat_secs: u64,
-    /// Cap on the executor's memory pool in bytes [default: Ballista's, 70 % of the host].
+    /// Cap on the executor's memory in bytes: its pool holds `context::pool_bytes` of it
+    /// [default: Ballista's, a pool of 70 % of the host].
     pub memory_limit: Option<usize>,
 }
 
@@ -170,7 +171,9 @@ pub async fn executor(opts: &ExecutorOptions) -> Result<()> {
         work_dir: Some(work_dir.clone()),
         executor_heartbeat_interval_seconds: opts.heartbeat_secs,
         task_scheduling_policy: SCHEDULING,
-        memory_pool_size: opts.memory_limit.map(|b| b as u64),
+        memory_pool_size: opts
+            .memory_limit
+            .map(|b| crate::context::pool_bytes(b) as u64),
         print_thread_info: false,
         override_function_registry: Some(Arc::new(function_registry()?)),
         override_config_producer: Some(Arc::new(|| cluster_config(1))),

@@ -163,10 +163,12 @@ async fn a_memory_cap_makes_the_engine_spill_instead_of_failing() {
     let _one_at_a_time = common::HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let g = dataset(dir.path(), 4, 25_000);
-    let limit = 64 << 20;
-    // The job does not fit under the cap: with spilling disabled it runs out of memory.
+    // A cap whose pool (seven eighths of it) is about 64 MiB.
+    let limit = 74 << 20;
+    let pool = marketing_analytics::context::pool_bytes(limit);
+    // The job does not fit in that pool: with spilling disabled it runs out of memory.
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
+        .with_memory_pool(Arc::new(FairSpillPool::new(pool)))
         .with_disk_manager_builder(
             DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
         )
@@ -185,7 +187,7 @@ async fn a_memory_cap_makes_the_engine_spill_instead_of_failing() {
     };
     attribution::extract(&ctx, &inputs, 1, None, None).unwrap();
     let err = match attribution::transform(&ctx, Engine::Sql).await {
-        Ok(_) => panic!("the job fits in {limit} bytes: make the dataset larger"),
+        Ok(_) => panic!("the job fits in {pool} bytes: make the dataset larger"),
         Err(e) => e.to_string(),
     };
     assert!(
