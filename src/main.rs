@@ -63,7 +63,9 @@ enum Command {
     ///
     /// Writes WAREHOUSE/clickstream/date=YYYY-MM-DD/ and WAREHOUSE/purchases/date=YYYY-MM-DD/
     /// (typed columns, attributes parsed, sorted, zstd, row-group statistics). Re-running on new
-    /// files replaces exactly the dates they contain and leaves the others alone.
+    /// files replaces exactly the dates they contain and leaves the others alone. Then stores
+    /// the projection of everything the warehouse holds (WAREHOUSE/projection/date=…/, by
+    /// purchase date), which `period` and `weekly` read for their dates.
     Convert(ConvertArgs),
     /// Top campaigns and top channels for the purchases of a period (from a warehouse or raw exports).
     Period(PeriodArgs),
@@ -205,6 +207,10 @@ struct PeriodArgs {
     /// Output directory (gets top_campaigns/ and top_channels/).
     #[arg(long, short, value_name = "DIR")]
     output: PathBuf,
+    /// From a warehouse, compute the projection from the clickstream and purchases partitions
+    /// (with --lookback) instead of reading the one `convert` stored there.
+    #[arg(long)]
+    recompute: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -221,6 +227,10 @@ struct WeeklyArgs {
     /// Output directory (gets weekly/).
     #[arg(long, short, value_name = "DIR")]
     output: PathBuf,
+    /// From a warehouse, compute the projection from the clickstream and purchases partitions
+    /// (with --lookback) instead of reading the one `convert` stored there.
+    #[arg(long)]
+    recompute: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -713,18 +723,21 @@ async fn convert_cmd(cli: &Cli, args: &ConvertArgs) -> Result<()> {
     let report = warehouse::convert(&settings, &clickstream, &purchases, &args.warehouse).await?;
     let rows = |d: &[(String, u64)]| d.iter().map(|x| x.1).sum::<u64>();
     say(format!(
-        "{} clickstream rows in {} dates, {} purchases rows in {} dates written to {}",
+        "{} clickstream rows in {} dates, {} purchases rows in {} dates written to {}; the \
+         projection of the whole warehouse stored ({} rows)",
         rows(&report.clickstream_dates),
         report.clickstream_dates.len(),
         rows(&report.purchases_dates),
         report.purchases_dates.len(),
-        args.warehouse.display()
+        args.warehouse.display(),
+        report.projection_rows
     ))?;
     Ok(())
 }
 
 async fn period_cmd(cli: &Cli, args: &PeriodArgs) -> Result<()> {
-    let settings = source_settings(cli, &args.common, &args.source)?;
+    let mut settings = source_settings(cli, &args.common, &args.source)?;
+    settings.stored_projection = !args.recompute;
     let range = period_of(&args.range)?.context("give --from and --to, or --day")?;
     let (campaigns, channels) =
         period::period_job(&settings, &args.source.source()?, &range, &args.output).await?;
@@ -737,7 +750,8 @@ async fn period_cmd(cli: &Cli, args: &PeriodArgs) -> Result<()> {
 }
 
 async fn weekly_cmd(cli: &Cli, args: &WeeklyArgs) -> Result<()> {
-    let settings = source_settings(cli, &args.common, &args.source)?;
+    let mut settings = source_settings(cli, &args.common, &args.source)?;
+    settings.stored_projection = !args.recompute;
     let range = match &args.quarter {
         Some(q) => period::Period::quarter(q, args.range.lookback)?,
         None => period_of(&args.range)?.context("give --quarter, or --from and --to")?,

@@ -5,6 +5,11 @@
 //! from `lookback` days before the first date, so the results equal those of the full pipeline
 //! filtered to the period. From the warehouse only the needed `date=` partitions are listed and
 //! read (Hive partition pruning), and row-group statistics skip the rest.
+//!
+//! From a warehouse whose stored projection is up to date (see `warehouse`), the period's
+//! dates of that projection are read instead: no partition of the clickstream is read, and the
+//! look-back does not apply (the projection is the full pipeline's). `Settings::
+//! stored_projection = false` (`--recompute`) computes it from the partitions as above.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +24,7 @@ use crate::jobs::{attribution, tables, weekly};
 use crate::output::{write_batches, Staging};
 use crate::pipeline::{layout, Mart, Settings};
 use crate::scratch::Scratch;
-use crate::warehouse::{format_date, parse_date, register_table};
+use crate::warehouse::{format_date, parse_date, register_stored_projection, register_table};
 
 /// Where a period's data comes from.
 #[derive(Debug, Clone)]
@@ -244,6 +249,11 @@ async fn period_projection(
     how: &attribution::Materialize,
     quarantine: Option<&Path>,
 ) -> Result<Vec<Arc<RejectSink>>> {
+    if let (Source::Warehouse(warehouse), true) = (source, settings.stored_projection) {
+        if register_stored_projection(ctx, warehouse, period).await? {
+            return Ok(Vec::new());
+        }
+    }
     let sinks = register_period_inputs(ctx, settings, source, period, quarantine).await?;
     let result =
         attribution::transform_with(ctx, settings.engine, how, crate::pipeline::dedup(settings))

@@ -52,7 +52,8 @@ pub struct Settings {
     /// Show a progress bar (on a terminal only).
     pub progress: bool,
     pub run_id: String,
-    /// Cap on DataFusion's memory pool in bytes; sorts and aggregations spill beyond it.
+    /// Cap on the process's memory in bytes (DataFusion's pool gets `context::pool_bytes` of
+    /// it); sorts and aggregations spill beyond the pool.
     pub memory_limit: Option<usize>,
     pub on_bad_rows: BadRows,
     /// Write the projection as `date=YYYY-MM-DD/` partitions of purchaseTime.
@@ -62,6 +63,9 @@ pub struct Settings {
     /// Where intermediate files go (a path or object-store URL every executor reaches);
     /// `None`: a hidden directory beside the output.
     pub scratch: Option<String>,
+    /// A period from a warehouse reads the projection `convert` stored there while it is up to
+    /// date (`warehouse::register_stored_projection`); `false` computes it from the partitions.
+    pub stored_projection: bool,
 }
 
 impl Default for Settings {
@@ -78,6 +82,7 @@ impl Default for Settings {
             partition_by_date: false,
             cluster: None,
             scratch: None,
+            stored_projection: true,
         }
     }
 }

@@ -9,6 +9,14 @@
 //! attributes parsed into campaignId, channelId and purchaseId next to the raw text. Row groups
 //! carry min/max statistics. A conversion replaces exactly the dates its input touches, each in
 //! one atomic step, and leaves the other dates alone.
+//!
+//! A conversion also stores the attribution projection of everything the warehouse then holds
+//! (`WAREHOUSE/projection/date=YYYY-MM-DD/`, by the date of purchaseTime, sorted by
+//! purchaseId), with the list of partition files it was computed from (`_inputs.json`). A
+//! period then reads only its dates of that projection ([`register_stored_projection`]):
+//! exactly the full pipeline filtered to the period, without sessionizing again. Should the
+//! partitions no longer be the listed ones (a conversion that did not finish, files copied in
+//! by hand), the period computes the projection from the partitions instead, and says so.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,10 +27,12 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
+use datafusion::object_store::ObjectStoreExt;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
-use datafusion::prelude::SessionContext;
-use futures::StreamExt;
+use datafusion::prelude::{cast, col, ident, lit, SessionContext};
+use futures::{StreamExt, TryStreamExt};
 use tracing::{info, info_span, Instrument};
 
 use crate::context::session_context_with_limit;
@@ -30,12 +40,27 @@ use crate::error::{Error, Result};
 use crate::input::values::civil_from_days;
 use crate::input::{resolve, schema, BadRows, TableKind};
 use crate::jobs::attribution;
-use crate::output::{ColumnParallelWriter, Staging, PART_FILE};
+use crate::output::{write_json_file, ColumnParallelWriter, Staging, PART_FILE};
 use crate::pipeline::{layout, Settings};
+use crate::scratch::Scratch;
 
 /// Folder of each table in a warehouse.
 pub fn table_dir(warehouse: &Path, kind: TableKind) -> PathBuf {
     warehouse.join(kind.name())
+}
+
+/// Folder of the projection a conversion stores.
+pub const PROJECTION_DIR: &str = "projection";
+/// The file in [`PROJECTION_DIR`] naming the partition files the projection was computed from.
+pub const PROJECTION_INPUTS: &str = "_inputs.json";
+
+/// The partition files a stored projection was computed from: per table, each file's path
+/// under the table's folder and its size (sizes survive a copy of the warehouse to an object
+/// store; modification times do not).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProjectionInputs {
+    pub clickstream: Vec<(String, u64)>,
+    pub purchases: Vec<(String, u64)>,
 }
 
 /// Rows per row group: small enough for statistics to skip most of a partition in a narrow
@@ -58,6 +83,8 @@ pub struct ConvertReport {
     pub clickstream_dates: Vec<(String, u64)>,
     pub purchases_dates: Vec<(String, u64)>,
     pub quarantined: u64,
+    /// Rows of the projection stored for the whole warehouse.
+    pub projection_rows: u64,
 }
 
 /// `YYYY-MM-DD` of a day number since 1970-01-01.
@@ -91,6 +118,15 @@ pub async fn convert(
             .then(|| warehouse.join(layout::REJECTED).join(&settings.run_id));
         let extracted =
             attribution::extract(&ctx, &inputs, settings.threads, None, quarantine.as_deref())?;
+        // From the first partition replaced until the new projection is in place, the stored
+        // one no longer matches the partitions: without its list of inputs no period reads it.
+        let listed = warehouse.join(PROJECTION_DIR).join(PROJECTION_INPUTS);
+        match std::fs::remove_file(&listed) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&listed, e))
+            }
+            _ => {}
+        }
         let mut report = ConvertReport::default();
         for (kind, order) in [
             (
@@ -126,10 +162,161 @@ pub async fn convert(
             }
             report.quarantined += ingest.stats.total().quarantined;
         }
+        drop(ctx);
+        report.projection_rows = store_projection(settings, warehouse).await?;
+        info!(rows = report.projection_rows, "stored the projection");
         Ok(report)
     }
     .instrument(span)
     .await
+}
+
+/// Computes the projection of everything `warehouse` holds and replaces its stored projection
+/// with it, in one atomic step, beside the list of the partition files it read. Returns its
+/// rows.
+async fn store_projection(settings: &Settings, warehouse: &Path) -> Result<u64> {
+    use crate::period::{register_period_inputs, Period, Source};
+    let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
+    let inputs = ProjectionInputs {
+        clickstream: table_files(
+            &ctx,
+            warehouse,
+            &table_dir(warehouse, TableKind::Clickstream),
+        )
+        .await?,
+        purchases: table_files(&ctx, warehouse, &table_dir(warehouse, TableKind::Purchases))
+            .await?,
+    };
+    let dest = warehouse.join(PROJECTION_DIR);
+    let scratch = Scratch::new(settings.scratch.as_deref(), &dest, &ctx)?;
+    let staging = Staging::new(&dest)?;
+    let outcome = async {
+        let source = Source::Warehouse(warehouse.to_path_buf());
+        register_period_inputs(&ctx, settings, &source, &Period::all(), None).await?;
+        let result = attribution::transform_with(
+            &ctx,
+            settings.engine,
+            &crate::pipeline::materialize(settings, &scratch),
+            crate::pipeline::dedup(settings),
+        )
+        .await?;
+        let df = result
+            .projection
+            .with_column("date", cast(ident("purchaseTime"), DataType::Date32))?
+            .sort(vec![
+                ident("date").sort(true, false),
+                ident("purchaseId").sort(true, false),
+            ])?;
+        let dates = write_partitioned(df, staging.path(), schema::PROJECTION.clone()).await?;
+        write_json_file(&staging.path().join(PROJECTION_INPUTS), &inputs)?;
+        Ok::<_, Error>(dates.iter().map(|(_, rows)| rows).sum())
+    }
+    .await;
+    let removed = scratch.remove().await;
+    let rows = outcome.map_err(Error::unwrap_datafusion)?;
+    removed?;
+    staging.commit()?;
+    Ok(rows)
+}
+
+/// Registers, as table `projection`, the dates of `period` of the projection a conversion
+/// stored in `warehouse`, and returns `true`; or returns `false` (and says why) when there is
+/// none or it was computed from other partition files than the warehouse holds now.
+pub async fn register_stored_projection(
+    ctx: &SessionContext,
+    warehouse: &Path,
+    period: &crate::period::Period,
+) -> Result<bool> {
+    let dir = warehouse.join(PROJECTION_DIR);
+    let Some(url) = table_url(&dir)? else {
+        info!(warehouse = %warehouse.display(), "no stored projection: computing it from the partitions (a conversion stores one)");
+        return Ok(false);
+    };
+    let store = ctx.runtime_env().object_store(&url)?;
+    let listed = match store
+        .get(&url.prefix().clone().join(PROJECTION_INPUTS))
+        .await
+    {
+        Ok(got) => got.bytes().await.map_err(DataFusionError::from)?,
+        Err(datafusion::object_store::Error::NotFound { .. }) => {
+            info!(warehouse = %warehouse.display(), "the stored projection has no {PROJECTION_INPUTS} (a conversion did not finish): computing the projection from the partitions");
+            return Ok(false);
+        }
+        Err(e) => return Err(DataFusionError::from(e).into()),
+    };
+    let listed: ProjectionInputs = serde_json::from_slice(&listed).map_err(|e| {
+        Error::Config(format!(
+            "{}/{PROJECTION_INPUTS}: {e}. Run `marketing-analytics convert` again to rewrite it",
+            dir.display()
+        ))
+    })?;
+    let now = ProjectionInputs {
+        clickstream: table_files(
+            ctx,
+            warehouse,
+            &table_dir(warehouse, TableKind::Clickstream),
+        )
+        .await?,
+        purchases: table_files(ctx, warehouse, &table_dir(warehouse, TableKind::Purchases)).await?,
+    };
+    if listed != now {
+        tracing::warn!(
+            warehouse = %warehouse.display(),
+            "the stored projection was computed from other partition files than the warehouse              holds now: computing the projection from the partitions (convert again to store              an up-to-date one)"
+        );
+        return Ok(false);
+    }
+    const STORED: &str = "stored_projection";
+    register_listing(ctx, url, schema::PROJECTION.clone(), STORED)?;
+    let columns: Vec<_> = schema::PROJECTION
+        .fields()
+        .iter()
+        .map(|f| ident(f.name()))
+        .collect();
+    let rows = ctx
+        .table(STORED)
+        .await?
+        .filter(
+            col("date")
+                .gt_eq(lit(format_date(period.from)))
+                .and(col("date").lt_eq(lit(format_date(period.to)))),
+        )?
+        .select(columns)?;
+    attribution::replace_table(ctx, crate::jobs::tables::PROJECTION, rows.into_view())?;
+    info!(period = %period.describe(), "reading the stored projection");
+    Ok(true)
+}
+
+/// The Parquet files under a warehouse table's folder `dir` (a local directory or an object
+/// store URL), as (path under `dir`, size), sorted; none when `dir` does not exist.
+pub async fn table_files(
+    ctx: &SessionContext,
+    warehouse: &Path,
+    dir: &Path,
+) -> Result<Vec<(String, u64)>> {
+    let Some(url) = table_url(dir)? else {
+        return Err(not_a_table(dir, warehouse));
+    };
+    let store = ctx.runtime_env().object_store(&url)?;
+    let prefix = url.prefix().as_ref().to_string();
+    let mut files: Vec<(String, u64)> = store
+        .list(Some(url.prefix()))
+        .map_ok(|meta| {
+            let path = meta.location.as_ref();
+            let under = path.strip_prefix(prefix.as_str()).unwrap_or(path);
+            (under.trim_start_matches('/').to_string(), meta.size)
+        })
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(DataFusionError::from)?
+        .into_iter()
+        // Staging directories of a conversion under way or killed are hidden.
+        .filter(|(path, _)| {
+            path.ends_with(".parquet") && !path.split('/').any(|part| part.starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Writes a stream sorted by its last column `date` (a Date32) as one `date=YYYY-MM-DD/`
@@ -196,18 +383,47 @@ pub async fn write_partitioned(
     Ok(written)
 }
 
-fn local_table_url(dir: &Path, warehouse: &Path) -> Result<ListingTableUrl> {
-    if !dir.is_dir() {
-        return Err(Error::Config(format!(
-            "{} is not a warehouse table: run `marketing-analytics convert --warehouse {}` first",
-            dir.display(),
-            warehouse.display()
-        )));
+fn not_a_table(dir: &Path, warehouse: &Path) -> Error {
+    Error::Config(format!(
+        "{} is not a warehouse table: run `marketing-analytics convert --warehouse {}` first",
+        dir.display(),
+        warehouse.display()
+    ))
+}
+
+/// The URL of a table's folder: an object store's (s3://…, checked when first listed), or a
+/// local directory's (`None` if it does not exist).
+fn table_url(dir: &Path) -> Result<Option<ListingTableUrl>> {
+    let location = dir.display().to_string();
+    if crate::scratch::is_url(&location) {
+        return Ok(Some(ListingTableUrl::parse(format!(
+            "{}/",
+            location.trim_end_matches('/')
+        ))?));
     }
-    Ok(ListingTableUrl::parse(format!(
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    Ok(Some(ListingTableUrl::parse(format!(
         "{}/",
         dir.canonicalize().map_err(|e| Error::io(dir, e))?.display()
-    ))?)
+    ))?))
+}
+
+/// Registers the Parquet files under `url`, with their `date` partition column, as `name`.
+fn register_listing(
+    ctx: &SessionContext,
+    url: ListingTableUrl,
+    file_schema: SchemaRef,
+    name: &str,
+) -> Result<()> {
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(file_schema);
+    attribution::replace_table(ctx, name, Arc::new(ListingTable::try_new(config)?))
 }
 
 /// Registers a warehouse table under `name`, with its `date` partition column. The warehouse
@@ -219,22 +435,10 @@ pub async fn register_table(
     name: &str,
 ) -> Result<()> {
     let dir = table_dir(warehouse, kind);
-    let location = dir.display().to_string();
-    let url = if crate::scratch::is_url(&location) {
-        // An object store (s3://…): checked when the table is first listed.
-        ListingTableUrl::parse(format!("{}/", location.trim_end_matches('/')))?
-    } else {
-        local_table_url(&dir, warehouse)?
-    };
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
+    let url = table_url(&dir)?.ok_or_else(|| not_a_table(&dir, warehouse))?;
     let file_schema = match kind {
         TableKind::Clickstream => schema::EVENTS.clone(),
         TableKind::Purchases => schema::PURCHASES.clone(),
     };
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(file_schema);
-    attribution::replace_table(ctx, name, Arc::new(ListingTable::try_new(config)?))
+    register_listing(ctx, url, file_schema, name)
 }

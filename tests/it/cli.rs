@@ -219,6 +219,20 @@ fn warehouse_commands_end_to_end() {
         "{stdout}"
     );
     assert!(d.join("p/top_campaigns/part-00000.parquet").is_file());
+    // Computed from the partitions instead of read from the stored projection: the same tables.
+    let recomputed = ok(bin()
+        .args([
+            "-q",
+            "period",
+            "--day",
+            "2020-11-11",
+            "--recompute",
+            "--warehouse",
+        ])
+        .arg(d.join("wh"))
+        .arg("--output")
+        .arg(d.join("p2")));
+    assert_eq!(recomputed, stdout);
     let stdout = ok(bin()
         .args(["-q", "weekly", "--quarter", "2020-Q4", "--warehouse"])
         .arg(d.join("wh"))

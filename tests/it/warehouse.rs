@@ -15,7 +15,9 @@ use marketing_analytics::period::{
     period_context, period_job, planned_files, weekly_job, Period, Source,
 };
 use marketing_analytics::pipeline::{layout, register_projection, run_all, Mart, Settings};
-use marketing_analytics::warehouse::{convert, format_date, table_dir};
+use marketing_analytics::warehouse::{
+    convert, format_date, register_stored_projection, table_dir, PROJECTION_DIR, PROJECTION_INPUTS,
+};
 
 fn settings() -> Settings {
     Settings {
@@ -124,20 +126,32 @@ async fn period_metrics_equal_the_full_pipeline_filtered_to_the_period() {
             "{}: the period has purchases",
             period.describe()
         );
-        for (name, source) in [
-            ("warehouse", Source::Warehouse(warehouse.clone())),
+        let recompute = Settings {
+            stored_projection: false,
+            ..settings()
+        };
+        for (name, source, settings) in [
+            (
+                "the warehouse's stored projection",
+                Source::Warehouse(warehouse.clone()),
+                settings(),
+            ),
+            (
+                "the warehouse's partitions",
+                Source::Warehouse(warehouse.clone()),
+                recompute.clone(),
+            ),
             (
                 "raw CSV",
                 Source::Raw {
                     clickstream: clicks.clone(),
                     purchases: purchases.clone(),
                 },
+                settings(),
             ),
         ] {
             let out = dir.path().join(format!("period-{}-{name}", period.from));
-            period_job(&settings(), &source, &period, &out)
-                .await
-                .unwrap();
+            period_job(&settings, &source, &period, &out).await.unwrap();
             let got = canonical_marts(&out);
             common::assert_same_text(
                 &format!("top campaigns {} from {name}", period.describe()),
@@ -150,7 +164,8 @@ async fn period_metrics_equal_the_full_pipeline_filtered_to_the_period() {
                 &want.1,
             );
         }
-        // Without the look-back, sessions that started before the period are lost.
+        // Computed from the partitions without the look-back, sessions that started before
+        // the period are lost.
         let no_lookback = Period {
             lookback: 0,
             ..period
@@ -159,7 +174,7 @@ async fn period_metrics_equal_the_full_pipeline_filtered_to_the_period() {
             .path()
             .join(format!("period-{}-nolookback", period.from));
         period_job(
-            &settings(),
+            &recompute,
             &Source::Warehouse(warehouse.clone()),
             &no_lookback,
             &out,
@@ -256,6 +271,77 @@ async fn reconverting_replaces_only_the_dates_the_input_touches() {
         std::fs::metadata(&untouched).unwrap().modified().unwrap(),
         modified_before
     );
+    // The projection stored again matches the partitions as they are now.
+    let ctx = session_context(2);
+    assert!(register_stored_projection(&ctx, &warehouse, &Period::all())
+        .await
+        .unwrap());
+}
+
+/// A conversion stores the full pipeline's projection; a period reads only its own dates of
+/// it, and only while the partitions are those it was computed from.
+#[tokio::test]
+async fn the_stored_projection_is_the_full_pipelines_and_is_read_only_while_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, warehouse) = data_in_warehouse(dir.path()).await;
+    let full = dir.path().join("full");
+    run_all(
+        &settings(),
+        &g.clickstream_dir.display().to_string(),
+        &g.purchases_dir.display().to_string(),
+        &full,
+    )
+    .await
+    .unwrap();
+    let ctx = session_context(2);
+    assert!(register_stored_projection(&ctx, &warehouse, &Period::all())
+        .await
+        .unwrap());
+    let stored = ctx
+        .sql(&format!(
+            "SELECT * FROM {} ORDER BY purchaseId",
+            tables::PROJECTION
+        ))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let (full_projection, _, _) = common::read_outputs(&full);
+    common::assert_same_text(
+        "stored projection",
+        &canonical::projection_csv(&stored).unwrap(),
+        &full_projection,
+    );
+
+    // A month reads that month's files of the projection and nothing else.
+    let month = Period::parse(Some("2020-09-01"), Some("2020-09-30"), None, 1).unwrap();
+    assert!(register_stored_projection(&ctx, &warehouse, &month)
+        .await
+        .unwrap());
+    let files = planned_files(&ctx, tables::PROJECTION).await.unwrap();
+    assert_eq!(files.len(), 30, "{files:?}");
+    assert!(
+        files.iter().all(|f| f.contains("projection/date=2020-09-")),
+        "{files:?}"
+    );
+
+    // A partition changed since: the stored projection is not read.
+    let day = table_dir(&warehouse, TableKind::Clickstream).join("date=2020-09-15");
+    let moved = dir.path().join("moved");
+    std::fs::rename(&day, &moved).unwrap();
+    assert!(!register_stored_projection(&ctx, &warehouse, &month)
+        .await
+        .unwrap());
+    std::fs::rename(&moved, &day).unwrap();
+    assert!(register_stored_projection(&ctx, &warehouse, &month)
+        .await
+        .unwrap());
+    // Without its list of inputs (a conversion that did not finish) neither.
+    std::fs::remove_file(warehouse.join(PROJECTION_DIR).join(PROJECTION_INPUTS)).unwrap();
+    assert!(!register_stored_projection(&ctx, &warehouse, &month)
+        .await
+        .unwrap());
 }
 
 #[tokio::test]
