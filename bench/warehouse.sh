@@ -3,10 +3,12 @@
 #
 #   bench/warehouse.sh [MILLIONS_OF_EVENTS]    # default 10
 #
-# Converts the dataset into a warehouse (timed), then computes both marts for the whole
-# dataset, for September 2020 and for 2020-11-11, from raw CSV and from the warehouse, and prints
-# wall time, CPU time, bytes read and peak RSS. Bytes read: the compressed CSV files (all of
-# them, whatever the period) or the Parquet partitions the period needs (look-back included).
+# Converts the dataset into a warehouse (timed; it stores the projection too), then computes
+# both marts for the whole dataset, for September 2020 and for 2020-11-11, from raw CSV, from the
+# warehouse's stored projection and from its partitions (`--recompute`), and prints wall time,
+# CPU time, bytes read and peak RSS. Bytes read: the compressed CSV files (all of them, whatever
+# the period), the stored projection's partitions of the period, or the clickstream and
+# purchases partitions the period needs (look-back included).
 source "$(dirname "$0")/common.sh"
 wh="$data/warehouse"
 rm -rf "$wh"
@@ -27,7 +29,10 @@ for q in "whole:--from 2020-01-01 --to 2021-12-31:2019-12-31:2020-01-01:2021-12-
   read -r -a args <<< "$range"
   line=$(measure "$name" csv -- "$bin" -q period --clickstream "$clicks" --purchases "$purchases" "${args[@]}" --output "$out/p")
   echo "$line $(numfmt --to=iec "$csv_bytes") |"
+  bytes=$(partition_bytes projection "$from" "$to")
+  line=$(measure "$name" "warehouse, stored projection" -- "$bin" -q period --warehouse "$wh" "${args[@]}" --output "$out/p")
+  echo "$line $(numfmt --to=iec "$bytes") |"
   bytes=$(( $(partition_bytes clickstream "$lookfrom" "$to") + $(partition_bytes purchases "$from" "$to") ))
-  line=$(measure "$name" warehouse -- "$bin" -q period --warehouse "$wh" "${args[@]}" --output "$out/p")
+  line=$(measure "$name" "warehouse, --recompute" -- "$bin" -q period --warehouse "$wh" "${args[@]}" --recompute --output "$out/p")
   echo "$line $(numfmt --to=iec "$bytes") |"
 done

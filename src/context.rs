@@ -128,7 +128,7 @@ pub fn session_context_with_limit(
 /// eighth, at most 1 GiB less. The rest is for the memory no pool accounts for: the decoders'
 /// buffers, batches between operators, readers and writers of files, the allocator's free
 /// pages and the program. With a pool of the whole cap, 50M events under a 2 GiB cap peaked at
-/// 2.05-2.17 GiB of RSS; with a pool of 1800 MiB, at 1.52-1.73 GiB, in the same time
+/// 2.07-2.17 GiB of RSS; with a pool of 1800 MiB, at 1.56-1.77 GiB, in the same time
 /// (docs/performance.md, fourteenth round).
 pub fn pool_bytes(limit: usize) -> usize {
     limit - (limit / 8).min(1 << 30)
