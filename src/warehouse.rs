@@ -177,15 +177,16 @@ pub async fn convert(
 async fn store_projection(settings: &Settings, warehouse: &Path) -> Result<u64> {
     use crate::period::{register_period_inputs, Period, Source};
     let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
+    let tables = [TableKind::Clickstream, TableKind::Purchases].map(|k| table_dir(warehouse, k));
+    if let Some(missing) = tables.iter().find(|dir| !dir.is_dir()) {
+        // Exports without a single row of one table: there is nothing to attribute, and a
+        // period would say the table is missing.
+        info!(missing = %missing.display(), "no projection stored");
+        return Ok(0);
+    }
     let inputs = ProjectionInputs {
-        clickstream: table_files(
-            &ctx,
-            warehouse,
-            &table_dir(warehouse, TableKind::Clickstream),
-        )
-        .await?,
-        purchases: table_files(&ctx, warehouse, &table_dir(warehouse, TableKind::Purchases))
-            .await?,
+        clickstream: table_files(&ctx, warehouse, &tables[0]).await?,
+        purchases: table_files(&ctx, warehouse, &tables[1]).await?,
     };
     let dest = warehouse.join(PROJECTION_DIR);
     let scratch = Scratch::new(settings.scratch.as_deref(), &dest, &ctx)?;

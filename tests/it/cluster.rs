@@ -509,6 +509,30 @@ async fn warehouse_and_scratch_on_s3_equal_local_files() {
     )
     .await
     .unwrap_or_else(|e| panic!("period from s3 on the cluster: {e}\n{}", cluster.logs()));
+    // The executors read the stored projection's partitions of the period on S3 (current
+    // there too: the sizes `_inputs.json` lists survive the upload).
+    let listed = marketing_analytics::context::session_context(2);
+    assert!(marketing_analytics::warehouse::register_stored_projection(
+        &listed,
+        Path::new("s3://lake/warehouse"),
+        &period
+    )
+    .await
+    .unwrap());
+    let stored_out = dir.path().join("period-s3-stored");
+    period_job(
+        &on_cluster,
+        &Source::Warehouse(PathBuf::from("s3://lake/warehouse")),
+        &period,
+        &stored_out,
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "period from s3's stored projection: {e}\n{}",
+            cluster.logs()
+        )
+    });
     for mart in [layout::TOP_CAMPAIGNS, layout::TOP_CHANNELS] {
         let read = |d: &Path| {
             marketing_analytics::output::read_parquet(&d.join(mart))
@@ -525,6 +549,7 @@ async fn warehouse_and_scratch_on_s3_equal_local_files() {
             "{mart} of the period is nearly empty:\n{want}"
         );
         common::assert_same_text(mart, &read(&s3_out), &want);
+        common::assert_same_text(mart, &read(&stored_out), &want);
     }
 
     // The whole pipeline from raw exports, with the decoded inputs and intermediates on S3.
