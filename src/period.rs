@@ -8,8 +8,8 @@
 //!
 //! From a warehouse whose stored projection is up to date (see `warehouse`), the period's
 //! dates of that projection are read instead: no partition of the clickstream is read, and the
-//! look-back does not apply (the projection is the full pipeline's). `Settings::
-//! stored_projection = false` (`--recompute`) computes it from the partitions as above.
+//! look-back does not apply (the projection is the full pipeline's). With
+//! `Settings::stored_projection` false (`--recompute`) it is computed from the partitions.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -263,7 +263,9 @@ pub async fn register_stored_projection(
     if listed != now {
         tracing::warn!(
             warehouse = %warehouse.display(),
-            "the stored projection was computed from other partition files than the warehouse              holds now: computing the projection from the partitions (convert again to store              an up-to-date one)"
+            "the stored projection was computed from other partition files than the warehouse \
+             holds now: computing the projection from the partitions (convert again to store \
+             an up-to-date one)"
         );
         return Ok(false);
     }
@@ -289,7 +291,8 @@ pub async fn register_stored_projection(
 }
 
 /// The Parquet files under a warehouse table's folder `dir` (a local directory or an object
-/// store URL), as (path under `dir`, size), sorted; none when `dir` does not exist.
+/// store URL), as (path under `dir`, size), sorted; an error naming `warehouse` when a local
+/// `dir` does not exist.
 pub async fn table_files(
     ctx: &SessionContext,
     warehouse: &Path,
