@@ -357,6 +357,20 @@ async fn weekly_projection_adds_up_to_the_period() {
     let weekly = weekly_job(&settings(), &source, &q4, &dir.path().join("weekly"))
         .await
         .unwrap();
+    // From the stored projection as computed from the partitions.
+    let recompute = Settings {
+        stored_projection: false,
+        ..settings()
+    };
+    let recomputed = weekly_job(&recompute, &source, &q4, &dir.path().join("weekly-2"))
+        .await
+        .unwrap();
+    let pretty = |b: &[datafusion::arrow::array::RecordBatch]| {
+        datafusion::arrow::util::pretty::pretty_format_batches(b)
+            .unwrap()
+            .to_string()
+    };
+    common::assert_same_text("weekly", &pretty(&recomputed), &pretty(&weekly));
     let ctx = period_context(&settings(), &source, &q4).await.unwrap();
     let totals = ctx
         .sql("SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE isConfirmed) AS c FROM projection")
