@@ -24,8 +24,6 @@ use crate::jobs::{attribution, tables, top_campaigns, top_channels, Api, Engine}
 use crate::output::{write_batches, write_dataframe_file, write_json_file, Staging, PART_FILE};
 use crate::scratch::Scratch;
 use crate::summary::{Counts, InputFiles, Summary};
-use datafusion::arrow::datatypes::DataType;
-use datafusion::prelude::{cast, ident};
 
 /// Output dataset names under a run's output directory.
 pub mod layout {
@@ -309,19 +307,9 @@ pub async fn attribution_job(
             let input_files =
                 InputFiles::new(&extracted.clickstream.stats, &extracted.purchases.stats);
             let projection_rows = if settings.partition_by_date {
-                let df = result
-                    .projection
-                    .with_column("date", cast(ident("purchaseTime"), DataType::Date32))?
-                    .sort(vec![
-                        ident("date").sort(true, false),
-                        ident("purchaseId").sort(true, false),
-                    ])?;
-                crate::warehouse::write_partitioned(df, staging.path(), schema::PROJECTION.clone())
+                crate::warehouse::write_projection_by_date(result.projection, staging.path())
                     .await
                     .map_err(Error::unwrap_datafusion)?
-                    .iter()
-                    .map(|(_, rows)| rows)
-                    .sum()
             } else {
                 write_dataframe_file(
                     result.projection,

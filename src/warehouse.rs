@@ -63,6 +63,16 @@ pub struct ProjectionInputs {
     pub purchases: Vec<(String, u64)>,
 }
 
+impl ProjectionInputs {
+    /// The partition files `warehouse` holds now.
+    pub async fn list(ctx: &SessionContext, warehouse: &Path) -> Result<Self> {
+        Ok(ProjectionInputs {
+            clickstream: table_files(ctx, warehouse, TableKind::Clickstream).await?,
+            purchases: table_files(ctx, warehouse, TableKind::Purchases).await?,
+        })
+    }
+}
+
 /// Rows per row group: small enough for statistics to skip most of a partition in a narrow
 /// query, large enough to compress well.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -184,10 +194,7 @@ async fn store_projection(settings: &Settings, warehouse: &Path) -> Result<u64> 
         info!(missing = %missing.display(), "no projection stored");
         return Ok(0);
     }
-    let inputs = ProjectionInputs {
-        clickstream: table_files(&ctx, warehouse, &tables[0]).await?,
-        purchases: table_files(&ctx, warehouse, &tables[1]).await?,
-    };
+    let inputs = ProjectionInputs::list(&ctx, warehouse).await?;
     let dest = warehouse.join(PROJECTION_DIR);
     let scratch = Scratch::new(settings.scratch.as_deref(), &dest, &ctx)?;
     let staging = Staging::new(&dest)?;
@@ -201,16 +208,9 @@ async fn store_projection(settings: &Settings, warehouse: &Path) -> Result<u64> 
             crate::pipeline::dedup(settings),
         )
         .await?;
-        let df = result
-            .projection
-            .with_column("date", cast(ident("purchaseTime"), DataType::Date32))?
-            .sort(vec![
-                ident("date").sort(true, false),
-                ident("purchaseId").sort(true, false),
-            ])?;
-        let dates = write_partitioned(df, staging.path(), schema::PROJECTION.clone()).await?;
+        let rows = write_projection_by_date(result.projection, staging.path()).await?;
         write_json_file(&staging.path().join(PROJECTION_INPUTS), &inputs)?;
-        Ok::<_, Error>(dates.iter().map(|(_, rows)| rows).sum())
+        Ok::<_, Error>(rows)
     }
     .await;
     let removed = scratch.remove().await;
@@ -218,6 +218,22 @@ async fn store_projection(settings: &Settings, warehouse: &Path) -> Result<u64> 
     removed?;
     staging.commit()?;
     Ok(rows)
+}
+
+/// Writes a projection (schema `schema::PROJECTION`) as `date=YYYY-MM-DD/` partitions of
+/// purchaseTime under `dir`, each sorted by purchaseId; returns its rows.
+pub async fn write_projection_by_date(
+    projection: datafusion::dataframe::DataFrame,
+    dir: &Path,
+) -> Result<u64> {
+    let df = projection
+        .with_column("date", cast(ident("purchaseTime"), DataType::Date32))?
+        .sort(vec![
+            ident("date").sort(true, false),
+            ident("purchaseId").sort(true, false),
+        ])?;
+    let dates = write_partitioned(df, dir, schema::PROJECTION.clone()).await?;
+    Ok(dates.iter().map(|(_, rows)| rows).sum())
 }
 
 /// Registers, as table `projection`, the dates of `period` of the projection a conversion
@@ -251,15 +267,7 @@ pub async fn register_stored_projection(
             dir.display()
         ))
     })?;
-    let now = ProjectionInputs {
-        clickstream: table_files(
-            ctx,
-            warehouse,
-            &table_dir(warehouse, TableKind::Clickstream),
-        )
-        .await?,
-        purchases: table_files(ctx, warehouse, &table_dir(warehouse, TableKind::Purchases)).await?,
-    };
+    let now = ProjectionInputs::list(ctx, warehouse).await?;
     if listed != now {
         tracing::warn!(
             warehouse = %warehouse.display(),
@@ -290,16 +298,17 @@ pub async fn register_stored_projection(
     Ok(true)
 }
 
-/// The Parquet files under a warehouse table's folder `dir` (a local directory or an object
-/// store URL), as (path under `dir`, size), sorted; an error naming `warehouse` when a local
-/// `dir` does not exist.
+/// The Parquet files of a warehouse table (a local directory or an object store URL), as
+/// (path under the table's folder, size), sorted; an error naming `warehouse` when a local
+/// table's folder does not exist.
 pub async fn table_files(
     ctx: &SessionContext,
     warehouse: &Path,
-    dir: &Path,
+    kind: TableKind,
 ) -> Result<Vec<(String, u64)>> {
-    let Some(url) = table_url(dir)? else {
-        return Err(not_a_table(dir, warehouse));
+    let dir = table_dir(warehouse, kind);
+    let Some(url) = table_url(&dir)? else {
+        return Err(not_a_table(&dir, warehouse));
     };
     let store = ctx.runtime_env().object_store(&url)?;
     let prefix = url.prefix().as_ref().to_string();
