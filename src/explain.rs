@@ -63,7 +63,11 @@ pub async fn explain(
     period: Option<&Period>,
     analyze: bool,
 ) -> Result<Explained> {
-    let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
+    let ctx = session_context_with_limit(
+        settings.threads,
+        settings.memory_limit,
+        settings.spill_dir.as_deref(),
+    )?;
     let range = period.copied().unwrap_or_else(Period::all);
     register_period_inputs(&ctx, settings, source, &range, None).await?;
     if job != ExplainJob::Attribution {

@@ -12,8 +12,11 @@
 //! - [`cluster`]: cluster mode (Ballista scheduler, executors, and the client context).
 //! - [`context`]: the DataFusion session every job runs in; [`pool`]: its memory pool under a cap.
 //! - [`config`]: YAML configuration; the CLI itself is `src/main.rs`.
+//! - [`claim`]: what a job may replace at its destination, and one writer at a time.
 
 pub mod canonical;
+pub mod claim;
+pub mod cleanup;
 pub mod cluster;
 pub mod config;
 pub mod context;

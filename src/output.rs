@@ -28,6 +28,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::claim::Marker;
 use crate::error::{Error, Result};
 
 /// Name of the single data file of an output dataset.
@@ -335,15 +336,39 @@ pub fn write_json_file(path: &Path, value: &impl serde::Serialize) -> Result<()>
     std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
 }
 
-fn sibling_prefix(dest: &Path) -> String {
+/// The prefix of the hidden siblings of `dest` (its staging directories and lock file):
+/// `.NAME.`, with a long name cut and a hash of it added so that the siblings' names stay
+/// within the file system's 255 bytes.
+pub(crate) fn sibling_prefix(dest: &Path) -> String {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "output".to_string());
-    format!(".{name}.")
+    if name.len() <= 64 {
+        return format!(".{name}.");
+    }
+    let mut cut = 40;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    // FNV-1a: stable across builds, so a later run finds what a killed one left.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!(".{}~{hash:016x}.", &name[..cut])
 }
 
-fn temp_sibling(dest: &Path, what: &str) -> PathBuf {
+/// The directory `dest` is in (`.` for a bare name).
+pub(crate) fn parent_dir(dest: &Path) -> PathBuf {
+    match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A fresh hidden sibling of `dest`, `.NAME.WHAT-PID-NANOS`: the pid tells a live run's
+/// from a killed one's, which `Staging::new` reclaims.
+pub(crate) fn temp_sibling(dest: &Path, what: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -401,6 +426,36 @@ fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
     ))
 }
 
+/// Removes what killed runs left beside `dest`: their staging, scratch and spill directories
+/// (`.NAME.KIND-PID-…` of a process no longer alive); an old output renamed aside by a run
+/// killed in the middle of a non-atomic replace is put back.
+pub(crate) fn reclaim(dest: &Path) -> Result<()> {
+    let parent = parent_dir(dest);
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let prefix = sibling_prefix(dest);
+    let entries = std::fs::read_dir(&parent).map_err(|e| Error::io(&parent, e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_none_or(|p| Path::new(&format!("/proc/{p}")).exists()) {
+            continue; // a live run's (this one's too), or not ours
+        }
+        let path = entry.path();
+        if rest.starts_with("old-") && !dest.exists() {
+            std::fs::rename(&path, dest).map_err(|e| Error::io(dest, e))?;
+        } else if ["tmp-", "old-", "scratch-", "spill-"]
+            .iter()
+            .any(|kind| rest.starts_with(kind))
+        {
+            remove_any(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// A temporary directory next to a destination, moved into place by [`Staging::commit`].
 /// Dropped without a commit (an error), it is removed; killed, it is removed by the next run.
 pub struct Staging {
@@ -414,33 +469,10 @@ impl Staging {
     /// their temporary directories are removed, and an old output renamed aside by a run killed
     /// in the middle of a non-atomic replace is put back.
     pub fn new(dest: &Path) -> Result<Staging> {
-        let parent = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-        let prefix = sibling_prefix(dest);
-        let entries = std::fs::read_dir(&parent).map_err(|e| Error::io(&parent, e))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(&prefix) else {
-                continue;
-            };
-            let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-            if pid.is_some_and(|p| {
-                p != std::process::id() && Path::new(&format!("/proc/{p}")).exists()
-            }) {
-                continue; // another live run's directory
-            }
-            let path = entry.path();
-            if rest.starts_with("old-") && !dest.exists() {
-                std::fs::rename(&path, dest).map_err(|e| Error::io(dest, e))?;
-            } else if rest.starts_with("tmp-") || rest.starts_with("old-") {
-                remove_any(&path).map_err(|e| Error::io(&path, e))?;
-            }
-        }
+        reclaim(dest)?;
         let tmp = temp_sibling(dest, "tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        crate::cleanup::register(&tmp);
         Ok(Staging {
             tmp,
             dest: dest.to_path_buf(),
@@ -453,12 +485,18 @@ impl Staging {
         &self.tmp
     }
 
-    /// Marks the output complete and moves it into place.
-    pub fn commit(mut self) -> Result<()> {
-        let marker = self.tmp.join(SUCCESS_MARKER);
-        File::create(&marker).map_err(|e| Error::io(&marker, e))?;
+    /// Marks the output complete (a `_SUCCESS` saying this program wrote it, which is what
+    /// lets a later run replace it) and moves it into place.
+    pub fn commit(self) -> Result<()> {
+        self.commit_with(&Marker::ours(Vec::new()))
+    }
+
+    /// [`Staging::commit`] with the given marker in `_SUCCESS`.
+    pub fn commit_with(mut self, marker: &Marker) -> Result<()> {
+        marker.write(&self.tmp.join(SUCCESS_MARKER))?;
         replace_path(&self.tmp, &self.dest)?;
         self.committed = true;
+        crate::cleanup::unregister(&self.tmp);
         Ok(())
     }
 }
@@ -467,6 +505,7 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.tmp);
+            crate::cleanup::unregister(&self.tmp);
         }
     }
 }

@@ -18,6 +18,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::{col, ident, lit, SessionContext};
 use tracing::{info, info_span, Instrument};
 
+use crate::claim::Input;
 use crate::error::{Error, Result};
 use crate::input::{resolve, schema, BadRows, Ingest, RejectSink, TableKind};
 use crate::jobs::{attribution, tables, weekly};
@@ -83,27 +84,26 @@ impl Period {
             return Err(bad());
         }
         let from = parse_date(&format!("{year}-{:02}-01", 3 * n - 2))?;
-        let next = if n == 4 {
-            parse_date(&format!(
-                "{}-01-01",
-                year.parse::<i32>().map_err(|_| bad())? + 1
-            ))?
-        } else {
-            parse_date(&format!("{year}-{:02}-01", 3 * n + 1))?
+        // The quarter's last day, not the next quarter's first less one: 9999-Q4 has no next.
+        let last = match n {
+            1 => "03-31",
+            2 => "06-30",
+            3 => "09-30",
+            _ => "12-31",
         };
         Ok(Period {
             from,
-            to: next - 1,
+            to: parse_date(&format!("{year}-{last}"))?,
             lookback,
         })
     }
 
-    /// All of the data (1900 to 2999): no date is filtered out.
+    /// All of the data: every date a timestamp can have (years 0001 to 9999).
     pub fn all() -> Period {
         use crate::input::values::days_from_civil;
         Period {
-            from: days_from_civil(1900, 1, 1) as i32,
-            to: days_from_civil(2999, 12, 31) as i32,
+            from: days_from_civil(1, 1, 1) as i32,
+            to: days_from_civil(9999, 12, 31) as i32,
             lookback: 0,
         }
     }
@@ -276,6 +276,22 @@ async fn with_period_projection<T>(
     output: &Path,
     job: impl AsyncFnOnce(&SessionContext, &Staging) -> Result<T>,
 ) -> Result<T> {
+    let warehouse;
+    let inputs = match source {
+        Source::Warehouse(w) => {
+            warehouse = w.display().to_string();
+            vec![Input {
+                what: "warehouse",
+                spec: &warehouse,
+            }]
+        }
+        Source::Raw {
+            clickstream,
+            purchases,
+        } => Input::exports(clickstream, purchases).to_vec(),
+    };
+    let claim = crate::pipeline::claim_output(settings, output, &inputs)?;
+    let settings = &settings.claimed(&claim);
     let ctx = source_context(settings, source).await?;
     let scratch = Scratch::new(settings.scratch.as_deref(), output, &ctx)?;
     let staging = Staging::new(output)?;

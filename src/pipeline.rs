@@ -17,6 +17,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use std::sync::Arc;
 
+use crate::claim::{claim, Claim, Destination, Input};
 use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
 use crate::input::{resolve, schema, BadRows};
@@ -64,6 +65,24 @@ pub struct Settings {
     /// A period from a warehouse reads the projection `convert` stored there while it is up to
     /// date (`warehouse::register_stored_projection`); `false` computes it from the partitions.
     pub stored_projection: bool,
+    /// Replace a destination this program did not write (`--overwrite`).
+    pub overwrite: bool,
+    /// Let `convert` replace dates that hold rows of files not in the conversion
+    /// (`--replace-dates`).
+    pub replace_dates: bool,
+    /// Where spill files go (a directory the job's claim owns); `None`: the OS's temporary
+    /// directory.
+    pub spill_dir: Option<std::path::PathBuf>,
+}
+
+impl Settings {
+    /// These settings with the claim's spill directory.
+    pub fn claimed(&self, claim: &Claim) -> Settings {
+        Settings {
+            spill_dir: Some(claim.spill_dir().to_path_buf()),
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for Settings {
@@ -81,6 +100,9 @@ impl Default for Settings {
             cluster: None,
             scratch: None,
             stored_projection: true,
+            overwrite: false,
+            replace_dates: false,
+            spill_dir: None,
         }
     }
 }
@@ -145,7 +167,11 @@ impl Mart {
 /// The context a job's queries run in: this process, or the cluster of `settings.cluster`.
 pub async fn job_context(settings: &Settings) -> Result<SessionContext> {
     match &settings.cluster {
-        None => session_context_with_limit(settings.threads, settings.memory_limit),
+        None => session_context_with_limit(
+            settings.threads,
+            settings.memory_limit,
+            settings.spill_dir.as_deref(),
+        ),
         Some(url) => crate::cluster::client_context(url, settings.threads).await,
     }
 }
@@ -163,7 +189,11 @@ async fn extract_for_job(
     if settings.cluster.is_none() {
         return attribution::extract(ctx, inputs, settings.threads, bar, quarantine);
     }
-    let local = session_context_with_limit(settings.threads, settings.memory_limit)?;
+    let local = session_context_with_limit(
+        settings.threads,
+        settings.memory_limit,
+        settings.spill_dir.as_deref(),
+    )?;
     let extracted = attribution::extract(&local, inputs, settings.threads, bar, quarantine)?;
     for (table, kind, schema) in [
         (tables::EVENTS, "clickstream", schema::EVENTS.clone()),
@@ -241,10 +271,28 @@ fn progress_bar(settings: &Settings, total: u64) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// Claims `dest` for a job reading `inputs` (see [`crate::claim`]).
+pub fn claim_output(settings: &Settings, dest: &Path, inputs: &[Input]) -> Result<Claim> {
+    claim(dest, Destination::Output, inputs, settings.overwrite)
+}
+
 /// Runs the attribution job: reads the inputs, writes the projection dataset at `dest` with
 /// `_summary.json` inside it, and returns the counts. Quarantined rows go to `rejected`
 /// (default: `dest/_rejected/`).
 pub async fn attribution_job(
+    settings: &Settings,
+    clickstream: &str,
+    purchases: &str,
+    dest: &Path,
+    rejected: Option<&Path>,
+) -> Result<AttributionReport> {
+    let claim = claim_output(settings, dest, &Input::exports(clickstream, purchases))?;
+    let settings = &settings.claimed(&claim);
+    attribution_into(settings, clickstream, purchases, dest, rejected).await
+}
+
+/// [`attribution_job`] into a destination already claimed.
+async fn attribution_into(
     settings: &Settings,
     clickstream: &str,
     purchases: &str,
@@ -439,6 +487,25 @@ pub async fn mart_job(
     projection: &str,
     dest: &Path,
 ) -> Result<Vec<RecordBatch>> {
+    let claim = claim_output(
+        settings,
+        dest,
+        &[Input {
+            what: "projection",
+            spec: projection,
+        }],
+    )?;
+    let settings = &settings.claimed(&claim);
+    mart_into(settings, mart, projection, dest).await
+}
+
+/// [`mart_job`] into a destination already claimed.
+async fn mart_into(
+    settings: &Settings,
+    mart: Mart,
+    projection: &str,
+    dest: &Path,
+) -> Result<Vec<RecordBatch>> {
     let span = info_span!("job", name = %mart.name());
     async {
         let ctx = job_context(settings).await?;
@@ -469,10 +536,12 @@ pub async fn run_all(
     purchases: &str,
     output: &Path,
 ) -> Result<RunReport> {
+    let claim = claim_output(settings, output, &Input::exports(clickstream, purchases))?;
+    let settings = &settings.claimed(&claim);
     let staging = Staging::new(output)?;
     let stage = staging.path().to_path_buf();
     let projection_dir = stage.join(layout::PROJECTION);
-    let report = attribution_job(
+    let report = attribution_into(
         settings,
         clickstream,
         purchases,
@@ -484,7 +553,7 @@ pub async fn run_all(
     let mut outputs = BTreeMap::from([(layout::PROJECTION.to_string(), report.projection_rows)]);
     let mut marts = Vec::new();
     for mart in [Mart::TopCampaigns, Mart::TopChannels] {
-        let batches = mart_job(settings, mart, &projection, &stage.join(mart.name())).await?;
+        let batches = mart_into(settings, mart, &projection, &stage.join(mart.name())).await?;
         outputs.insert(
             mart.name().to_string(),
             batches.iter().map(|b| b.num_rows() as u64).sum(),

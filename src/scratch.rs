@@ -25,7 +25,9 @@ pub struct Scratch {
 }
 
 enum Place {
-    Local(tempfile::TempDir),
+    /// A hidden sibling of the output (`.NAME.scratch-PID-…`), which the next run on that
+    /// output reclaims if this one is killed.
+    Local(std::path::PathBuf),
     Remote {
         store: Arc<dyn ObjectStore>,
         prefix: object_store::path::Path,
@@ -48,18 +50,12 @@ impl Scratch {
     }
 
     fn beside(dest: &Path) -> Result<Scratch> {
-        let parent = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-        let parent = parent.canonicalize().map_err(|e| Error::io(&parent, e))?;
-        let dir = tempfile::Builder::new()
-            .prefix(".scratch-")
-            .tempdir_in(&parent)
-            .map_err(|e| Error::io(&parent, e))?;
+        let dir = crate::output::temp_sibling(dest, "scratch");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let dir = dir.canonicalize().map_err(|e| Error::io(&dir, e))?;
+        crate::cleanup::register(&dir);
         Ok(Scratch {
-            base: dir.path().display().to_string(),
+            base: dir.display().to_string(),
             place: Place::Local(dir),
         })
     }
@@ -90,7 +86,7 @@ impl Scratch {
     /// Where the dataset `name` goes: a directory path or URL ending in `/`.
     pub fn location(&self, name: &str) -> Result<String> {
         if let Place::Local(dir) = &self.place {
-            let path = dir.path().join(name);
+            let path = dir.join(name);
             std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
         }
         Ok(format!("{}/{name}/", self.base))
@@ -103,10 +99,13 @@ impl Scratch {
 
     /// Deletes everything written under the scratch location.
     pub async fn remove(self) -> Result<()> {
-        match self.place {
-            Place::Local(dir) => dir.close().map_err(|e| Error::io(Path::new(&self.base), e)),
+        match &self.place {
+            Place::Local(dir) => match std::fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
+                _ => Ok(()),
+            },
             Place::Remote { store, prefix } => {
-                let locations = store.list(Some(&prefix)).map_ok(|m| m.location).boxed();
+                let locations = store.list(Some(prefix)).map_ok(|m| m.location).boxed();
                 store
                     .delete_stream(locations)
                     .try_collect::<Vec<_>>()
@@ -114,6 +113,16 @@ impl Scratch {
                     .map_err(|e| Error::Config(format!("removing scratch {}: {e}", self.base)))?;
                 Ok(())
             }
+        }
+    }
+}
+
+impl Drop for Scratch {
+    /// A job that ends early (an error) leaves no local scratch behind either.
+    fn drop(&mut self) {
+        if let Place::Local(dir) = &self.place {
+            let _ = std::fs::remove_dir_all(dir);
+            crate::cleanup::unregister(dir);
         }
     }
 }

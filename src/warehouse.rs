@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -35,6 +35,7 @@ use datafusion::prelude::{cast, col, ident, lit, SessionContext};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{info, info_span, Instrument};
 
+use crate::claim::{claim, Destination, Input, Marker};
 use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
 use crate::input::values::civil_from_days;
@@ -119,11 +120,30 @@ pub async fn convert(
 ) -> Result<ConvertReport> {
     let span = info_span!("job", name = %"convert");
     async {
+        let claim = claim(
+            warehouse,
+            Destination::Warehouse,
+            &Input::exports(clickstream, purchases),
+            settings.overwrite,
+        )?;
+        let settings = &settings.claimed(&claim);
         let inputs = attribution::Inputs {
             clickstream: resolve(clickstream, "clickstream", settings.delimiter)?,
             purchases: resolve(purchases, "purchases", settings.delimiter)?,
         };
-        let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
+        let absolute = |files: &[crate::input::InputFile]| -> Result<Vec<String>> {
+            files
+                .iter()
+                .map(|f| Ok(crate::claim::absolute(&f.path)?.display().to_string()))
+                .collect()
+        };
+        let clickstream_files = absolute(&inputs.clickstream)?;
+        let purchases_files = absolute(&inputs.purchases)?;
+        let ctx = session_context_with_limit(
+            settings.threads,
+            settings.memory_limit,
+            settings.spill_dir.as_deref(),
+        )?;
         let quarantine = (settings.on_bad_rows == BadRows::Quarantine)
             .then(|| warehouse.join(layout::REJECTED).join(&settings.run_id));
         let extracted =
@@ -157,9 +177,19 @@ pub async fn convert(
                 TableKind::Clickstream => schema::EVENTS.clone(),
                 TableKind::Purchases => schema::PURCHASES.clone(),
             };
-            let dates = write_partitioned(df, &table_dir(warehouse, kind), file_schema)
-                .await
-                .map_err(Error::unwrap_datafusion)?;
+            let files = match kind {
+                TableKind::Clickstream => &clickstream_files,
+                TableKind::Purchases => &purchases_files,
+            };
+            let sources = DateSources {
+                table: kind.name(),
+                files,
+                replace_dates: settings.replace_dates,
+            };
+            let dates =
+                write_partitioned(df, &table_dir(warehouse, kind), file_schema, Some(&sources))
+                    .await
+                    .map_err(Error::unwrap_datafusion)?;
             info!(table = kind.name(), dates = dates.len(), "converted");
             match kind {
                 TableKind::Clickstream => report.clickstream_dates = dates,
@@ -186,7 +216,11 @@ pub async fn convert(
 /// rows.
 async fn store_projection(settings: &Settings, warehouse: &Path) -> Result<u64> {
     use crate::period::{register_period_inputs, Period, Source};
-    let ctx = session_context_with_limit(settings.threads, settings.memory_limit)?;
+    let ctx = session_context_with_limit(
+        settings.threads,
+        settings.memory_limit,
+        settings.spill_dir.as_deref(),
+    )?;
     let tables = [TableKind::Clickstream, TableKind::Purchases].map(|k| table_dir(warehouse, k));
     if let Some(missing) = tables.iter().find(|dir| !dir.is_dir()) {
         // Exports without a single row of one table: there is nothing to attribute, and a
@@ -232,7 +266,7 @@ pub async fn write_projection_by_date(
             ident("date").sort(true, false),
             ident("purchaseId").sort(true, false),
         ])?;
-    let dates = write_partitioned(df, dir, schema::PROJECTION.clone()).await?;
+    let dates = write_partitioned(df, dir, schema::PROJECTION.clone(), None).await?;
     Ok(dates.iter().map(|(_, rows)| rows).sum())
 }
 
@@ -332,23 +366,93 @@ pub async fn table_files(
     Ok(files)
 }
 
+/// The input files of a conversion, for the partitions' markers and the check that a date
+/// replaced holds no rows of other files.
+pub struct DateSources<'a> {
+    /// The table, in messages.
+    pub table: &'a str,
+    /// Absolute path of each input file, by its number in the input set (`sourceRow >> 40`).
+    pub files: &'a [String],
+    /// Replace dates holding rows of other files all the same (`--replace-dates`).
+    pub replace_dates: bool,
+}
+
+impl DateSources<'_> {
+    /// Refuses to replace `partition` when it holds rows of files not in this conversion
+    /// (or of files no marker names: written by hand or by an older version).
+    fn check(&self, partition: &Path) -> Result<()> {
+        if self.replace_dates || !partition.exists() {
+            return Ok(());
+        }
+        let marker = Marker::read(&partition.join(crate::output::SUCCESS_MARKER));
+        let others: Vec<&String> = match &marker {
+            Some(m) => m
+                .sources
+                .iter()
+                .filter(|s| !self.files.contains(s))
+                .collect(),
+            None => Vec::new(),
+        };
+        if marker.is_some() && others.is_empty() {
+            return Ok(());
+        }
+        let held = match others.as_slice() {
+            [] => "rows of files it does not name (no marker of ours)".to_string(),
+            [one] => format!("rows of {one}, which this conversion does not include"),
+            [one, rest @ ..] => format!(
+                "rows of {one} and {} more file(s) this conversion does not include",
+                rest.len()
+            ),
+        };
+        Err(Error::Config(format!(
+            "{}: this {} date holds {held}; replacing it would drop them. Convert those files \
+             together with these, or give --replace-dates to replace every date these files \
+             touch with their rows only",
+            partition.display(),
+            self.table
+        )))
+    }
+}
+
 /// Writes a stream sorted by its last column `date` (a Date32) as one `date=YYYY-MM-DD/`
-/// dataset per date under `dir`, each committed atomically; the files hold `file_schema`, the
-/// other columns. Returns the dates written with their rows.
+/// dataset per date under `dir`; the files hold `file_schema`, the other columns. With
+/// `sources`, each date's marker lists the input files its rows came from, and a date that
+/// holds rows of other files is not replaced (see [`DateSources`]). The dates are committed,
+/// each in one atomic step, once all are written: an error leaves every date as it was.
+/// Returns the dates written with their rows.
 pub async fn write_partitioned(
     df: datafusion::dataframe::DataFrame,
     dir: &Path,
     file_schema: SchemaRef,
+    sources: Option<&DateSources<'_>>,
 ) -> Result<Vec<(String, u64)>> {
+    struct Date {
+        day: i32,
+        staging: Staging,
+        writer: ColumnParallelWriter,
+        rows: u64,
+        files: std::collections::BTreeSet<usize>,
+    }
+    let source_column = file_schema.index_of(schema::SOURCE_ROW).ok();
     let mut stream = df.execute_stream().await?;
-    let mut current: Option<(i32, Staging, ColumnParallelWriter, u64)> = None;
-    let mut written = Vec::new();
-    let finish = |(day, staging, writer, rows): (i32, Staging, ColumnParallelWriter, u64),
-                  written: &mut Vec<(String, u64)>|
-     -> Result<()> {
-        writer.close()?;
-        staging.commit()?;
-        written.push((format_date(day), rows));
+    let mut current: Option<Date> = None;
+    let mut done: Vec<(Staging, Marker, String, u64)> = Vec::new();
+    let finish = |date: Date, done: &mut Vec<(Staging, Marker, String, u64)>| -> Result<()> {
+        date.writer.close()?;
+        let files = sources
+            .map(|s| {
+                date.files
+                    .iter()
+                    .filter_map(|&i| s.files.get(i).cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        done.push((
+            date.staging,
+            Marker::ours(files),
+            format_date(date.day),
+            date.rows,
+        ));
         Ok(())
     };
     while let Some(batch) = stream.next().await {
@@ -361,6 +465,9 @@ pub async fn write_partitioned(
             file_schema.clone(),
             batch.columns()[..batch.num_columns() - 1].to_vec(),
         )?;
+        let source_rows = source_column
+            .and_then(|i| data.column(i).as_primitive_opt::<Int64Type>())
+            .cloned();
         let mut start = 0;
         while start < data.num_rows() {
             let day = dates.value(start);
@@ -368,11 +475,15 @@ pub async fn write_partitioned(
             while end < data.num_rows() && dates.value(end) == day {
                 end += 1;
             }
-            if current.as_ref().is_none_or(|c| c.0 != day) {
-                if let Some(done) = current.take() {
-                    finish(done, &mut written)?;
+            if current.as_ref().is_none_or(|c| c.day != day) {
+                if let Some(date) = current.take() {
+                    finish(date, &mut done)?;
                 }
-                let staging = Staging::new(&dir.join(format!("date={}", format_date(day))))?;
+                let dest = dir.join(format!("date={}", format_date(day)));
+                if let Some(s) = sources {
+                    s.check(&dest)?;
+                }
+                let staging = Staging::new(&dest)?;
                 let path = staging.path().join(PART_FILE);
                 let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
                 let writer = ColumnParallelWriter::try_new(
@@ -381,17 +492,33 @@ pub async fn write_partitioned(
                     file_schema.clone(),
                     writer_properties(),
                 )?;
-                current = Some((day, staging, writer, 0));
+                current = Some(Date {
+                    day,
+                    staging,
+                    writer,
+                    rows: 0,
+                    files: Default::default(),
+                });
             }
             if let Some(c) = current.as_mut() {
-                c.2.write(&data.slice(start, end - start))?;
-                c.3 += (end - start) as u64;
+                c.writer.write(&data.slice(start, end - start))?;
+                c.rows += (end - start) as u64;
+                if let Some(rows) = &source_rows {
+                    for i in start..end {
+                        c.files.insert((rows.value(i) >> 40) as usize);
+                    }
+                }
             }
             start = end;
         }
     }
-    if let Some(done) = current.take() {
-        finish(done, &mut written)?;
+    if let Some(date) = current.take() {
+        finish(date, &mut done)?;
+    }
+    let mut written = Vec::new();
+    for (staging, marker, date, rows) in done {
+        staging.commit_with(&marker)?;
+        written.push((date, rows));
     }
     Ok(written)
 }

@@ -52,7 +52,6 @@ pub fn parse_attributes(text: &str) -> Result<Attributes<'_>, String> {
             }
             p.i += 1;
             p.ws();
-            let value = p.value()?;
             let slot = match key.as_ref() {
                 "campaign_id" if !seen_campaign => {
                     seen_campaign = true;
@@ -68,6 +67,14 @@ pub fn parse_attributes(text: &str) -> Result<Attributes<'_>, String> {
                 }
                 _ => None,
             };
+            if slot.is_some() && matches!(p.peek(), Some(b'{' | b'[')) {
+                // Not an id: taking it for a null would drop its revenue without a word.
+                return Err(format!(
+                    "nested value: {key} is a map or list, not an id (at character {})",
+                    p.i + 1
+                ));
+            }
+            let value = p.value()?;
             if let Some(slot) = slot {
                 *slot = value;
             }
@@ -350,6 +357,18 @@ mod tests {
             parse("{'x': {'y': [1, '}']}, 'campaign_id': 7, 'z': [1,2]}").0,
             some("7")
         );
+    }
+
+    #[test]
+    fn a_nested_value_of_a_used_key_is_an_error() {
+        for bad in [
+            "{'campaign_id': {'id': 7}}",
+            "{'channel_id': ['A']}",
+            r#"{"purchase_id": []}"#,
+        ] {
+            let err = parse_attributes(bad).unwrap_err();
+            assert!(err.starts_with("nested value"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

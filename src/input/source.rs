@@ -5,12 +5,10 @@
 //! through a bounded channel, so memory stays flat however large the input is. Row counts per
 //! file are recorded in [`IngestStats`] for the run summary.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -108,16 +106,28 @@ impl RejectSink {
             *guard = Some(w);
         }
         if let Some(w) = guard.as_mut() {
-            let raw = String::from_utf8_lossy(raw);
-            let raw = raw.trim_end_matches(['\r', '\n']);
-            let row = format!(
-                "{},{line},{},{}\n",
+            let mut row = format!(
+                "{},{line},{},",
                 crate::canonical::field(file),
                 crate::canonical::field(reason),
-                crate::canonical::field(raw)
-            );
-            w.write_all(row.as_bytes())
-                .map_err(|e| Error::io(&self.path, e))?;
+            )
+            .into_bytes();
+            // The row's own bytes, quoted as CSV needs, invalid UTF-8 included: it is what the
+            // file holds, for the user to fix.
+            if raw.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+                row.push(b'"');
+                for &b in raw {
+                    if b == b'"' {
+                        row.push(b'"');
+                    }
+                    row.push(b);
+                }
+                row.push(b'"');
+            } else {
+                row.extend_from_slice(raw);
+            }
+            row.push(b'\n');
+            w.write_all(&row).map_err(|e| Error::io(&self.path, e))?;
         }
         Ok(())
     }
@@ -371,51 +381,170 @@ impl FileContext<'_> {
     }
 }
 
-/// Keeps the bytes a CSV reader consumed, so a bad row can be quarantined exactly as it was
-/// written. Only used in quarantine mode.
-#[derive(Clone, Default)]
-struct Tap(Rc<RefCell<(u64, Vec<u8>)>>);
-
-impl Tap {
-    /// The bytes between two offsets of the stream, if still held.
-    fn slice(&self, start: u64, end: u64) -> Vec<u8> {
-        let t = self.0.borrow();
-        let (base, bytes) = (t.0, &t.1);
-        if start < base {
-            return Vec::new();
-        }
-        let (s, e) = (
-            (start - base) as usize,
-            ((end.max(start) - base) as usize).min(bytes.len()),
-        );
-        bytes.get(s..e).map(<[u8]>::to_vec).unwrap_or_default()
-    }
-
-    /// Forgets bytes before `offset`, in large steps so the cost stays linear.
-    fn forget_before(&self, offset: u64) {
-        let mut t = self.0.borrow_mut();
-        let drop = offset.saturating_sub(t.0) as usize;
-        if drop > 1 << 20 && drop <= t.1.len() {
-            t.1.drain(..drop);
-            t.0 += drop as u64;
-        }
-    }
-}
-
-struct TapReader<R> {
+/// Physical lines of a text stream: each ends at `\n`, `\r\n` or a lone `\r` (the end of the
+/// stream ends the last). Line numbers count every line, empty ones included, from 1, as an
+/// editor shows them.
+pub(crate) struct Lines<R> {
     inner: R,
-    tap: Tap,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    line: u64,
 }
 
-impl<R: std::io::Read> std::io::Read for TapReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.tap.0.borrow_mut().1.extend_from_slice(&buf[..n]);
-        Ok(n)
+const LINE_BUFFER: usize = 256 * 1024;
+
+impl<R: std::io::Read> Lines<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Lines {
+            inner,
+            buf: vec![0; LINE_BUFFER],
+            start: 0,
+            end: 0,
+            eof: false,
+            line: 0,
+        }
+    }
+
+    /// Reads more input after what is held, moving it to the front (and growing the buffer
+    /// when one line fills it). Returns false at the end of the stream.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The next line's number and content (without its line break).
+    pub(crate) fn next_line(&mut self) -> std::io::Result<Option<(u64, &[u8])>> {
+        let mut searched = 0;
+        loop {
+            let held = &self.buf[self.start..self.end];
+            if let Some(i) = memchr::memchr2(b'\n', b'\r', &held[searched..]).map(|i| i + searched)
+            {
+                let crlf = held[i] == b'\r' && held.get(i + 1) == Some(&b'\n');
+                if held[i] == b'\r' && i + 1 == held.len() && !self.eof {
+                    // A `\r` at the end of what is held: `\r\n` or a lone `\r`, the next byte says.
+                    searched = i;
+                    self.fill()?;
+                    continue;
+                }
+                let from = self.start;
+                self.start += i + if crlf { 2 } else { 1 };
+                self.line += 1;
+                return Ok(Some((self.line, &self.buf[from..from + i])));
+            }
+            if self.eof {
+                if self.start == self.end {
+                    return Ok(None);
+                }
+                let from = self.start;
+                self.start = self.end;
+                self.line += 1;
+                return Ok(Some((self.line, &self.buf[from..self.end])));
+            }
+            searched = held.len();
+            self.fill()?;
+        }
+    }
+}
+
+/// The fields of one line, parsed by the `csv` crate's own state machine (quotes, doubled
+/// quotes, the delimiter), one line at a time.
+pub(crate) struct LineFields {
+    reader: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    fields: usize,
+}
+
+impl LineFields {
+    pub(crate) fn new(delimiter: u8) -> Self {
+        LineFields {
+            reader: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            out: vec![0; 1024],
+            ends: vec![0; 16],
+            fields: 0,
+        }
+    }
+
+    /// Parses `line`. Returns false when a quote opened on the line is still open at its end:
+    /// the exports never hold a line break inside a field, so the row ends there, bad.
+    pub(crate) fn parse(&mut self, line: &[u8]) -> bool {
+        let (mut input, mut fed_break) = (line, false);
+        let (mut written, mut fields) = (0, 0);
+        loop {
+            let (result, read, wrote, ended) =
+                self.reader
+                    .read_record(input, &mut self.out[written..], &mut self.ends[fields..]);
+            input = &input[read..];
+            written += wrote;
+            fields += ended;
+            match result {
+                csv_core::ReadRecordResult::InputEmpty if fed_break => {
+                    // The line break was taken into a quoted field.
+                    self.reader.reset();
+                    self.fields = 0;
+                    return false;
+                }
+                csv_core::ReadRecordResult::InputEmpty => {
+                    input = b"\n";
+                    fed_break = true;
+                }
+                csv_core::ReadRecordResult::OutputFull => {
+                    let len = self.out.len() * 2;
+                    self.out.resize(len, 0);
+                }
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    let len = self.ends.len() * 2;
+                    self.ends.resize(len, 0);
+                }
+                csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => {
+                    self.fields = fields;
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+impl RowFields for LineFields {
+    fn width(&self) -> usize {
+        self.fields
+    }
+    fn field(&self, i: usize) -> &[u8] {
+        if i >= self.fields {
+            return b"";
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.out[start..self.ends[i]]
     }
 }
 
 /// Decodes delimited text from any reader: files, and in-memory text in tests.
+///
+/// The text is split into physical lines first and each line is one row: a quote left open
+/// ends with its line (one bad row, not the rows after it), and line numbers and quarantined
+/// rows are the file's own, whatever its line breaks (LF, CRLF or CR). Empty lines are skipped.
 pub fn decode_delimited(
     ctx: &FileContext,
     reader: impl std::io::Read,
@@ -425,71 +554,53 @@ pub fn decode_delimited(
     emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<bool> {
     let name = ctx.name;
-    let tap = ctx.rejects.map(|_| Tap::default());
-    let reader: Box<dyn std::io::Read + '_> = match &tap {
-        Some(t) => Box::new(TapReader {
-            inner: reader,
-            tap: t.clone(),
-        }),
-        None => Box::new(reader),
+    let mut lines = Lines::new(reader);
+    let mut fields = LineFields::new(delimiter);
+    let read_error = |line: u64, e: std::io::Error| Error::BadFile {
+        file: name.to_string(),
+        reason: format!(
+            "read failed near line {}: {e} (truncated or corrupt file?)",
+            line + 1
+        ),
     };
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(reader);
-    let mut record = csv::ByteRecord::new();
-    let read_error = |e: csv::Error| -> Error {
-        let line = e.position().map(|p| p.line()).unwrap_or(0);
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => Error::BadFile {
-                file: name.to_string(),
-                reason: format!("read failed near line {line}: {io} (truncated or corrupt file?)"),
-            },
-            other => Error::BadFile {
-                file: name.to_string(),
-                reason: format!("not readable as delimited text near line {line}: {other:?}"),
-            },
+    let map = loop {
+        let last = lines.line;
+        match lines.next_line().map_err(|e| read_error(last, e))? {
+            None => {
+                return Err(Error::BadFile {
+                    file: name.to_string(),
+                    reason: "empty file: expected a header line".to_string(),
+                })
+            }
+            Some((_, [])) => continue,
+            Some((_, line)) => {
+                fields.parse(line);
+                let header: Vec<&str> = (0..fields.width())
+                    .map(|i| std::str::from_utf8(fields.field(i)).unwrap_or("<invalid UTF-8>"))
+                    .collect();
+                break ColumnMap::from_header(ctx.kind, &header, name)?;
+            }
         }
     };
-    if !csv.read_byte_record(&mut record).map_err(read_error)? {
-        return Err(Error::BadFile {
-            file: name.to_string(),
-            reason: "empty file: expected a header line".to_string(),
-        });
-    }
-    let header: Vec<&str> = record
-        .iter()
-        .map(|f| std::str::from_utf8(f).unwrap_or("<invalid UTF-8>"))
-        .collect();
-    let map = ColumnMap::from_header(ctx.kind, &header, name)?;
-    while csv.read_byte_record(&mut record).map_err(read_error)? {
-        let (line, start) = record
-            .position()
-            .map(|p| (p.line(), p.byte()))
-            .unwrap_or((0, 0));
-        let end = csv.position().byte();
-        let raw = || {
-            tap.as_ref()
-                .map(|t| t.slice(start, end))
-                .unwrap_or_default()
+    loop {
+        let last = lines.line;
+        let Some((number, line)) = lines.next_line().map_err(|e| read_error(last, e))? else {
+            break;
         };
-        if record.as_slice().iter().any(|&b| b == b'\n' || b == b'\r') {
-            // The exports never have line breaks inside fields: this is an opening quote
-            // without its closing quote, which swallowed the following lines.
+        if line.is_empty() {
+            continue;
+        }
+        let raw = || line.to_vec();
+        if fields.parse(line) {
+            ctx.push(builder, &map, &fields, number, stats, &raw)?;
+        } else {
             let unbalanced = Error::BadRow {
                 file: name.to_string(),
-                line,
+                line: number,
                 column: None,
-                reason: "unbalanced quote: a quoted field runs past the end of its line"
-                    .to_string(),
+                reason: "unbalanced quote: a quoted field is not closed on its line".to_string(),
             };
-            ctx.settle(Err(unbalanced), line, stats, &raw)?;
-        } else {
-            ctx.push(builder, &map, &record, line, stats, &raw)?;
-        }
-        if let Some(t) = &tap {
-            t.forget_before(end);
+            ctx.settle(Err(unbalanced), number, stats, &raw)?;
         }
         if builder.len() >= BATCH_ROWS && !emit(builder.finish()?)? {
             return Ok(false);

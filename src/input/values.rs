@@ -242,7 +242,7 @@ pub fn parse_money_micros(s: &[u8]) -> Result<i64, &'static str> {
             units = units
                 .checked_mul(10)
                 .and_then(|u| u.checked_add((c - b'0') as i64))
-                .ok_or("billingCost is too large")?;
+                .ok_or("billingCost is too large: at most 999999999999.999999")?;
         }
     }
     if frac_part.len() > MONEY_SCALE as usize {
@@ -259,8 +259,14 @@ pub fn parse_money_micros(s: &[u8]) -> Result<i64, &'static str> {
     units
         .checked_mul(10i64.pow(MONEY_SCALE as u32))
         .and_then(|u| u.checked_add(frac))
-        .ok_or("billingCost is too large")
+        // decimal(18,6) holds less than 10^12: one limit for every path, checked here, so
+        // no file is written that other readers (pyarrow, Spark) refuse.
+        .filter(|&micros| micros < MAX_MONEY_MICROS)
+        .ok_or("billingCost is too large: at most 999999999999.999999")
 }
+
+/// One more than the largest billingCost, in micro-units: what decimal(18,6) holds.
+pub const MAX_MONEY_MICROS: i64 = 1_000_000_000_000_000_000;
 
 /// Parses isConfirmed: `True/False/true/false/TRUE/FALSE/1/0`.
 pub fn parse_confirmed(s: &[u8]) -> Option<bool> {
@@ -358,6 +364,22 @@ mod tests {
             format_timestamp_micros(1_605_480_916_000_000),
             "2020-11-15 22:55:16"
         );
+    }
+
+    #[test]
+    fn money_is_limited_to_what_decimal_18_6_holds() {
+        assert_eq!(
+            parse_money_micros(b"999999999999.999999"),
+            Ok(MAX_MONEY_MICROS - 1)
+        );
+        for big in [
+            &b"1000000000000"[..],
+            b"9200000000000",
+            b"99999999999999999999",
+        ] {
+            let err = parse_money_micros(big).unwrap_err();
+            assert!(err.starts_with("billingCost is too large"), "{err}");
+        }
     }
 
     #[test]

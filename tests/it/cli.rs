@@ -303,3 +303,46 @@ fn memory_limit_none_lifts_the_cap_a_config_sets() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_wide_cell_is_cut_in_the_printed_table_and_kept_whole_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wide = "c".repeat(200_000);
+    std::fs::write(
+        d.join("clicks.csv"),
+        format!(
+            "userId,eventId,eventType,eventTime,attributes\n\
+             u1,o1,app_open,2020-09-01 10:00:00,\"{{'campaign_id': '{wide}', 'channel_id': 'A'}}\"\n\
+             u1,b1,purchase,2020-09-01 10:01:00,\"{{'purchase_id': 'p1'}}\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("purchases.csv"),
+        "purchaseId,purchaseTime,billingCost,isConfirmed\np1,2020-09-01 10:01:00,1.00,True\n",
+    )
+    .unwrap();
+    let out = run(bin()
+        .args([
+            "-q",
+            "run",
+            "--clickstream",
+            "clicks.csv",
+            "--purchases",
+            "purchases.csv",
+        ])
+        .args(["--output", "out"])
+        .current_dir(d));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("ccc…"), "{stdout}");
+    assert!(stdout.lines().all(|l| l.chars().count() < 200), "{stdout}");
+    let batches = marketing_analytics::output::read_parquet(&d.join("out/top_campaigns")).unwrap();
+    let ids = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::StringArray>()
+        .unwrap();
+    assert_eq!(ids.value(0), wide);
+}

@@ -251,3 +251,223 @@ async fn parquet_inputs_work_like_csv() {
     let text = marketing_analytics::canonical::top_campaigns_csv(&report.top_campaigns).unwrap();
     assert_eq!(text, "campaignId,revenue\n5,12.50\n");
 }
+
+const GOOD: &str = "u1,o1,app_open,2020-09-01 10:00:00,\"{'campaign_id': 1, 'channel_id': 'A'}\"";
+const HEADER: &str = "userId,eventId,eventType,eventTime,attributes";
+
+/// Decodes clickstream text in quarantine mode; returns the eventIds decoded and the
+/// quarantine file's rows (file, line, reason, row).
+fn decode_quarantining(text: &[u8]) -> (Vec<String>, Vec<Vec<Vec<u8>>>) {
+    use marketing_analytics::input::RejectSink;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = RejectSink::new(dir.path().join("rejected.csv"));
+    let (batches, stats) =
+        decode_text(TableKind::Clickstream, text, b',', "c.csv", Some(&sink)).unwrap();
+    let ids: Vec<String> = batches
+        .iter()
+        .flat_map(|b| strings(b, "eventId"))
+        .flatten()
+        .collect();
+    let rejected = std::fs::read(sink.path()).unwrap_or_default();
+    let mut rdr = csv::ReaderBuilder::new().from_reader(rejected.as_slice());
+    let rows: Vec<Vec<Vec<u8>>> = rdr
+        .byte_records()
+        .map(|r| r.unwrap().iter().map(<[u8]>::to_vec).collect())
+        .collect();
+    assert_eq!(stats.rows, ids.len() as u64 + rows.len() as u64);
+    assert_eq!(stats.quarantined, rows.len() as u64);
+    (ids, rows)
+}
+
+#[test]
+fn an_unbalanced_quote_quarantines_exactly_its_own_line() {
+    // Five good rows after it, one of them an app_open with its own quotes.
+    let bad = "u1,e2,search_product,2020-09-01 10:00:01,\"{'campaign_id': 1}";
+    let mut text = format!("{HEADER}\n{GOOD}\n{bad}\n");
+    for i in 3..8 {
+        text.push_str(&GOOD.replace("o1", &format!("e{i}")));
+        text.push('\n');
+    }
+    let (ids, rows) = decode_quarantining(text.as_bytes());
+    assert_eq!(ids, ["o1", "e3", "e4", "e5", "e6", "e7"]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][1], b"3");
+    assert!(String::from_utf8_lossy(&rows[0][2]).contains("unbalanced quote"));
+    assert_eq!(rows[0][3], bad.as_bytes());
+}
+
+#[test]
+fn crlf_and_cr_files_give_physical_line_numbers_and_rows_byte_for_byte() {
+    let bad = "u1,e2,search_product,yesterday,";
+    for (form, eol) in [("LF", "\n"), ("CRLF", "\r\n"), ("CR", "\r")] {
+        // An empty line before the bad row still counts as a line.
+        let text = format!("{HEADER}{eol}{GOOD}{eol}{eol}{bad}{eol}{GOOD}");
+        let (ids, rows) = decode_quarantining(text.as_bytes());
+        assert_eq!(ids, ["o1", "o1"], "{form}");
+        assert_eq!(rows.len(), 1, "{form}");
+        assert_eq!(rows[0][1], b"4", "{form}: the bad row is on line 4");
+        assert_eq!(
+            rows[0][3],
+            bad.as_bytes(),
+            "{form}: the row as the file has it"
+        );
+        let err = error_of(TableKind::Clickstream, &text);
+        assert!(
+            err.starts_with("in.csv:4: column eventTime"),
+            "{form}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_quarantined_row_keeps_its_invalid_utf8_bytes() {
+    let mut text = format!("{HEADER}\n").into_bytes();
+    let bad = b"u\xff1,e9,search_product,2020-09-01 10:00:00,".to_vec();
+    text.extend_from_slice(&bad);
+    text.push(b'\n');
+    let (_, rows) = decode_quarantining(&text);
+    assert_eq!(rows[0][3], bad);
+}
+
+#[test]
+fn a_nested_id_in_attributes_is_a_bad_row() {
+    let text = format!(
+        "{HEADER}\nu1,o1,app_open,2020-09-01 10:00:00,\"{{'campaign_id': {{'id': 1}}, 'channel_id': 'A'}}\"\n"
+    );
+    let err = error_of(TableKind::Clickstream, &text);
+    assert!(
+        err.starts_with("in.csv:2: column attributes: nested value"),
+        "{err}"
+    );
+}
+
+mod files {
+    use marketing_analytics::input::files::FileFormat;
+    use marketing_analytics::input::source::{decode_file, Ingest};
+    use marketing_analytics::input::{resolve, TableKind};
+    use std::io::Write;
+
+    const TEXT: &str =
+        "purchaseId,purchaseTime,billingCost,isConfirmed\r\np1,2020-09-01 10:00:00,1.00,True\r\n";
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// The rows each file of `dir` decodes to, by file name.
+    fn rows_per_file(spec: &str) -> Vec<(String, u64)> {
+        let files = resolve(spec, "purchases", None).unwrap();
+        let ingest = Ingest::new(TableKind::Purchases, files.clone());
+        files
+            .iter()
+            .map(|f| {
+                let mut rows = 0;
+                decode_file(&ingest, f, &mut |b| {
+                    rows += b.num_rows() as u64;
+                    Ok(true)
+                })
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                let name = f.path.strip_prefix(spec).unwrap().display().to_string();
+                (name, rows)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn files_of_any_name_and_compression_are_read_by_their_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("x.gz"), gzip(TEXT.as_bytes())).unwrap();
+        std::fs::write(d.join("a.csv.gzip"), gzip(TEXT.as_bytes())).unwrap();
+        std::fs::write(d.join("no_suffix"), TEXT).unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(TEXT.as_bytes()).unwrap();
+        std::fs::write(d.join("b.csv.bz2"), bz.finish().unwrap()).unwrap();
+        std::fs::write(
+            d.join("c.csv.zst"),
+            zstd::encode_all(TEXT.as_bytes(), 1).unwrap(),
+        )
+        .unwrap();
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        xz.write_all(TEXT.as_bytes()).unwrap();
+        std::fs::write(d.join("d.csv.xz"), xz.finish().unwrap()).unwrap();
+        // Two gzip members, then zero padding (which `gzip -t` accepts).
+        let mut padded = gzip(TEXT.as_bytes());
+        padded.extend(gzip(b"p2,2020-09-01 10:00:00,1.00,True\r\n"));
+        padded.extend([0u8; 512]);
+        std::fs::write(d.join("e.csv.gz"), padded).unwrap();
+        // Hidden files are left out, as Spark leaves them out.
+        std::fs::write(d.join("_SUCCESS"), "").unwrap();
+        std::fs::write(d.join(".e.csv.gz.crc"), "x").unwrap();
+        let spec = d.display().to_string();
+        assert_eq!(
+            rows_per_file(&spec),
+            [
+                ("a.csv.gzip", 1),
+                ("b.csv.bz2", 1),
+                ("c.csv.zst", 1),
+                ("d.csv.xz", 1),
+                ("e.csv.gz", 2),
+                ("no_suffix", 1),
+                ("x.gz", 1)
+            ]
+            .map(|(n, r)| (n.to_string(), r))
+        );
+    }
+
+    #[test]
+    fn a_parquet_file_without_the_suffix_is_recognised_by_its_magic() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("part-0"), b"PAR1....").unwrap();
+        let files = resolve(&dir.path().display().to_string(), "purchases", None).unwrap();
+        assert_eq!(files[0].format, FileFormat::Parquet);
+    }
+
+    #[test]
+    fn garbage_after_a_gzip_member_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = gzip(TEXT.as_bytes());
+        bytes.extend(b"garbage");
+        let path = dir.path().join("p.csv.gz");
+        std::fs::write(&path, bytes).unwrap();
+        let files = resolve(&path.display().to_string(), "purchases", None).unwrap();
+        let ingest = Ingest::new(TableKind::Purchases, files.clone());
+        let err = decode_file(&ingest, &files[0], &mut |_| Ok(true))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("p.csv.gz") && err.contains("gzip"), "{err}");
+    }
+
+    #[test]
+    fn symlinked_directories_are_followed_once_and_fifos_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("linked.csv"), TEXT).unwrap();
+        std::fs::create_dir(d.join("in")).unwrap();
+        std::fs::write(d.join("in/own.csv"), TEXT).unwrap();
+        std::os::unix::fs::symlink(other.path(), d.join("in/link")).unwrap();
+        // A loop back to the input directory itself.
+        std::os::unix::fs::symlink(d.join("in"), d.join("in/loop")).unwrap();
+        let fifo = d.join("in/fifo.csv");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let spec = d.join("in").display().to_string();
+        let found: Vec<String> = resolve(&spec, "purchases", None)
+            .unwrap()
+            .iter()
+            .map(|f| f.path.strip_prefix(&spec).unwrap().display().to_string())
+            .collect();
+        assert_eq!(found, ["link/linked.csv", "own.csv"]);
+        // Given by name, a FIFO is refused, not waited on.
+        let err = resolve(&fifo.display().to_string(), "purchases", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+}

@@ -12,5 +12,6 @@ mod golden;
 mod input;
 mod reliability;
 mod robustness;
+mod safety;
 mod semantics;
 mod warehouse;

@@ -232,7 +232,7 @@ async fn only_the_needed_partitions_are_read() {
 }
 
 #[tokio::test]
-async fn reconverting_replaces_only_the_dates_the_input_touches() {
+async fn reconverting_with_replace_dates_replaces_only_the_dates_the_input_touches() {
     let dir = tempfile::tempdir().unwrap();
     let (_, warehouse) = data_in_warehouse(dir.path()).await;
     let clicks = table_dir(&warehouse, TableKind::Clickstream);
@@ -252,14 +252,26 @@ async fn reconverting_replaces_only_the_dates_the_input_touches() {
         "purchaseId,purchaseTime,billingCost,isConfirmed\np,2020-11-11 10:00:01,1.00,True\n",
     )
     .unwrap();
-    let report = convert(
-        &settings(),
-        &new.join("clicks.csv").display().to_string(),
-        &new.join("purchases.csv").display().to_string(),
-        &warehouse,
-    )
-    .await
-    .unwrap();
+    let (new_clicks, new_purchases) = (
+        new.join("clicks.csv").display().to_string(),
+        new.join("purchases.csv").display().to_string(),
+    );
+    // The date holds rows of the first conversion's files: replaced only when asked to.
+    let refused = convert(&settings(), &new_clicks, &new_purchases, &warehouse)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("date=2020-11-11") && refused.contains("--replace-dates"),
+        "{refused}"
+    );
+    let replace = Settings {
+        replace_dates: true,
+        ..settings()
+    };
+    let report = convert(&replace, &new_clicks, &new_purchases, &warehouse)
+        .await
+        .unwrap();
     assert_eq!(
         report.clickstream_dates,
         vec![("2020-11-11".to_string(), 1)]
@@ -539,4 +551,57 @@ async fn a_period_from_raw_exports_quarantines_bad_rows_or_fails_on_them() {
         let read = |d: &Path| read_parquet(&d.join(mart.name())).unwrap();
         assert_eq!(read(&quarantined), read(&clean), "{}", mart.name());
     }
+}
+
+/// No hidden date range: purchases of any year from 0001 to 9999 reach the stored projection
+/// and a period, as they reach `run`.
+#[tokio::test]
+async fn the_stored_projection_keeps_every_year_from_0001_to_9999() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut clicks = String::from("userId,eventId,eventType,eventTime,attributes\n");
+    let mut purchases = String::from("purchaseId,purchaseTime,billingCost,isConfirmed\n");
+    let years = ["0001", "1899", "3000", "9999"];
+    for (i, year) in years.iter().enumerate() {
+        clicks.push_str(&format!(
+            "u{i},o{i},app_open,{year}-12-31 10:00:00,\"{{'campaign_id': {i}, 'channel_id': 'A'}}\"\n\
+             u{i},b{i},purchase,{year}-12-31 10:01:00,\"{{'purchase_id': 'p{i}'}}\"\n"
+        ));
+        purchases.push_str(&format!("p{i},{year}-12-31 10:01:00,1.00,True\n"));
+    }
+    std::fs::write(dir.path().join("clicks.csv"), clicks).unwrap();
+    std::fs::write(dir.path().join("purchases.csv"), purchases).unwrap();
+    let (c, p) = (
+        dir.path().join("clicks.csv").display().to_string(),
+        dir.path().join("purchases.csv").display().to_string(),
+    );
+    let warehouse = dir.path().join("warehouse");
+    let report = convert(&settings(), &c, &p, &warehouse).await.unwrap();
+    assert_eq!(report.projection_rows, 4);
+    let run = run_all(&settings(), &c, &p, &dir.path().join("run"))
+        .await
+        .unwrap();
+    assert_eq!(run.summary.counts.attributed_purchases, 4);
+    let ctx = session_context(2);
+    assert!(register_stored_projection(&ctx, &warehouse, &Period::all())
+        .await
+        .unwrap());
+    let rows = ctx
+        .table(tables::PROJECTION)
+        .await
+        .unwrap()
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(rows, 4);
+    let last = Period::quarter("9999-Q4", 0).unwrap();
+    assert_eq!(format_date(last.to), "9999-12-31");
+    let (campaigns, _) = period_job(
+        &settings(),
+        &Source::Warehouse(warehouse.clone()),
+        &last,
+        &dir.path().join("period"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(campaigns.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
 }

@@ -138,7 +138,7 @@ mod tests {
         // 300,000 distinct sessionIds of 36 bytes: several times the cap.
         let cap = 4 << 20;
         for api in [Api::Sql, Api::Dataframe] {
-            let ctx = crate::context::session_context_with_limit(2, Some(cap)).unwrap();
+            let ctx = crate::context::session_context_with_limit(2, Some(cap), None).unwrap();
             let table = MemTable::try_new(PROJECTION.clone(), vec![batches.clone()]).unwrap();
             ctx.register_table(tables::PROJECTION, Arc::new(table))
                 .unwrap();
