@@ -25,19 +25,36 @@ pub fn unregister(path: &Path) {
 }
 
 /// Removes everything registered, newest first. Returns what could not be removed.
+///
+/// The job's threads are still running meanwhile and may create a directory again (a dataset
+/// started inside the staging directory): each path is held by an empty file while the others
+/// are removed, so that such a creation fails, and the placeholders go last, just before the
+/// process exits.
 pub fn remove_all() -> Vec<PathBuf> {
     let paths = match PATHS.lock() {
         Ok(mut paths) => std::mem::take(&mut *paths),
         Err(_) => return Vec::new(),
     };
+    let remove = |path: &Path| match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(_) => Ok(()),
+    };
+    let mut held = Vec::new();
+    for path in paths.iter().rev() {
+        for _ in 0..5 {
+            let _ = remove(path);
+            if std::fs::File::create_new(path).is_ok() {
+                held.push(path.clone());
+                break;
+            }
+        }
+    }
+    // Let threads that were writing there run into the placeholders and stop.
+    std::thread::sleep(std::time::Duration::from_millis(50));
     let mut left = Vec::new();
     for path in paths.iter().rev() {
-        let removed = match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
-            Ok(_) => std::fs::remove_file(path),
-            Err(_) => Ok(()),
-        };
-        if removed.is_err() {
+        if remove(path).is_err() || (!held.contains(path) && path.exists()) {
             left.push(path.clone());
         }
     }

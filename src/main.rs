@@ -168,6 +168,7 @@ impl SourceArgs {
             delimiter: self.delimiter.clone(),
             engine: self.engine,
             on_bad_rows: self.on_bad_rows,
+            max_bad_rows: None,
         }
     }
 }
@@ -308,6 +309,11 @@ struct InputArgs {
     /// What to do with a bad input row [default: fail].
     #[arg(long, value_enum, value_name = "MODE")]
     on_bad_rows: Option<BadRows>,
+    /// With --on-bad-rows quarantine, the bad rows a table may have before the job fails
+    /// instead of committing: a count (100) or a share of its rows (0.5%) [default: all but
+    /// every row: a table whose rows are all bad fails the job].
+    #[arg(long, value_name = "N|P%")]
+    max_bad_rows: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -485,6 +491,11 @@ fn settings(
             .transpose()?,
         scratch: common.scratch.clone().or_else(|| config.scratch.clone()),
         overwrite: common.overwrite,
+        max_bad_rows: inputs
+            .and_then(|i| i.max_bad_rows.clone())
+            .map(|s| marketing_analytics::input::BadRowLimit::parse(&s))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
         ..Settings::default()
     })
 }

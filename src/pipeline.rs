@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::claim::{claim, Claim, Destination, Input};
 use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
-use crate::input::{resolve, schema, BadRows};
+use crate::input::{resolve, schema, BadRowLimit, BadRows};
 use crate::jobs::{attribution, tables, top_campaigns, top_channels, Api, Engine};
 use crate::output::{write_batches, write_dataframe_file, write_json_file, Staging, PART_FILE};
 use crate::scratch::Scratch;
@@ -73,6 +73,8 @@ pub struct Settings {
     /// Where spill files go (a directory the job's claim owns); `None`: the OS's temporary
     /// directory.
     pub spill_dir: Option<std::path::PathBuf>,
+    /// Bad rows a quarantining job accepts (`--max-bad-rows`; see [`BadRowLimit`]).
+    pub max_bad_rows: Option<BadRowLimit>,
 }
 
 impl Settings {
@@ -103,6 +105,7 @@ impl Default for Settings {
             overwrite: false,
             replace_dates: false,
             spill_dir: None,
+            max_bad_rows: None,
         }
     }
 }
@@ -346,6 +349,17 @@ async fn attribution_into(
                 .flatten()
             {
                 rejects.finish()?;
+            }
+            for (table, ingest) in [
+                ("clickstream", &extracted.clickstream),
+                ("purchases", &extracted.purchases),
+            ] {
+                BadRowLimit::check(
+                    settings.max_bad_rows,
+                    table,
+                    ingest.stats.total(),
+                    ingest.rejects.as_deref(),
+                )?;
             }
             let counts = Counts::new(
                 extracted.clickstream.stats.total(),

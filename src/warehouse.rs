@@ -39,7 +39,7 @@ use crate::claim::{claim, Destination, Input, Marker};
 use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
 use crate::input::values::civil_from_days;
-use crate::input::{resolve, schema, BadRows, TableKind};
+use crate::input::{resolve, schema, BadRowLimit, BadRows, TableKind};
 use crate::jobs::attribution;
 use crate::output::{write_json_file, ColumnParallelWriter, Staging, PART_FILE};
 use crate::pipeline::{layout, Settings};
@@ -181,10 +181,23 @@ pub async fn convert(
                 TableKind::Clickstream => &clickstream_files,
                 TableKind::Purchases => &purchases_files,
             };
+            let ingest = match kind {
+                TableKind::Clickstream => &extracted.clickstream,
+                TableKind::Purchases => &extracted.purchases,
+            };
+            let limit = || {
+                BadRowLimit::check(
+                    settings.max_bad_rows,
+                    kind.name(),
+                    ingest.stats.total(),
+                    ingest.rejects.as_deref(),
+                )
+            };
             let sources = DateSources {
                 table: kind.name(),
                 files,
                 replace_dates: settings.replace_dates,
+                before_commit: &limit,
             };
             let dates =
                 write_partitioned(df, &table_dir(warehouse, kind), file_schema, Some(&sources))
@@ -375,6 +388,8 @@ pub struct DateSources<'a> {
     pub files: &'a [String],
     /// Replace dates holding rows of other files all the same (`--replace-dates`).
     pub replace_dates: bool,
+    /// Run once every date is written, before any is committed (the bad-row limit).
+    pub before_commit: &'a (dyn Fn() -> Result<()> + Sync),
 }
 
 impl DateSources<'_> {
@@ -514,6 +529,9 @@ pub async fn write_partitioned(
     }
     if let Some(date) = current.take() {
         finish(date, &mut done)?;
+    }
+    if let Some(s) = sources {
+        (s.before_commit)()?;
     }
     let mut written = Vec::new();
     for (staging, marker, date, rows) in done {

@@ -13,4 +13,4 @@ pub mod values;
 
 pub use decode::TableKind;
 pub use files::{resolve, InputFile};
-pub use source::{BadRows, FileStats, Ingest, IngestStats, RejectSink};
+pub use source::{BadRowLimit, BadRows, FileStats, Ingest, IngestStats, RejectSink};

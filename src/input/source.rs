@@ -70,12 +70,72 @@ pub enum BadRows {
     Quarantine,
 }
 
+/// How many bad rows a quarantining job accepts before it fails instead of committing
+/// (`--max-bad-rows N` or `P%` of a table's rows). Without one, a job fails only when every
+/// row of a table was bad: such a run would otherwise succeed with nothing in it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BadRowLimit {
+    Count(u64),
+    /// A share of the rows read, from 0 to 1.
+    Share(f64),
+}
+
+impl BadRowLimit {
+    /// `N` or `P%`.
+    pub fn parse(s: &str) -> std::result::Result<BadRowLimit, String> {
+        let t = s.trim();
+        let bad = || format!("--max-bad-rows {s:?}: give a count (100) or a percentage (0.5%)");
+        match t.strip_suffix('%') {
+            Some(p) => {
+                let p: f64 = p.trim().parse().map_err(|_| bad())?;
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(bad());
+                }
+                Ok(BadRowLimit::Share(p / 100.0))
+            }
+            None => t.parse().map(BadRowLimit::Count).map_err(|_| bad()),
+        }
+    }
+
+    /// Fails when `stats` hold more bad rows than `limit` accepts (see [`BadRowLimit`]).
+    pub fn check(
+        limit: Option<BadRowLimit>,
+        table: &str,
+        stats: FileStats,
+        rejects: Option<&RejectSink>,
+    ) -> Result<()> {
+        let (bad, rows) = (stats.quarantined, stats.rows);
+        let exceeded = match limit {
+            _ if bad == 0 => false,
+            None => bad == rows,
+            Some(BadRowLimit::Count(n)) => bad > n,
+            Some(BadRowLimit::Share(p)) => bad as f64 > p * rows as f64,
+        };
+        if !exceeded {
+            return Ok(());
+        }
+        let allowed = match limit {
+            None => "every row bad: give --max-bad-rows 100% to accept that".to_string(),
+            Some(BadRowLimit::Count(n)) => format!("more than --max-bad-rows {n}"),
+            Some(BadRowLimit::Share(p)) => format!("more than --max-bad-rows {}%", p * 100.0),
+        };
+        let first = rejects
+            .and_then(RejectSink::first)
+            .map(|f| format!("; the first: {f}"))
+            .unwrap_or_default();
+        Err(Error::Config(format!(
+            "{table}: {bad} of {rows} rows were bad, {allowed}. Nothing was committed{first}"
+        )))
+    }
+}
+
 /// Where quarantined rows go: a CSV file with columns `file,line,reason,row`, `row` being the
 /// row's text exactly as read (without its line break).
 #[derive(Debug)]
 pub struct RejectSink {
     path: PathBuf,
     out: Mutex<Option<BufWriter<File>>>,
+    first: Mutex<Option<String>>,
 }
 
 impl RejectSink {
@@ -83,7 +143,13 @@ impl RejectSink {
         RejectSink {
             path,
             out: Mutex::new(None),
+            first: Mutex::new(None),
         }
+    }
+
+    /// The first row set aside, as `file:line: reason`.
+    pub fn first(&self) -> Option<String> {
+        self.first.lock().ok().and_then(|f| f.clone())
     }
 
     pub fn path(&self) -> &Path {
@@ -96,6 +162,9 @@ impl RejectSink {
             .lock()
             .map_err(|_| Error::Accounting("reject sink poisoned".into()))?;
         if guard.is_none() {
+            if let Ok(mut first) = self.first.lock() {
+                *first = Some(format!("{file}:{line}: {reason}"));
+            }
             if let Some(dir) = self.path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             }

@@ -600,3 +600,90 @@ async fn unknown_event_types_are_not_bad() {
     assert_eq!(report.summary.counts.non_purchase_events, 3);
     assert_eq!(report.summary.counts.attributed_purchases, 1);
 }
+
+#[tokio::test]
+async fn too_many_bad_rows_fail_a_quarantining_job_instead_of_committing() {
+    use marketing_analytics::input::BadRowLimit;
+    let dir = tempfile::tempdir().unwrap();
+    // One bad row of four clickstream rows.
+    let case = row("limit", Table::Clickstream, "u1,e9,x,yesterday,", "");
+    let (clicks, purchases) = write_inputs(&case, dir.path());
+    let quarantine = |limit| Settings {
+        threads: 2,
+        on_bad_rows: BadRows::Quarantine,
+        max_bad_rows: limit,
+        ..Settings::default()
+    };
+    for (limit, passes) in [
+        (None, true),
+        (Some(BadRowLimit::Count(1)), true),
+        (Some(BadRowLimit::Count(0)), false),
+        (Some(BadRowLimit::Share(0.5)), true),
+        (Some(BadRowLimit::Share(0.1)), false),
+    ] {
+        let out = dir.path().join(format!("out-{limit:?}"));
+        let result = run_all(&quarantine(limit), &clicks, &purchases, &out).await;
+        assert_eq!(result.is_ok(), passes, "{limit:?}: {:?}", result.err());
+        if !passes {
+            let err = result.err().unwrap().to_string();
+            assert!(
+                err.contains("clickstream: 1 of 4 rows were bad")
+                    && err.contains("Nothing was committed")
+                    && err.contains("clicks.csv:4: column eventTime"),
+                "{err}"
+            );
+            assert!(!out.exists());
+        }
+    }
+    // A table whose rows are all bad fails even without a limit; 100% accepts it.
+    let all_bad = dir.path().join("all-bad");
+    std::fs::create_dir_all(&all_bad).unwrap();
+    std::fs::write(
+        all_bad.join("purchases.csv"),
+        format!("{PURCHASE_HEADER}p1,never,1.00,True\np2,never,1.00,True\n"),
+    )
+    .unwrap();
+    let all_bad = all_bad.display().to_string();
+    let err = run_all(&quarantine(None), &clicks, &all_bad, &dir.path().join("o"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("purchases: 2 of 2 rows were bad, every row bad"),
+        "{err}"
+    );
+    run_all(
+        &quarantine(Some(BadRowLimit::Share(1.0))),
+        &clicks,
+        &all_bad,
+        &dir.path().join("o"),
+    )
+    .await
+    .unwrap();
+    // `convert` commits no date either.
+    let warehouse = dir.path().join("warehouse");
+    let err = marketing_analytics::warehouse::convert(
+        &quarantine(Some(BadRowLimit::Count(0))),
+        &clicks,
+        &purchases,
+        &warehouse,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("1 of 4 rows were bad"), "{err}");
+    let dates: Vec<_> = std::fs::read_dir(warehouse.join("clickstream"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(dates.is_empty(), "{dates:?}");
+}
+
+#[test]
+fn max_bad_rows_takes_a_count_or_a_percentage() {
+    use marketing_analytics::input::BadRowLimit;
+    assert_eq!(BadRowLimit::parse("100"), Ok(BadRowLimit::Count(100)));
+    assert_eq!(BadRowLimit::parse("0.5%"), Ok(BadRowLimit::Share(0.005)));
+    for bad in ["-1", "lots", "101%", "%"] {
+        assert!(BadRowLimit::parse(bad).is_err(), "{bad}");
+    }
+}
