@@ -95,6 +95,10 @@ enum ClusterCommand {
         /// redone on the others.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         executor_timeout: u64,
+        /// Listen beyond loopback without a token: any client that reaches the port can run
+        /// jobs. Set MARKETING_ANALYTICS_CLUSTER_TOKEN (here and in every client) instead.
+        #[arg(long)]
+        insecure: bool,
     },
     /// An executor: runs tasks and serves its shuffle data to the others.
     Executor {
@@ -119,6 +123,10 @@ enum ClusterCommand {
         /// pool of 70% of the host's memory].
         #[arg(long, value_name = "SIZE")]
         memory_limit: Option<String>,
+        /// Listen beyond loopback: Ballista 55's executors serve shuffle data without any
+        /// credential, so do this only on a network you trust.
+        #[arg(long)]
+        insecure: bool,
     },
 }
 
@@ -491,6 +499,7 @@ fn settings(
             .transpose()?,
         scratch: common.scratch.clone().or_else(|| config.scratch.clone()),
         overwrite: common.overwrite,
+        cluster_token: marketing_analytics::cluster::auth::token_from_env(),
         max_bad_rows: inputs
             .and_then(|i| i.max_bad_rows.clone())
             .map(|s| marketing_analytics::input::BadRowLimit::parse(&s))
@@ -849,6 +858,7 @@ async fn cluster_cmd(command: &ClusterCommand) -> Result<()> {
         ClusterCommand::Scheduler {
             bind,
             executor_timeout,
+            insecure,
         } => {
             if *executor_timeout < 2 {
                 bail!("--executor-timeout must be at least 2 seconds");
@@ -856,6 +866,8 @@ async fn cluster_cmd(command: &ClusterCommand) -> Result<()> {
             cluster::scheduler(&cluster::SchedulerOptions {
                 bind: bind.clone(),
                 executor_timeout_secs: *executor_timeout,
+                token: cluster::auth::token_from_env(),
+                insecure: *insecure,
             })
             .await?
         }
@@ -866,6 +878,7 @@ async fn cluster_cmd(command: &ClusterCommand) -> Result<()> {
             work_dir,
             heartbeat_interval,
             memory_limit,
+            insecure,
         } => {
             if *concurrent_tasks == Some(0) {
                 bail!("--concurrent-tasks must be at least 1");
@@ -885,6 +898,7 @@ async fn cluster_cmd(command: &ClusterCommand) -> Result<()> {
                 work_dir: work_dir.clone(),
                 heartbeat_secs: *heartbeat_interval,
                 memory_limit,
+                insecure: *insecure,
             })
             .await?
         }

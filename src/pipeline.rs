@@ -73,6 +73,8 @@ pub struct Settings {
     /// Where spill files go (a directory the job's claim owns); `None`: the OS's temporary
     /// directory.
     pub spill_dir: Option<std::path::PathBuf>,
+    /// The cluster's token (`cluster::auth`), presented to its scheduler.
+    pub cluster_token: Option<String>,
     /// Bad rows a quarantining job accepts (`--max-bad-rows`; see [`BadRowLimit`]).
     pub max_bad_rows: Option<BadRowLimit>,
 }
@@ -106,6 +108,7 @@ impl Default for Settings {
             replace_dates: false,
             spill_dir: None,
             max_bad_rows: None,
+            cluster_token: None,
         }
     }
 }
@@ -175,7 +178,10 @@ pub async fn job_context(settings: &Settings) -> Result<SessionContext> {
             settings.memory_limit,
             settings.spill_dir.as_deref(),
         ),
-        Some(url) => crate::cluster::client_context(url, settings.threads).await,
+        Some(url) => {
+            crate::cluster::client_context(url, settings.threads, settings.cluster_token.as_deref())
+                .await
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! quarantine and accounting, is not a plan Ballista can ship, and Ballista 55 loses the gzip
 //! setting of CSV scans it ships (apache/datafusion#24180).
 
+pub mod auth;
 mod processes;
 
 pub use processes::{executor, scheduler, ExecutorOptions, SchedulerOptions};
@@ -88,9 +89,19 @@ pub fn state_with_functions(
 }
 
 /// A context whose queries run on the cluster at `url` (`df://HOST:PORT`).
-pub async fn client_context(url: &str, threads: usize) -> Result<SessionContext> {
+pub async fn client_context(
+    url: &str,
+    threads: usize,
+    token: Option<&str>,
+) -> Result<SessionContext> {
     let url = parse_url(url)?;
-    let config = cluster_config(threads);
+    let mut config = cluster_config(threads);
+    if let Some(token) = token {
+        config = config.with_ballista_grpc_metadata(std::collections::HashMap::from([(
+            http::header::AUTHORIZATION.to_string(),
+            auth::bearer(token),
+        )]));
+    }
     let runtime = runtime_env(&config, None)?;
     let state = state_with_functions(config, runtime)?;
     let ctx = SessionContext::remote_with_state(&url, state)

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::start_server;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_server};
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tracing::info;
 
 use super::{cluster_config, runtime_env, state_with_functions};
@@ -23,6 +25,10 @@ pub struct SchedulerOptions {
     /// Seconds without a heartbeat after which an executor is taken for dead and its tasks
     /// are run again elsewhere.
     pub executor_timeout_secs: u64,
+    /// The token clients must present to run jobs (`cluster::auth`); `None`: any client.
+    pub token: Option<String>,
+    /// Bind beyond loopback without a token.
+    pub insecure: bool,
 }
 
 /// Settings of `cluster executor`.
@@ -41,6 +47,8 @@ pub struct ExecutorOptions {
     /// Cap on the executor's memory in bytes: its pool holds `context::pool_bytes` of it
     /// [default: Ballista's, a pool of 70 % of the host].
     pub memory_limit: Option<usize>,
+    /// Bind beyond loopback, where anyone who reaches the port can fetch shuffle data.
+    pub insecure: bool,
 }
 
 fn split_host_port(addr: &str, what: &str) -> Result<(String, u16)> {
@@ -87,6 +95,15 @@ const SCHEDULING: TaskSchedulingPolicy = TaskSchedulingPolicy::PullStaged;
 pub async fn scheduler(opts: &SchedulerOptions) -> Result<()> {
     let (host, port) = split_host_port(&opts.bind, "--bind")?;
     let addr = resolve_addr(&opts.bind, "--bind")?;
+    if !addr.ip().is_loopback() && opts.token.is_none() && !opts.insecure {
+        return Err(Error::Config(format!(
+            "--bind {}: a scheduler reachable from other machines runs any job anyone sends it \
+             (reading any file the executors can read). Set {} to a secret shared with the \
+             clients, or give --insecure on a network you trust (docs/cluster.md, Security)",
+            opts.bind,
+            super::auth::TOKEN_ENV
+        )));
+    }
     let mut config = SchedulerConfig {
         bind_host: addr.ip().to_string(),
         external_host: advertised(&host),
@@ -108,8 +125,28 @@ pub async fn scheduler(opts: &SchedulerOptions) -> Result<()> {
     let cluster = BallistaCluster::new_from_config(&config)
         .await
         .map_err(|e| ballista(e, "starting the scheduler"))?;
-    info!(%addr, "scheduler listening; executors join with `marketing-analytics cluster executor --scheduler {}`", opts.bind);
-    start_server(cluster, addr, Arc::new(config))
+    info!(%addr, token = opts.token.is_some(), "scheduler listening; executors join with `marketing-analytics cluster executor --scheduler {}`", opts.bind);
+    let Some(token) = &opts.token else {
+        return start_server(cluster, addr, Arc::new(config))
+            .await
+            .map_err(|e| ballista(e, &format!("scheduler on {addr}")));
+    };
+    // Ballista's own server has no place for a check of the token: serve its gRPC service
+    // here, behind one (without the REST and Flight proxy routes, which are off anyway).
+    let (max_decoding, max_encoding) = (
+        config.grpc_server_max_decoding_message_size as usize,
+        config.grpc_server_max_encoding_message_size as usize,
+    );
+    let scheduler =
+        create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
+            .await
+            .map_err(|e| ballista(e, "starting the scheduler"))?;
+    let service = SchedulerGrpcServer::new(scheduler)
+        .max_decoding_message_size(max_decoding)
+        .max_encoding_message_size(max_encoding);
+    tonic::transport::Server::builder()
+        .add_service(super::auth::RequireToken::new(service, token))
+        .serve(addr)
         .await
         .map_err(|e| ballista(e, &format!("scheduler on {addr}")))
 }
@@ -138,7 +175,17 @@ pub fn function_registry() -> Result<BallistaFunctionRegistry> {
 pub async fn executor(opts: &ExecutorOptions) -> Result<()> {
     let (scheduler_host, scheduler_port) = split_host_port(&opts.scheduler, "--scheduler")?;
     let (host, port) = split_host_port(&opts.bind, "--bind")?;
-    let bind_ip = resolve_addr(&opts.bind, "--bind")?.ip().to_string();
+    let bind_ip = resolve_addr(&opts.bind, "--bind")?.ip();
+    if !bind_ip.is_loopback() && !opts.insecure {
+        return Err(Error::Config(format!(
+            "--bind {}: an executor's data service (shuffle files, results) and its calls to \
+             the scheduler carry no credentials in Ballista 55, so anyone who reaches the port \
+             can fetch job data. Bind it to a private network you trust and give --insecure \
+             (docs/cluster.md, Security)",
+            opts.bind
+        )));
+    }
+    let bind_ip = bind_ip.to_string();
     // Kept until the executor stops: the default work dir lives as long as the process.
     let _temp;
     let work_dir = match &opts.work_dir {

@@ -568,3 +568,87 @@ async fn warehouse_and_scratch_on_s3_equal_local_files() {
     let left = keys_under(&store, "tmp").await;
     assert!(left.is_empty(), "scratch data left on s3: {left:?}");
 }
+
+/// A scheduler started with a token runs jobs only for clients that present it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_with_a_token_runs_jobs_only_for_clients_that_present_it() {
+    let _serial = common::HEAVY.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        users: 300,
+        files: 2,
+        seed: 8,
+        ..Options::default()
+    };
+    let g = generate(&opts, &dir.path().join("data")).unwrap();
+    let local = dir.path().join("local");
+    run(&g, &local, Engine::Udaf, None).await;
+    let token = "a-long-random-secret";
+    let env = [(
+        marketing_analytics::cluster::auth::TOKEN_ENV.to_string(),
+        token.to_string(),
+    )];
+    let mut cluster = Cluster::start_with_env(dir.path(), 1, &env);
+    let (c, p) = (
+        g.clickstream_dir.display().to_string(),
+        g.purchases_dir.display().to_string(),
+    );
+    for presented in [None, Some("a-wrong-secret")] {
+        let settings = Settings {
+            threads: 2,
+            cluster: Some(cluster.url()),
+            cluster_token: presented.map(str::to_string),
+            ..Settings::default()
+        };
+        let out = dir.path().join("refused");
+        let err = tokio::time::timeout(Duration::from_secs(300), run_all(&settings, &c, &p, &out))
+            .await
+            .expect("a refused client fails at once")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("requires its token") && err.contains("MARKETING_ANALYTICS_CLUSTER_TOKEN"),
+            "{presented:?}: {err}"
+        );
+        assert!(!out.exists());
+    }
+    let settings = Settings {
+        threads: 2,
+        cluster: Some(cluster.url()),
+        cluster_token: Some(token.to_string()),
+        ..Settings::default()
+    };
+    let out = dir.path().join("accepted");
+    tokio::time::timeout(Duration::from_secs(600), run_all(&settings, &c, &p, &out))
+        .await
+        .unwrap_or_else(|_| panic!("timed out\n{}", cluster.logs()))
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    cluster.assert_alive();
+    common::assert_same_text("with a token vs local", &outputs(&out), &outputs(&local));
+}
+
+#[test]
+fn cluster_processes_refuse_to_listen_beyond_loopback_unprotected() {
+    for args in [
+        vec!["cluster", "scheduler", "--bind", "0.0.0.0:0"],
+        vec![
+            "cluster",
+            "executor",
+            "--scheduler",
+            "127.0.0.1:1",
+            "--bind",
+            "0.0.0.0:0",
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_marketing-analytics"))
+            .args(&args)
+            .env_remove(marketing_analytics::cluster::auth::TOKEN_ENV)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("--insecure") && err.contains("0.0.0.0:0"),
+            "{args:?}: {err}"
+        );
+    }
+}
