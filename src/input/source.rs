@@ -734,13 +734,28 @@ fn decode_parquet(
         let columns = batch
             .columns()
             .iter()
-            .map(|c| {
+            .zip(schema.fields())
+            .map(|(c, field)| {
+                let unreadable = |e: datafusion::arrow::error::ArrowError| Error::BadFile {
+                    file: name.to_string(),
+                    reason: format!(
+                        "column {} is {}, which cannot be read as text ({e}); the export's \
+                         columns are text, numbers, booleans or timestamps",
+                        field.name(),
+                        field.data_type()
+                    ),
+                };
                 // Zoned timestamps are cast to naive UTC first, so their text has no zone.
                 let c = match c.data_type() {
-                    DataType::Timestamp(_, Some(_)) => cast(c, &schema::TIMESTAMP)?,
+                    DataType::Timestamp(_, Some(_)) => {
+                        cast(c, &schema::TIMESTAMP).map_err(unreadable)?
+                    }
                     _ => c.clone(),
                 };
-                Ok(cast(&c, &DataType::Utf8)?.as_string::<i32>().clone())
+                Ok(cast(&c, &DataType::Utf8)
+                    .map_err(unreadable)?
+                    .as_string::<i32>()
+                    .clone())
             })
             .collect::<Result<Vec<_>>>()?;
         for row in 0..batch.num_rows() {

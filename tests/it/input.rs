@@ -471,3 +471,54 @@ mod files {
         assert!(err.contains("not a regular file"), "{err}");
     }
 }
+
+/// A Parquet export whose `attributes` is a struct names the file and the column.
+#[test]
+fn a_parquet_column_that_cannot_be_text_names_the_file_and_the_column() {
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, StructArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use marketing_analytics::input::resolve;
+    use marketing_analytics::input::source::{decode_file, Ingest};
+    use std::sync::Arc;
+
+    let inner = Fields::from(vec![Field::new("campaign_id", DataType::Int64, true)]);
+    let attributes = StructArray::new(
+        inner.clone(),
+        vec![Arc::new(Int64Array::from(vec![5])) as ArrayRef],
+        None,
+    );
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("userId", DataType::Utf8, false),
+        Field::new("eventId", DataType::Utf8, false),
+        Field::new("eventType", DataType::Utf8, false),
+        Field::new("eventTime", DataType::Utf8, false),
+        Field::new("attributes", DataType::Struct(inner), true),
+    ]));
+    let text = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            text("u1"),
+            text("o1"),
+            text("app_open"),
+            text("2020-09-01 10:00:00"),
+            Arc::new(attributes),
+        ],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clicks.parquet");
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let files = resolve(&path.display().to_string(), "clickstream", None).unwrap();
+    let ingest = Ingest::new(TableKind::Clickstream, files.clone());
+    let err = decode_file(&ingest, &files[0], &mut |_| Ok(true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("clicks.parquet") && err.contains("column attributes is Struct"),
+        "{err}"
+    );
+}
