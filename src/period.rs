@@ -176,8 +176,14 @@ pub async fn register_period_inputs(
             let time = |name: &str, from: i32, to: i32| {
                 let day = |d: i32| lit(format!("{} 00:00:00", format_date(d)));
                 ident(name)
-                    .gt_eq(datafusion::prelude::cast(day(from), schema::TIMESTAMP))
-                    .and(ident(name).lt(datafusion::prelude::cast(day(to + 1), schema::TIMESTAMP)))
+                    .gt_eq(datafusion::prelude::cast(
+                        day(from),
+                        schema::TIMESTAMP.clone(),
+                    ))
+                    .and(ident(name).lt(datafusion::prelude::cast(
+                        day(to + 1),
+                        schema::TIMESTAMP.clone(),
+                    )))
             };
             (
                 ctx.table(RAW_EVENTS).await?.filter(time(

@@ -257,7 +257,8 @@ impl EventsBuilder {
             user_id: StringBuilder::with_capacity(capacity, capacity * 36),
             event_id: StringBuilder::with_capacity(capacity, capacity * 36),
             event_type: StringBuilder::with_capacity(capacity, capacity * 12),
-            event_time: TimestampMicrosecondBuilder::with_capacity(capacity),
+            event_time: TimestampMicrosecondBuilder::with_capacity(capacity)
+                .with_timezone(schema::UTC),
             attributes: StringBuilder::with_capacity(capacity, capacity * 20),
             campaign_id: StringBuilder::with_capacity(capacity, capacity),
             channel_id: StringBuilder::with_capacity(capacity, capacity * 2),
@@ -337,7 +338,8 @@ impl PurchasesBuilder {
     fn new(capacity: usize) -> Self {
         PurchasesBuilder {
             purchase_id: StringBuilder::with_capacity(capacity, capacity * 36),
-            purchase_time: TimestampMicrosecondBuilder::with_capacity(capacity),
+            purchase_time: TimestampMicrosecondBuilder::with_capacity(capacity)
+                .with_timezone(schema::UTC),
             billing_cost: Decimal128Builder::with_capacity(capacity),
             is_confirmed: BooleanBuilder::with_capacity(capacity),
             source_row: Int64Builder::with_capacity(capacity),

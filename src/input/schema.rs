@@ -9,8 +9,17 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 
 use super::values::MONEY_SCALE;
 
-/// Timestamps are microseconds without a zone: the exports are UTC and say so nowhere.
-pub const TIMESTAMP: DataType = DataType::Timestamp(TimeUnit::Microsecond, None);
+/// The zone of every timestamp: the exports are UTC and say so nowhere.
+pub const UTC: &str = "UTC";
+
+/// Timestamps are microseconds in UTC, and say so: Parquet files mark them adjusted to UTC,
+/// which Spark reads as `timestamp` (not `timestamp_ntz`) and pandas as zoned.
+pub static TIMESTAMP: LazyLock<DataType> =
+    LazyLock::new(|| DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())));
+
+/// A timestamp without a zone: what text is parsed from, and what zoned inputs are cast to
+/// before they are read as text.
+pub const NAIVE_TIMESTAMP: DataType = DataType::Timestamp(TimeUnit::Microsecond, None);
 
 /// billingCost inside the program: exact decimal micro-units.
 pub const MONEY: DataType = DataType::Decimal128(18, MONEY_SCALE);
@@ -38,7 +47,7 @@ pub static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("userId", DataType::Utf8, false),
         Field::new("eventId", DataType::Utf8, false),
         Field::new("eventType", DataType::Utf8, false),
-        Field::new("eventTime", TIMESTAMP, false),
+        Field::new("eventTime", TIMESTAMP.clone(), false),
         Field::new("attributes", DataType::Utf8, false),
         Field::new("campaignId", DataType::Utf8, true),
         Field::new("channelId", DataType::Utf8, true),
@@ -51,7 +60,7 @@ pub static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub static PURCHASES: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("purchaseId", DataType::Utf8, false),
-        Field::new("purchaseTime", TIMESTAMP, false),
+        Field::new("purchaseTime", TIMESTAMP.clone(), false),
         Field::new("billingCost", MONEY, false),
         Field::new("isConfirmed", DataType::Boolean, false),
         Field::new(SOURCE_ROW, DataType::Int64, false),
@@ -62,7 +71,7 @@ pub static PURCHASES: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub static PROJECTION: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("purchaseId", DataType::Utf8, false),
-        Field::new("purchaseTime", TIMESTAMP, false),
+        Field::new("purchaseTime", TIMESTAMP.clone(), false),
         Field::new("billingCost", DataType::Float64, false),
         Field::new("isConfirmed", DataType::Boolean, false),
         Field::new("sessionId", DataType::Utf8, false),

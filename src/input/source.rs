@@ -748,7 +748,7 @@ fn decode_parquet(
                 // Zoned timestamps are cast to naive UTC first, so their text has no zone.
                 let c = match c.data_type() {
                     DataType::Timestamp(_, Some(_)) => {
-                        cast(c, &schema::TIMESTAMP).map_err(unreadable)?
+                        cast(c, &schema::NAIVE_TIMESTAMP).map_err(unreadable)?
                     }
                     _ => c.clone(),
                 };

@@ -7,6 +7,7 @@ mod common;
 mod bad_input;
 mod cli;
 mod cluster;
+mod formats;
 mod generated;
 mod golden;
 mod input;

@@ -38,7 +38,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::input::schema::TIMESTAMP;
+use crate::input::schema::{TIMESTAMP, UTC};
 
 /// The function's SQL name.
 pub const NAME: &str = "sessionize";
@@ -46,7 +46,7 @@ pub const NAME: &str = "sessionize";
 /// Fields of one input event, in argument order; also the layout of the partial state.
 pub fn input_fields() -> Fields {
     Fields::from(vec![
-        Field::new("eventTime", TIMESTAMP, false),
+        Field::new("eventTime", TIMESTAMP.clone(), false),
         Field::new("eventId", DataType::Utf8, false),
         Field::new("eventType", DataType::Utf8, false),
         Field::new("campaignId", DataType::Utf8, true),
@@ -61,7 +61,7 @@ pub fn output_fields() -> Fields {
     Fields::from(vec![
         Field::new("eventId", DataType::Utf8, false),
         Field::new("eventType", DataType::Utf8, false),
-        Field::new("eventTime", TIMESTAMP, false),
+        Field::new("eventTime", TIMESTAMP.clone(), false),
         Field::new("purchaseId", DataType::Utf8, true),
         Field::new("status", DataType::Utf8, false),
         Field::new("sessionId", DataType::Utf8, true),
@@ -128,7 +128,7 @@ impl AggregateUDFImpl for Sessionize {
                     got,
                     DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
                 ),
-                DataType::Timestamp(_, _) => matches!(got, DataType::Timestamp(_, None)),
+                DataType::Timestamp(_, _) => matches!(got, DataType::Timestamp(_, _)),
                 DataType::Boolean => matches!(got, DataType::Boolean),
                 _ => false,
             };
@@ -422,7 +422,7 @@ impl Events {
         // Builders sized to the items: default capacities (1024 rows each) would cost tens of
         // kilobytes for every user, most of whom have a handful of events.
         let n = order.len();
-        let mut time = TimestampMicrosecondBuilder::with_capacity(n);
+        let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone(UTC);
         let mut id = StringBuilder::with_capacity(n, n * 36);
         let mut kind = StringBuilder::with_capacity(n, n * 12);
         let mut campaign = StringBuilder::with_capacity(n, 0);
@@ -493,7 +493,7 @@ impl Output {
         Output {
             id: StringBuilder::with_capacity(n, n * 36),
             kind: StringBuilder::with_capacity(n, n * 8),
-            time: TimestampMicrosecondBuilder::with_capacity(n),
+            time: TimestampMicrosecondBuilder::with_capacity(n).with_timezone(UTC),
             purchase: StringBuilder::with_capacity(n, n * 36),
             status: StringBuilder::with_capacity(n, n * 10),
             session: StringBuilder::with_capacity(n, n * 36),
@@ -756,9 +756,12 @@ mod tests {
 
     fn columns(rows: &[Row]) -> Vec<ArrayRef> {
         vec![
-            Arc::new(TimestampMicrosecondArray::from(
-                rows.iter().map(|r| r.0 * 1_000_000).collect::<Vec<_>>(),
-            )),
+            Arc::new(
+                TimestampMicrosecondArray::from(
+                    rows.iter().map(|r| r.0 * 1_000_000).collect::<Vec<_>>(),
+                )
+                .with_timezone(UTC),
+            ),
             Arc::new(StringArray::from(
                 rows.iter().map(|r| r.1).collect::<Vec<_>>(),
             )),
@@ -998,11 +1001,14 @@ mod scale {
         rows.reverse();
         let column = |rows: &[usize]| -> Vec<ArrayRef> {
             vec![
-                Arc::new(TimestampMicrosecondArray::from(
-                    rows.iter()
-                        .map(|&i| i as i64 * 1_000_000)
-                        .collect::<Vec<_>>(),
-                )),
+                Arc::new(
+                    TimestampMicrosecondArray::from(
+                        rows.iter()
+                            .map(|&i| i as i64 * 1_000_000)
+                            .collect::<Vec<_>>(),
+                    )
+                    .with_timezone(UTC),
+                ),
                 Arc::new(StringArray::from(
                     rows.iter().map(|&i| ids[i].as_str()).collect::<Vec<_>>(),
                 )),

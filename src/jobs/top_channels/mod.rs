@@ -94,7 +94,10 @@ mod tests {
                     PROJECTION.clone(),
                     vec![
                         text(&|i| format!("purchase-{i}")),
-                        Arc::new(TimestampMicrosecondArray::from(vec![0; n])),
+                        Arc::new(
+                            TimestampMicrosecondArray::from(vec![0; n])
+                                .with_timezone(crate::input::schema::UTC),
+                        ),
                         Arc::new(Float64Array::from(vec![1.0; n])),
                         Arc::new(BooleanArray::from(vec![true; n])),
                         text(&|i| format!("{i:08x}-0000-4000-8000-000000000000")),

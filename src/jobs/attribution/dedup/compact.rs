@@ -194,7 +194,8 @@ mod tests {
                 Arc::new(
                     datafusion::arrow::array::TimestampMicrosecondArray::from_iter_values(
                         0..rows as i64,
-                    ),
+                    )
+                    .with_timezone(crate::input::schema::UTC),
                 ),
                 some("{'campaign_id': 296, 'channel_id': 'Google Ads'}"),
                 Arc::new(StringArray::from(

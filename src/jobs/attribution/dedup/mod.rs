@@ -1346,7 +1346,8 @@ mod tests {
                 Arc::new(
                     datafusion::arrow::array::TimestampMicrosecondArray::from_iter_values(
                         ROWS.iter().map(|r| r.3),
-                    ),
+                    )
+                    .with_timezone(crate::input::schema::UTC),
                 ),
                 text(|r| r.4),
                 Arc::new(StringArray::from_iter(ROWS.iter().map(|r| r.5))),
@@ -1591,7 +1592,8 @@ mod tests {
                         Arc::new(
                             datafusion::arrow::array::TimestampMicrosecondArray::from_iter_values(
                                 chunk.iter().map(|r| r.3),
-                            ),
+                            )
+                            .with_timezone(crate::input::schema::UTC),
                         ),
                         text(&|_| Some("{}".to_string())),
                         text(&|r| r.4.clone()),

@@ -1,0 +1,123 @@
+//! Formats other tools read: the Parquet outputs as Spark, pandas (pyarrow) and Polars see
+//! them. The Python checks run with `MARKETING_ANALYTICS_PYTHON` (an interpreter with pyarrow
+//! and polars; CI installs one) and print why they skipped without it, except where
+//! `MARKETING_ANALYTICS_REQUIRE_PYTHON` is set (CI), where its absence fails.
+
+use std::path::Path;
+use std::process::Command;
+
+use datafusion::parquet::basic::LogicalType;
+use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+use marketing_analytics::generate::{generate, Options};
+use marketing_analytics::output::PART_FILE;
+use marketing_analytics::pipeline::{layout, run_all, Settings};
+use marketing_analytics::warehouse::convert;
+
+/// The logical type of `column` in a Parquet file.
+fn logical_type(file: &Path, column: &str) -> Option<LogicalType> {
+    let reader = SerializedFileReader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    schema
+        .columns()
+        .iter()
+        .find(|c| c.name() == column)
+        .unwrap_or_else(|| panic!("{file:?} has no column {column}"))
+        .logical_type_ref()
+        .cloned()
+}
+
+/// Asserts a logical type is a timestamp in microseconds, adjusted to UTC.
+fn assert_utc_micros(t: Option<LogicalType>) {
+    let shown = format!("{t:?}");
+    assert!(
+        shown.starts_with("Some(Timestamp")
+            && shown.contains("is_adjusted_to_u_t_c: true")
+            && shown.contains("MICROS"),
+        "{shown}"
+    );
+}
+
+/// A Python interpreter with pyarrow and polars, or `None` (and why) when there is none.
+fn python() -> Option<String> {
+    match std::env::var("MARKETING_ANALYTICS_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ if std::env::var_os("MARKETING_ANALYTICS_REQUIRE_PYTHON").is_some() => {
+            panic!(
+                "MARKETING_ANALYTICS_REQUIRE_PYTHON is set but MARKETING_ANALYTICS_PYTHON is not"
+            )
+        }
+        _ => {
+            eprintln!(
+                "skipped the pyarrow/polars checks: set MARKETING_ANALYTICS_PYTHON to a Python \
+                 with pyarrow and polars (.ci/run does)"
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn timestamps_are_written_adjusted_to_utc_and_other_tools_read_the_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(
+        &Options {
+            users: 200,
+            files: 2,
+            ..Options::default()
+        },
+        &dir.path().join("data"),
+    )
+    .unwrap();
+    let (c, p) = (
+        g.clickstream_dir.display().to_string(),
+        g.purchases_dir.display().to_string(),
+    );
+    let settings = Settings {
+        threads: 2,
+        ..Settings::default()
+    };
+    let out = dir.path().join("out");
+    let report = run_all(&settings, &c, &p, &out).await.unwrap();
+    let projection = out.join(layout::PROJECTION).join(PART_FILE);
+    assert_utc_micros(logical_type(&projection, "purchaseTime"));
+    let warehouse = dir.path().join("warehouse");
+    convert(&settings, &c, &p, &warehouse).await.unwrap();
+    let day = std::fs::read_dir(warehouse.join("clickstream"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("date="))
+        .unwrap()
+        .path();
+    assert_utc_micros(logical_type(&day.join(PART_FILE), "eventTime"));
+
+    let Some(python) = python() else { return };
+    let script = r#"
+import sys, pyarrow.parquet as pq, pyarrow.dataset as ds, polars as pl
+projection = sys.argv[1]
+t = pq.read_table(projection + "/part-00000.parquet")
+print(t.schema.field("purchaseTime").type.tz)
+print(ds.dataset(projection, format="parquet").to_table().num_rows)
+print(pl.read_parquet(projection + "/*.parquet").height)
+print(pl.read_parquet(projection + "/*.parquet").schema["purchaseTime"])
+"#;
+    let run = Command::new(&python)
+        .args(["-c", script])
+        .arg(out.join(layout::PROJECTION))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rows = report.summary.counts.attributed_purchases.to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "UTC", "pyarrow's timezone: {stdout}");
+    assert_eq!(
+        lines[1], rows,
+        "pyarrow reads the dataset directory: {stdout}"
+    );
+    assert_eq!(lines[2], rows, "polars reads its Parquet files: {stdout}");
+    assert!(lines[3].contains("UTC"), "polars' type: {stdout}");
+}
