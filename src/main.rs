@@ -421,6 +421,10 @@ struct GenerateArgs {
     /// Do not write the ground truth.
     #[arg(long)]
     no_truth: bool,
+    /// Replace an --out directory that marketing-analytics did not write. A dataset it
+    /// generated is replaced as a whole, so no file of an earlier dataset stays.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 fn init_logging(verbose: u8, quiet: u8) {
@@ -737,7 +741,7 @@ fn generate_cmd(args: &GenerateArgs) -> Result<()> {
         truth: !args.no_truth,
     };
     let started = std::time::Instant::now();
-    let g = generate::generate(&opts, &args.out)?;
+    let g = generate::generate_output(&opts, &args.out, args.overwrite)?;
     say(format!(
         "{} clickstream rows in {}, {} purchases rows in {}{} ({:.1} s)",
         g.events,

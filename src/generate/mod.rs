@@ -191,7 +191,24 @@ struct ClickFile {
     time_first: bool,
 }
 
-/// Writes a dataset into `out`.
+/// Writes a dataset as the directory `out`, replacing it as a whole (like any output: see
+/// `claim`), so a smaller dataset never mixes with the files of an earlier, larger one. A
+/// directory this program did not write is replaced only with `overwrite`.
+pub fn generate_output(opts: &Options, out: &Path, overwrite: bool) -> Result<Generated> {
+    let _claim = crate::claim::claim(out, crate::claim::Destination::Output, &[], overwrite)?;
+    let staging = crate::output::Staging::new(out)?;
+    let g = generate(opts, staging.path())?;
+    staging.commit()?;
+    let moved = |p: PathBuf| out.join(p.file_name().unwrap_or_default());
+    Ok(Generated {
+        clickstream_dir: moved(g.clickstream_dir),
+        purchases_dir: moved(g.purchases_dir),
+        truth_dir: g.truth_dir.map(moved),
+        ..g
+    })
+}
+
+/// Writes a dataset into `out` (a fresh directory: files there of the same names are replaced).
 pub fn generate(opts: &Options, out: &Path) -> Result<Generated> {
     if opts.files == 0 || opts.max_sessions == 0 || opts.days == 0 || opts.campaigns == 0 {
         return Err(Error::Config(

@@ -553,3 +553,40 @@ fn what_a_killed_run_left_is_reclaimed_by_the_next() {
     assert_eq!(leftovers(dir.path()), Vec::<String>::new());
     assert!(dir.path().join("out").join(SUCCESS_MARKER).is_file());
 }
+
+#[test]
+fn generate_replaces_only_its_own_dataset_and_leaves_no_file_of_an_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("data");
+    let generate = |files: &str, extra: &[&str]| {
+        bin()
+            .args(["-q", "generate", "--users", "50", "--files", files, "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let refused = generate("4", &[]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--overwrite"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    let made = generate("4", &["--overwrite"]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let files = |d: &str| std::fs::read_dir(out.join(d)).unwrap().count();
+    assert_eq!(files("mobile_app_clickstream"), 4);
+    // A smaller dataset replaces the larger one whole.
+    let again = generate("2", &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(files("mobile_app_clickstream"), 2);
+    assert_eq!(files("user_purchases"), 2);
+    assert!(!out.join("notes.txt").exists());
+}
