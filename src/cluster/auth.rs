@@ -1,5 +1,6 @@
-//! The cluster's shared secret: a scheduler started with a token runs jobs only for clients
-//! that present it (`authorization: Bearer TOKEN` on every job request).
+//! The scheduler's front door: with a token, it runs jobs only for clients that present it
+//! (`authorization: Bearer TOKEN` on every job request); and a job sent while no executor is
+//! registered fails after a bounded wait instead of waiting forever.
 //!
 //! Ballista 55 lets a client add metadata to the requests that submit a job and follow it
 //! (`ExecuteQuery`, `GetJobStatus`), which is what the token guards: without it no one can
@@ -12,7 +13,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::{ready, Either, Ready};
+use futures::future::ready;
 use tonic::server::NamedService;
 
 /// The environment variable every process of a cluster reads the token from.
@@ -39,43 +40,68 @@ pub fn token_from_env() -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-/// A gRPC service that refuses guarded requests without the token.
-#[derive(Clone)]
-pub struct RequireToken<S> {
-    inner: S,
-    expected: Arc<[u8]>,
+/// How the scheduler's gRPC service is guarded: the token its job requests must carry, and
+/// whether an executor is there to run a job.
+pub trait Readiness: Clone + Send + Sync + 'static {
+    /// Whether at least one executor is registered.
+    fn ready(&self) -> bool;
 }
 
-impl<S> RequireToken<S> {
-    pub fn new(inner: S, token: &str) -> Self {
-        RequireToken {
+/// The scheduler's gRPC service behind its checks: guarded requests without the token are
+/// refused, and a job submitted while no executor is registered waits for one at most
+/// `wait`, then fails saying so (Ballista would queue it forever).
+#[derive(Clone)]
+pub struct Guard<S, R> {
+    inner: S,
+    expected: Option<Arc<[u8]>>,
+    readiness: R,
+    wait: std::time::Duration,
+}
+
+impl<S, R> Guard<S, R> {
+    pub fn new(inner: S, token: Option<&str>, readiness: R, wait: std::time::Duration) -> Self {
+        Guard {
             inner,
-            expected: bearer(token).into_bytes().into(),
+            expected: token.map(|t| bearer(t).into_bytes().into()),
+            readiness,
+            wait,
         }
     }
 
     fn presented(&self, headers: &http::HeaderMap) -> bool {
+        let Some(expected) = &self.expected else {
+            return true;
+        };
         let Some(given) = headers.get(http::header::AUTHORIZATION) else {
             return false;
         };
         let given = given.as_bytes();
         // Constant time, so the comparison tells nothing about how much of a guess was right.
-        given.len() == self.expected.len()
+        given.len() == expected.len()
             && given
                 .iter()
-                .zip(self.expected.iter())
+                .zip(expected.iter())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
     }
 }
 
-impl<S, B> tower_service::Service<http::Request<B>> for RequireToken<S>
+type Answer<E> = Result<http::Response<tonic::body::Body>, E>;
+
+impl<S, R, B> tower_service::Service<http::Request<B>> for Guard<S, R>
 where
-    S: tower_service::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S: tower_service::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    R: Readiness,
+    B: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
-    type Future = Either<Ready<Result<Self::Response, Self::Error>>, S::Future>;
+    type Future = futures::future::BoxFuture<'static, Answer<S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -88,13 +114,34 @@ where
                 "this scheduler requires its token: set {TOKEN_ENV} to it in the client's \
                  environment"
             ));
-            return Either::Left(ready(Ok(refused.into_http())));
+            return Box::pin(ready(Ok(refused.into_http())));
         }
-        Either::Right(self.inner.call(request))
+        let submits = matches!(method, "ExecuteQuery" | "ExecuteQueryPush");
+        // The service that was polled ready serves this request; a fresh clone takes its place.
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let (readiness, wait) = (self.readiness.clone(), self.wait);
+        Box::pin(async move {
+            if submits {
+                let since = std::time::Instant::now();
+                while !readiness.ready() {
+                    if since.elapsed() >= wait {
+                        let none = tonic::Status::unavailable(format!(
+                            "no executor registered with the scheduler within {} s: start \
+                             `marketing-analytics cluster executor --scheduler HOST:PORT`",
+                            wait.as_secs()
+                        ));
+                        return Ok(none.into_http());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+            inner.call(request).await
+        })
     }
 }
 
-impl<S: NamedService> NamedService for RequireToken<S> {
+impl<S: NamedService, R> NamedService for Guard<S, R> {
     const NAME: &'static str = S::NAME;
 }
 
@@ -104,7 +151,14 @@ mod tests {
 
     #[test]
     fn only_the_exact_token_is_accepted() {
-        let guard = RequireToken::new((), "s3cret");
+        #[derive(Clone)]
+        struct Always;
+        impl Readiness for Always {
+            fn ready(&self) -> bool {
+                true
+            }
+        }
+        let guard = Guard::new((), Some("s3cret"), Always, std::time::Duration::ZERO);
         let mut headers = http::HeaderMap::new();
         assert!(!guard.presented(&headers));
         for wrong in ["Bearer s3cre", "Bearer s3cret2", "s3cret", "Bearer S3CRET"] {

@@ -10,7 +10,8 @@ use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
-use ballista_scheduler::scheduler_process::{create_scheduler, start_server};
+use ballista_scheduler::scheduler_process::create_scheduler;
+use ballista_scheduler::scheduler_server::SchedulerServer;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use tracing::info;
 
@@ -126,13 +127,8 @@ pub async fn scheduler(opts: &SchedulerOptions) -> Result<()> {
         .await
         .map_err(|e| ballista(e, "starting the scheduler"))?;
     info!(%addr, token = opts.token.is_some(), "scheduler listening; executors join with `marketing-analytics cluster executor --scheduler {}`", opts.bind);
-    let Some(token) = &opts.token else {
-        return start_server(cluster, addr, Arc::new(config))
-            .await
-            .map_err(|e| ballista(e, &format!("scheduler on {addr}")));
-    };
-    // Ballista's own server has no place for a check of the token: serve its gRPC service
-    // here, behind one (without the REST and Flight proxy routes, which are off anyway).
+    // Ballista's own server has no place for the checks of `auth::Guard`: serve its gRPC
+    // service here, behind them (without the REST and Flight proxy routes, which are off).
     let (max_decoding, max_encoding) = (
         config.grpc_server_max_decoding_message_size as usize,
         config.grpc_server_max_encoding_message_size as usize,
@@ -141,14 +137,30 @@ pub async fn scheduler(opts: &SchedulerOptions) -> Result<()> {
         create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
             .await
             .map_err(|e| ballista(e, "starting the scheduler"))?;
-    let service = SchedulerGrpcServer::new(scheduler)
+    let service = SchedulerGrpcServer::new(scheduler.clone())
         .max_decoding_message_size(max_decoding)
         .max_encoding_message_size(max_encoding);
+    let guarded = super::auth::Guard::new(
+        service,
+        opts.token.as_deref(),
+        Registered(scheduler),
+        std::time::Duration::from_secs(opts.executor_timeout_secs),
+    );
     tonic::transport::Server::builder()
-        .add_service(super::auth::RequireToken::new(service, token))
+        .add_service(guarded)
         .serve(addr)
         .await
         .map_err(|e| ballista(e, &format!("scheduler on {addr}")))
+}
+
+/// Whether the scheduler has an executor alive.
+#[derive(Clone)]
+struct Registered(SchedulerServer<LogicalPlanNode, PhysicalPlanNode>);
+
+impl super::auth::Readiness for Registered {
+    fn ready(&self) -> bool {
+        self.0.is_ready()
+    }
 }
 
 /// A port on `host` that was free a moment ago (for services the user did not name).

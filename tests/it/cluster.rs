@@ -652,3 +652,45 @@ fn cluster_processes_refuse_to_listen_beyond_loopback_unprotected() {
         );
     }
 }
+
+/// A job sent to a scheduler without executors fails after the scheduler's executor timeout,
+/// saying so, instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_on_a_cluster_without_executors_fails_after_a_bounded_wait() {
+    let _serial = common::HEAVY.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        users: 50,
+        files: 1,
+        ..Options::default()
+    };
+    let g = generate(&opts, &dir.path().join("data")).unwrap();
+    let cluster = Cluster::start(dir.path(), 0);
+    let settings = Settings {
+        threads: 2,
+        cluster: Some(cluster.url()),
+        ..Settings::default()
+    };
+    let started = Instant::now();
+    let out = dir.path().join("out");
+    let result = tokio::time::timeout(
+        Duration::from_secs(120),
+        run_all(
+            &settings,
+            &g.clickstream_dir.display().to_string(),
+            &g.purchases_dir.display().to_string(),
+            &out,
+        ),
+    )
+    .await
+    .expect("the job must not wait forever");
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("no executor registered"), "{err}");
+    // The scheduler was started with --executor-timeout 8.
+    assert!(
+        started.elapsed() >= Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!out.exists());
+}
