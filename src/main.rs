@@ -593,7 +593,7 @@ fn require(value: Option<String>, flag: &str, key: &str, command: &str) -> Resul
 
 async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let config = load_config(&args.common)?;
-    let settings = settings(cli, &args.common, &config, Some(&args.inputs), args.api)?;
+    let mut settings = settings(cli, &args.common, &config, Some(&args.inputs), args.api)?;
     let clickstream = args
         .inputs
         .clickstream
@@ -630,6 +630,13 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
                 g.clickstream_dir.display().to_string(),
                 g.purchases_dir.display().to_string(),
             );
+            settings.input_label = Some((
+                dir.path().to_path_buf(),
+                format!(
+                    "built-in dataset ({} users, seed {})",
+                    opts.users, opts.seed
+                ),
+            ));
             _default_dataset = Some(dir);
             paths
         }

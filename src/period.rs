@@ -11,6 +11,7 @@
 //! look-back does not apply (the projection is the full pipeline's). With
 //! `Settings::stored_projection` false (`--recompute`) it is computed from the partitions.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -121,17 +122,26 @@ impl Period {
 const RAW_EVENTS: &str = "raw_events";
 const RAW_PURCHASES: &str = "raw_purchases";
 
+/// What a period read from raw exports: the reject sinks (to finish once the inputs have
+/// been read) and the rows read per file.
+#[derive(Default)]
+pub struct PeriodInputs {
+    pub sinks: Vec<Arc<RejectSink>>,
+    pub stats: Option<[Arc<crate::input::IngestStats>; 2]>,
+}
+
 /// Registers `events` and `purchases` limited to what the period needs. From raw exports with
 /// `quarantine`, bad rows go to `DIR/clickstream.csv` and `DIR/purchases.csv` instead of failing
-/// the job; the sinks returned must be finished once the inputs have been read.
+/// the job.
 pub async fn register_period_inputs(
     ctx: &SessionContext,
     settings: &Settings,
     source: &Source,
     period: &Period,
     quarantine: Option<&Path>,
-) -> Result<Vec<Arc<RejectSink>>> {
+) -> Result<PeriodInputs> {
     let mut sinks = Vec::new();
+    let mut stats = None;
     let (events, purchases) = match source {
         Source::Warehouse(w) => {
             register_table(ctx, w, TableKind::Clickstream, RAW_EVENTS).await?;
@@ -173,6 +183,7 @@ pub async fn register_period_inputs(
             }
             attribution::replace_table(ctx, RAW_EVENTS, click.table(settings.threads)?)?;
             attribution::replace_table(ctx, RAW_PURCHASES, purch.table(settings.threads)?)?;
+            stats = Some([click.stats.clone(), purch.stats.clone()]);
             let time = |name: &str, from: i32, to: i32| {
                 let day = |d: i32| lit(format!("{} 00:00:00", format_date(d)));
                 ident(name)
@@ -209,7 +220,7 @@ pub async fn register_period_inputs(
     let purchases = purchases.select(names(&schema::PURCHASES))?;
     attribution::replace_table(ctx, tables::EVENTS, events.into_view())?;
     attribution::replace_table(ctx, tables::PURCHASES, purchases.into_view())?;
-    Ok(sinks)
+    Ok(PeriodInputs { sinks, stats })
 }
 
 /// A context with the period's projection registered as `projection`, its intermediates in
@@ -254,13 +265,13 @@ async fn period_projection(
     period: &Period,
     how: &attribution::Materialize,
     quarantine: Option<&Path>,
-) -> Result<Vec<Arc<RejectSink>>> {
+) -> Result<(PeriodInputs, ProjectionFrom)> {
     if let (Source::Warehouse(warehouse), true) = (source, settings.stored_projection) {
         if register_stored_projection(ctx, warehouse, period).await? {
-            return Ok(Vec::new());
+            return Ok((PeriodInputs::default(), ProjectionFrom::Stored));
         }
     }
-    let sinks = register_period_inputs(ctx, settings, source, period, quarantine).await?;
+    let inputs = register_period_inputs(ctx, settings, source, period, quarantine).await?;
     let result =
         attribution::transform_with(ctx, settings.engine, how, crate::pipeline::dedup(settings))
             .await
@@ -268,7 +279,35 @@ async fn period_projection(
     how.table(ctx, tables::PROJECTION, result.projection)
         .await
         .map_err(Error::unwrap_datafusion)?;
-    Ok(sinks)
+    Ok((inputs, ProjectionFrom::Computed))
+}
+
+/// Where a period's projection came from, for its summary.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectionFrom {
+    /// The projection `convert` stored in the warehouse.
+    Stored,
+    /// Computed from the clickstream and purchases (partitions or raw exports).
+    Computed,
+}
+
+/// `OUTPUT/summary.json` of `period` and `weekly`: what was read and what was written.
+#[derive(Debug, serde::Serialize)]
+pub struct PeriodSummary {
+    pub run_id: String,
+    pub job: &'static str,
+    pub from: String,
+    pub to: String,
+    pub lookback_days: u32,
+    /// The warehouse, or the raw exports' paths as given.
+    pub source: BTreeMap<&'static str, String>,
+    pub projection: ProjectionFrom,
+    /// Rows read and quarantined per file (raw exports only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_files: Option<crate::summary::InputFiles>,
+    /// Output datasets and their rows.
+    pub outputs: BTreeMap<String, u64>,
 }
 
 /// Runs `job` on a context with the period's projection, its intermediates kept as the
@@ -276,11 +315,12 @@ async fn period_projection(
 /// job writes into the staging directory of `output`, committed when everything succeeded
 /// (with `_rejected/` when bad rows of raw exports were quarantined).
 async fn with_period_projection<T>(
+    name: &'static str,
     settings: &Settings,
     source: &Source,
     period: &Period,
     output: &Path,
-    job: impl AsyncFnOnce(&SessionContext, &Staging) -> Result<T>,
+    job: impl AsyncFnOnce(&SessionContext, &Staging) -> Result<(T, BTreeMap<String, u64>)>,
 ) -> Result<T> {
     let warehouse;
     let inputs = match source {
@@ -305,12 +345,36 @@ async fn with_period_projection<T>(
         .then(|| staging.path().join(layout::REJECTED));
     let outcome = async {
         let how = crate::pipeline::materialize(settings, &scratch);
-        let sinks =
+        let (inputs, from) =
             period_projection(&ctx, settings, source, period, &how, quarantine.as_deref()).await?;
-        for sink in sinks {
+        for sink in &inputs.sinks {
             sink.finish()?;
         }
-        job(&ctx, &staging).await
+        let (value, outputs) = job(&ctx, &staging).await?;
+        let summary = PeriodSummary {
+            run_id: settings.run_id.clone(),
+            job: name,
+            from: format_date(period.from),
+            to: format_date(period.to),
+            lookback_days: period.lookback,
+            source: match source {
+                Source::Warehouse(w) => BTreeMap::from([("warehouse", w.display().to_string())]),
+                Source::Raw {
+                    clickstream,
+                    purchases,
+                } => BTreeMap::from([
+                    ("clickstream", clickstream.clone()),
+                    ("purchases", purchases.clone()),
+                ]),
+            },
+            projection: from,
+            input_files: inputs
+                .stats
+                .map(|[c, p]| crate::summary::InputFiles::new(&c, &p)),
+            outputs,
+        };
+        crate::output::write_json_file(&staging.path().join(layout::SUMMARY), &summary)?;
+        Ok::<_, Error>(value)
     }
     .await;
     let removed = scratch.remove().await;
@@ -330,16 +394,19 @@ pub async fn period_job(
     let span = info_span!("job", name = %"period");
     async {
         info!(period = %period.describe(), lookback_days = period.lookback, ?source, "computing marts for a period");
-        with_period_projection(settings, source, period, output, async |ctx, staging| {
+        with_period_projection("period", settings, source, period, output, async |ctx, staging| {
             let mut marts = Vec::new();
+            let mut outputs = BTreeMap::new();
             for mart in [Mart::TopCampaigns, Mart::TopChannels] {
                 let batches = mart.transform(ctx, settings.api).await?;
-                write_batches(&batches, &staging.path().join(mart.name()), mart.schema())?;
+                let rows =
+                    write_batches(&batches, &staging.path().join(mart.name()), mart.schema())?;
+                outputs.insert(mart.name().to_string(), rows);
                 marts.push(batches);
             }
             let top_channels = marts.pop().unwrap_or_default();
             let top_campaigns = marts.pop().unwrap_or_default();
-            Ok((top_campaigns, top_channels))
+            Ok(((top_campaigns, top_channels), outputs))
         })
         .await
     }
@@ -356,15 +423,25 @@ pub async fn weekly_job(
 ) -> Result<Vec<RecordBatch>> {
     let span = info_span!("job", name = %"weekly");
     async {
-        with_period_projection(settings, source, period, output, async |ctx, staging| {
-            let batches = weekly::transform(ctx).await?.collect().await?;
-            write_batches(
-                &batches,
-                &staging.path().join(layout::WEEKLY),
-                schema::WEEKLY.clone(),
-            )?;
-            Ok(batches)
-        })
+        with_period_projection(
+            "weekly",
+            settings,
+            source,
+            period,
+            output,
+            async |ctx, staging| {
+                let batches = weekly::transform(ctx).await?.collect().await?;
+                let rows = write_batches(
+                    &batches,
+                    &staging.path().join(layout::WEEKLY),
+                    schema::WEEKLY.clone(),
+                )?;
+                Ok((
+                    batches,
+                    BTreeMap::from([(layout::WEEKLY.to_string(), rows)]),
+                ))
+            },
+        )
         .await
     }
     .instrument(span)

@@ -75,6 +75,9 @@ pub struct Settings {
     pub spill_dir: Option<std::path::PathBuf>,
     /// The cluster's token (`cluster::auth`), presented to its scheduler.
     pub cluster_token: Option<String>,
+    /// Inputs under this directory are named `LABEL/…` in summaries (the built-in dataset,
+    /// generated into a temporary directory).
+    pub input_label: Option<(std::path::PathBuf, String)>,
     /// Bad rows a quarantining job accepts (`--max-bad-rows`; see [`BadRowLimit`]).
     pub max_bad_rows: Option<BadRowLimit>,
 }
@@ -109,6 +112,7 @@ impl Default for Settings {
             spill_dir: None,
             max_bad_rows: None,
             cluster_token: None,
+            input_label: None,
         }
     }
 }
@@ -372,8 +376,11 @@ async fn attribution_into(
                 extracted.purchases.stats.total(),
                 &result.outcomes,
             )?;
-            let input_files =
+            let mut input_files =
                 InputFiles::new(&extracted.clickstream.stats, &extracted.purchases.stats);
+            if let Some((root, label)) = &settings.input_label {
+                input_files.relabel(root, label);
+            }
             let projection_rows = if settings.partition_by_date {
                 crate::warehouse::write_projection_by_date(result.projection, staging.path())
                     .await

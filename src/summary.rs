@@ -173,6 +173,21 @@ impl InputFiles {
             purchases: purchases.per_file(),
         }
     }
+
+    /// The files under `root` named `label/…` instead: the built-in dataset lives in a
+    /// temporary directory, whose paths would name nothing once the run is over.
+    pub fn relabel(&mut self, root: &std::path::Path, label: &str) {
+        let root = root.display().to_string();
+        for files in [&mut self.clickstream, &mut self.purchases] {
+            *files = std::mem::take(files)
+                .into_iter()
+                .map(|(name, stats)| match name.strip_prefix(&root) {
+                    Some(rest) => (format!("{label}{rest}"), stats),
+                    None => (name, stats),
+                })
+                .collect();
+        }
+    }
 }
 
 /// The whole `summary.json`.

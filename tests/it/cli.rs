@@ -58,6 +58,15 @@ fn run_without_arguments_uses_the_built_in_dataset() {
     )
     .unwrap();
     assert!(summary["counts"]["attributed_purchases"].as_u64().unwrap() > 100);
+    // The built-in dataset's files are named as such, not by temporary paths gone by now.
+    let files = summary["input_files"]["clickstream"].as_object().unwrap();
+    assert!(!files.is_empty());
+    for name in files.keys() {
+        assert!(
+            name.starts_with("built-in dataset (2000 users, seed 42)/mobile_app_clickstream/"),
+            "{name}"
+        );
+    }
 }
 
 #[test]

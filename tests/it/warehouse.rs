@@ -605,3 +605,66 @@ async fn the_stored_projection_keeps_every_year_from_0001_to_9999() {
     .unwrap();
     assert_eq!(campaigns.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
 }
+
+/// `period` and `weekly` write `summary.json`: the period, where the data came from, the rows
+/// read per file (raw exports) and the rows written.
+#[tokio::test]
+async fn period_and_weekly_write_a_summary_of_what_they_read_and_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let clicks = dir.path().join("clicks.csv");
+    let purchases = dir.path().join("purchases.csv");
+    std::fs::write(
+        &clicks,
+        "userId,eventId,eventType,eventTime,attributes\n\
+         u1,o1,app_open,2020-09-01 10:00:00,\"{'campaign_id': 1, 'channel_id': 'A'}\"\n\
+         u1,b1,purchase,2020-09-01 10:01:00,\"{'purchase_id': 'p1'}\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &purchases,
+        "purchaseId,purchaseTime,billingCost,isConfirmed\np1,2020-09-01 10:01:00,1.00,True\n",
+    )
+    .unwrap();
+    let (c, p) = (
+        clicks.display().to_string(),
+        purchases.display().to_string(),
+    );
+    let day = Period::parse(None, None, Some("2020-09-01"), 1).unwrap();
+    let read = |out: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(layout::SUMMARY)).unwrap()).unwrap()
+    };
+    let raw = dir.path().join("raw");
+    let source = Source::Raw {
+        clickstream: c.clone(),
+        purchases: p.clone(),
+    };
+    period_job(&settings(), &source, &day, &raw).await.unwrap();
+    let s = read(&raw);
+    assert_eq!(s["job"], "period");
+    assert_eq!(
+        (s["from"].as_str(), s["to"].as_str()),
+        (Some("2020-09-01"), Some("2020-09-01"))
+    );
+    assert_eq!(s["projection"], "computed");
+    assert_eq!(s["input_files"]["clickstream"][&c]["rows"], 2);
+    assert_eq!(s["input_files"]["purchases"][&p]["rows"], 1);
+    assert_eq!(s["outputs"]["top_campaigns"], 1);
+    assert_eq!(s["outputs"]["top_channels"], 1);
+    let warehouse = dir.path().join("warehouse");
+    convert(&settings(), &c, &p, &warehouse).await.unwrap();
+    let weekly = dir.path().join("weekly");
+    weekly_job(
+        &settings(),
+        &Source::Warehouse(warehouse.clone()),
+        &day,
+        &weekly,
+    )
+    .await
+    .unwrap();
+    let s = read(&weekly);
+    assert_eq!(s["job"], "weekly");
+    assert_eq!(s["projection"], "stored");
+    assert_eq!(s["source"]["warehouse"], warehouse.display().to_string());
+    assert!(s.get("input_files").is_none());
+    assert_eq!(s["outputs"]["weekly"], 1);
+}
