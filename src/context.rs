@@ -170,6 +170,9 @@ pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udaf(crate::jobs::attribution::udaf::sessionize_udaf());
     ctx.register_udf(crate::jobs::attribution::bucket::hash_bucket_udf());
     ctx.register_udf(crate::jobs::attribution::bucket::key_hash_udf());
+    for udf in crate::jobs::weekly::iso_week::udfs() {
+        ctx.register_udf(udf);
+    }
 }
 
 /// DataFusion partitions per thread. Two per thread measured faster than one (5M events, with

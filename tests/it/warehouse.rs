@@ -604,6 +604,19 @@ async fn the_stored_projection_keeps_every_year_from_0001_to_9999() {
     .await
     .unwrap();
     assert_eq!(campaigns.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    // The weekly projection too (DataFusion's date_trunc ends in 2262).
+    let weeks = weekly_job(
+        &settings(),
+        &Source::Warehouse(warehouse.clone()),
+        &last,
+        &dir.path().join("weekly"),
+    )
+    .await
+    .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&weeks)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("| 9999-W52 | 9999-12-27 |"), "{text}");
 }
 
 /// `period` and `weekly` write `summary.json`: the period, where the data came from, the rows

@@ -6,6 +6,8 @@
 //! confirmedPurchases, uniqueSessions (int64), confirmedRevenue (decimal(38,2)); ordered by
 //! weekStart then campaignId.
 
+pub mod iso_week;
+
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::SessionContext;
 

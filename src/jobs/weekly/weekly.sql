@@ -1,13 +1,11 @@
 -- Weekly purchases projection: per ISO week (Monday to Sunday) and campaign, the purchases,
 -- the confirmed purchases, the confirmed revenue (exact, rounded to cents once) and the
--- distinct sessions. Input: table `projection` (already limited to the period).
+-- distinct sessions. Input: table `projection` (already limited to the period). The project's
+-- iso_week and iso_week_start (jobs/weekly/iso_week.rs) work for every year, where
+-- date_trunc('week', …) works in nanoseconds and ends in 2262.
 SELECT
-    CONCAT(
-        CAST(date_part('year', date_trunc('week', purchaseTime) + INTERVAL '3 days') AS BIGINT),
-        '-W',
-        lpad(CAST(CAST(date_part('week', purchaseTime) AS BIGINT) AS VARCHAR), 2, '0')
-    ) AS isoWeek,
-    CAST(date_trunc('week', purchaseTime) AS DATE) AS weekStart,
+    iso_week(purchaseTime) AS isoWeek,
+    iso_week_start(purchaseTime) AS weekStart,
     campaignId,
     COUNT(*) AS purchases,
     COUNT(*) FILTER (WHERE isConfirmed) AS confirmedPurchases,
