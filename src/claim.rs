@@ -26,6 +26,14 @@ pub struct Marker {
     /// Input files whose rows a warehouse partition holds (absolute paths); empty elsewhere.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
+    /// What the job that wrote the dataset read and wrote (the attribution job's summary), as
+    /// the S3A committer's `_SUCCESS` holds its job's: a dataset folder keeps to its Parquet
+    /// files and this marker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
+    /// The partition files a warehouse's stored projection was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<serde_json::Value>,
 }
 
 /// The `writer` of our markers.
@@ -39,6 +47,8 @@ impl Marker {
             writer: WRITER.to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             sources,
+            summary: None,
+            inputs: None,
         }
     }
 
@@ -52,6 +62,14 @@ impl Marker {
     pub fn write(&self, file: &Path) -> Result<()> {
         let text = serde_json::to_string(self)? + "\n";
         std::fs::write(file, text).map_err(|e| Error::io(file, e))
+    }
+
+    /// Replaces the marker `file` with this one in one step (a rename), for a dataset already
+    /// in place.
+    pub fn replace(&self, file: &Path) -> Result<()> {
+        let tmp = file.with_extension("tmp");
+        self.write(&tmp)?;
+        std::fs::rename(&tmp, file).map_err(|e| Error::io(file, e))
     }
 }
 

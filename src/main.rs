@@ -14,7 +14,7 @@ use marketing_analytics::explain::{self, ExplainJob};
 use marketing_analytics::generate::{self, Mess};
 use marketing_analytics::input::BadRows;
 use marketing_analytics::jobs::{Api, Engine};
-use marketing_analytics::pipeline::{self, layout, Mart, Settings};
+use marketing_analytics::pipeline::{self, Mart, Settings};
 use marketing_analytics::{period, warehouse};
 use tracing::{info, Instrument};
 
@@ -682,9 +682,9 @@ async fn attribution(cli: &Cli, args: &AttributionArgs) -> Result<()> {
     )
     .await?;
     say(format!(
-        "{} purchases attributed; projection and {} in {output}",
+        "{} purchases attributed; the projection is in {output}, its summary in {output}/{}",
         report.projection_rows,
-        layout::JOB_SUMMARY
+        marketing_analytics::output::SUCCESS_MARKER
     ))?;
     Ok(())
 }

@@ -17,7 +17,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use std::sync::Arc;
 
-use crate::claim::{claim, Claim, Destination, Input};
+use crate::claim::{claim, Claim, Destination, Input, Marker};
 use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
 use crate::input::{resolve, schema, BadRowLimit, BadRows};
@@ -33,8 +33,6 @@ pub mod layout {
     pub const TOP_CHANNELS: &str = "top_channels";
     pub const WEEKLY: &str = "weekly";
     pub const SUMMARY: &str = "summary.json";
-    /// The attribution job's own summary, inside its dataset (ignored by Parquet readers).
-    pub const JOB_SUMMARY: &str = "_summary.json";
     /// Quarantined rows (`--on-bad-rows quarantine`): `_rejected/clickstream.csv` and
     /// `_rejected/purchases.csv`.
     pub const REJECTED: &str = "_rejected";
@@ -290,7 +288,7 @@ pub fn claim_output(settings: &Settings, dest: &Path, inputs: &[Input]) -> Resul
 }
 
 /// Runs the attribution job: reads the inputs, writes the projection dataset at `dest` with
-/// `_summary.json` inside it, and returns the counts. Quarantined rows go to `rejected`
+/// its summary in the dataset's `_SUCCESS`, and returns the counts. Quarantined rows go to `rejected`
 /// (default: `dest/_rejected/`).
 pub async fn attribution_job(
     settings: &Settings,
@@ -394,17 +392,17 @@ async fn attribution_into(
                 .await
                 .map_err(Error::unwrap_datafusion)?
             };
-            write_json_file(
-                &staging.path().join(layout::JOB_SUMMARY),
-                &Summary {
-                    run_id: settings.run_id.clone(),
-                    engine: settings.engine,
-                    counts: counts.clone(),
-                    input_files: input_files.clone(),
-                    outputs: BTreeMap::new(),
-                },
-            )?;
-            staging.commit()?;
+            let summary = Summary {
+                run_id: settings.run_id.clone(),
+                engine: settings.engine,
+                counts: counts.clone(),
+                input_files: input_files.clone(),
+                outputs: BTreeMap::from([(layout::PROJECTION.to_string(), projection_rows)]),
+            };
+            staging.commit_with(&Marker {
+                summary: Some(serde_json::to_value(&summary)?),
+                ..Marker::ours(Vec::new())
+            })?;
             Ok::<_, Error>((counts, input_files, projection_rows))
         }
         .await;

@@ -12,7 +12,7 @@
 //!
 //! A conversion also stores the attribution projection of everything the warehouse then holds
 //! (`WAREHOUSE/projection/date=YYYY-MM-DD/`, by the date of purchaseTime, sorted by
-//! purchaseId), with the list of partition files it was computed from (`_inputs.json`). A
+//! purchaseId), with the list of partition files it was computed from (in its `_SUCCESS`). A
 //! period then reads only its dates of that projection ([`register_stored_projection`]):
 //! exactly the full pipeline filtered to the period, without sessionizing again. Should the
 //! partitions no longer be the listed ones (a conversion that did not finish, files copied in
@@ -41,7 +41,7 @@ use crate::error::{Error, Result};
 use crate::input::values::civil_from_days;
 use crate::input::{resolve, schema, BadRowLimit, BadRows, TableKind};
 use crate::jobs::attribution;
-use crate::output::{write_json_file, ColumnParallelWriter, Staging, PART_FILE};
+use crate::output::{ColumnParallelWriter, Staging, PART_FILE};
 use crate::pipeline::{layout, Settings};
 use crate::scratch::Scratch;
 
@@ -52,8 +52,6 @@ pub fn table_dir(warehouse: &Path, kind: TableKind) -> PathBuf {
 
 /// Folder of the projection a conversion stores.
 pub const PROJECTION_DIR: &str = "projection";
-/// The file in [`PROJECTION_DIR`] naming the partition files the projection was computed from.
-pub const PROJECTION_INPUTS: &str = "_inputs.json";
 
 /// The partition files a stored projection was computed from: per table, each file's path
 /// under the table's folder and its size (sizes survive a copy of the warehouse to an object
@@ -150,13 +148,7 @@ pub async fn convert(
             attribution::extract(&ctx, &inputs, settings.threads, None, quarantine.as_deref())?;
         // From the first partition replaced until the new projection is in place, the stored
         // one no longer matches the partitions: without its list of inputs no period reads it.
-        let listed = warehouse.join(PROJECTION_DIR).join(PROJECTION_INPUTS);
-        match std::fs::remove_file(&listed) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(&listed, e))
-            }
-            _ => {}
-        }
+        forget_projection_inputs(warehouse)?;
         let mut report = ConvertReport::default();
         for (kind, order) in [
             (
@@ -256,15 +248,29 @@ async fn store_projection(settings: &Settings, warehouse: &Path) -> Result<u64> 
         )
         .await?;
         let rows = write_projection_by_date(result.projection, staging.path()).await?;
-        write_json_file(&staging.path().join(PROJECTION_INPUTS), &inputs)?;
         Ok::<_, Error>(rows)
     }
     .await;
     let removed = scratch.remove().await;
     let rows = outcome.map_err(Error::unwrap_datafusion)?;
     removed?;
-    staging.commit()?;
+    staging.commit_with(&Marker {
+        inputs: Some(serde_json::to_value(&inputs)?),
+        ..Marker::ours(Vec::new())
+    })?;
     Ok(rows)
+}
+
+/// Takes the list of inputs out of the stored projection's marker: until a conversion stores
+/// a new projection, no period reads the old one.
+pub fn forget_projection_inputs(warehouse: &Path) -> Result<()> {
+    let marker = warehouse
+        .join(PROJECTION_DIR)
+        .join(crate::output::SUCCESS_MARKER);
+    match Marker::read(&marker) {
+        Some(m) if m.inputs.is_some() => Marker { inputs: None, ..m }.replace(&marker),
+        _ => Ok(()),
+    }
 }
 
 /// Writes a projection (schema `schema::PROJECTION`) as `date=YYYY-MM-DD/` partitions of
@@ -297,23 +303,30 @@ pub async fn register_stored_projection(
         return Ok(false);
     };
     let store = ctx.runtime_env().object_store(&url)?;
-    let listed = match store
-        .get(&url.prefix().clone().join(PROJECTION_INPUTS))
+    let marker = match store
+        .get(&url.prefix().clone().join(crate::output::SUCCESS_MARKER))
         .await
     {
         Ok(got) => got.bytes().await.map_err(DataFusionError::from)?,
         Err(datafusion::object_store::Error::NotFound { .. }) => {
-            info!(warehouse = %warehouse.display(), "the stored projection has no {PROJECTION_INPUTS} (a conversion did not finish): computing the projection from the partitions");
+            info!(warehouse = %warehouse.display(), "the stored projection has no _SUCCESS (a conversion did not finish): computing the projection from the partitions");
             return Ok(false);
         }
         Err(e) => return Err(DataFusionError::from(e).into()),
     };
-    let listed: ProjectionInputs = serde_json::from_slice(&listed).map_err(|e| {
+    let unreadable = |e: String| {
         Error::Config(format!(
-            "{}/{PROJECTION_INPUTS}: {e}. Run `marketing-analytics convert` again to rewrite it",
+            "{}/_SUCCESS: {e}. Run `marketing-analytics convert` again to rewrite it",
             dir.display()
         ))
-    })?;
+    };
+    let marker: Marker = serde_json::from_slice(&marker).map_err(|e| unreadable(e.to_string()))?;
+    let Some(listed) = marker.inputs else {
+        info!(warehouse = %warehouse.display(), "the stored projection lists no inputs (a conversion did not finish, or an older version wrote it): computing the projection from the partitions");
+        return Ok(false);
+    };
+    let listed: ProjectionInputs =
+        serde_json::from_value(listed).map_err(|e| unreadable(e.to_string()))?;
     let now = ProjectionInputs::list(ctx, warehouse).await?;
     if listed != now {
         tracing::warn!(

@@ -91,7 +91,8 @@ fn single_jobs_with_pyspark_style_configs() {
         .args(["attribution", "--config"])
         .arg(d.join("attribution.yaml")));
     assert!(out.status.success(), "{:?}", text(&out));
-    assert!(d.join("projection/_summary.json").is_file());
+    let marker = std::fs::read_to_string(d.join("projection/_SUCCESS")).unwrap();
+    assert!(marker.contains("\"attributed_purchases\""), "{marker}");
     std::fs::write(
         d.join("mart.yaml"),
         format!(

@@ -510,7 +510,7 @@ async fn warehouse_and_scratch_on_s3_equal_local_files() {
     .await
     .unwrap_or_else(|e| panic!("period from s3 on the cluster: {e}\n{}", cluster.logs()));
     // The executors read the stored projection's partitions of the period on S3 (current
-    // there too: the sizes `_inputs.json` lists survive the upload).
+    // there too: the sizes its `_SUCCESS` lists survive the upload).
     let listed = marketing_analytics::context::session_context(2);
     assert!(marketing_analytics::warehouse::register_stored_projection(
         &listed,

@@ -16,7 +16,7 @@ use marketing_analytics::period::{
 };
 use marketing_analytics::pipeline::{layout, register_projection, run_all, Mart, Settings};
 use marketing_analytics::warehouse::{
-    convert, format_date, register_stored_projection, table_dir, PROJECTION_DIR, PROJECTION_INPUTS,
+    convert, forget_projection_inputs, format_date, register_stored_projection, table_dir,
 };
 
 fn settings() -> Settings {
@@ -350,7 +350,7 @@ async fn the_stored_projection_is_the_full_pipelines_and_is_read_only_while_curr
         .await
         .unwrap());
     // Without its list of inputs (a conversion that did not finish) neither.
-    std::fs::remove_file(warehouse.join(PROJECTION_DIR).join(PROJECTION_INPUTS)).unwrap();
+    forget_projection_inputs(&warehouse).unwrap();
     assert!(!register_stored_projection(&ctx, &warehouse, &month)
         .await
         .unwrap());
@@ -467,9 +467,16 @@ async fn projection_partitioned_by_date_holds_the_same_rows_and_feeds_the_marts(
         .filter(|n| n.starts_with("date="))
         .collect();
     assert!(dates.len() > 30, "{dates:?}");
-    assert!(
-        projection.join("_SUCCESS").is_file() && projection.join(layout::JOB_SUMMARY).is_file()
-    );
+    // The dataset folder holds Parquet files and its _SUCCESS, the job's summary in it.
+    let marker = marketing_analytics::claim::Marker::read(&projection.join("_SUCCESS")).unwrap();
+    assert!(marker.summary.unwrap()["counts"]["attributed_purchases"].as_u64() > Some(0));
+    let others: Vec<_> = std::fs::read_dir(&projection)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "_SUCCESS" && !n.starts_with("date="))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
     let mut all = Vec::new();
     for d in &dates {
         all.extend(read_parquet(&projection.join(d)).unwrap());
