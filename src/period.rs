@@ -350,6 +350,19 @@ async fn with_period_projection<T>(
         for sink in &inputs.sinks {
             sink.finish()?;
         }
+        if let Some(stats) = &inputs.stats {
+            for (i, (table, stats)) in [("clickstream", &stats[0]), ("purchases", &stats[1])]
+                .into_iter()
+                .enumerate()
+            {
+                crate::input::BadRowLimit::check(
+                    settings.max_bad_rows,
+                    table,
+                    stats.total(),
+                    inputs.sinks.get(i).map(Arc::as_ref),
+                )?;
+            }
+        }
         let (value, outputs) = job(&ctx, &staging).await?;
         let summary = PeriodSummary {
             run_id: settings.run_id.clone(),

@@ -558,6 +558,21 @@ async fn a_period_from_raw_exports_quarantines_bad_rows_or_fails_on_them() {
         let read = |d: &Path| read_parquet(&d.join(mart.name())).unwrap();
         assert_eq!(read(&quarantined), read(&clean), "{}", mart.name());
     }
+    // --max-bad-rows holds for a period too: nothing is committed past it.
+    let strict = Settings {
+        max_bad_rows: Some(marketing_analytics::input::BadRowLimit::Count(0)),
+        ..settings
+    };
+    let limited = dir.path().join("limited");
+    let err = period_job(&strict, &raw(&dirty), &period, &limited)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("clickstream: 1 of") && err.contains("late.csv:2"),
+        "{err}"
+    );
+    assert!(!limited.exists());
 }
 
 /// No hidden date range: purchases of any year from 0001 to 9999 reach the stored projection
