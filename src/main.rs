@@ -854,6 +854,13 @@ async fn explain_cmd(cli: &Cli, args: &ExplainArgs) -> Result<()> {
     .await?;
     match &args.markdown {
         Some(path) => {
+            // A file of the user's is not replaced without being asked.
+            if path.exists() && !args.common.overwrite {
+                bail!(
+                    "--markdown {} exists: give --overwrite to replace it, or another file",
+                    path.display()
+                );
+            }
             std::fs::write(path, explained.markdown())
                 .with_context(|| format!("writing {}", path.display()))?;
             say(format!("plans written to {}", path.display()))?;

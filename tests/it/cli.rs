@@ -276,6 +276,21 @@ fn warehouse_commands_end_to_end() {
         !plan.contains("date=2020-11-12"),
         "a partition outside the period is read"
     );
+    // The file is not replaced without --overwrite.
+    let again = run(bin()
+        .args([
+            "-q",
+            "explain",
+            "attribution",
+            "--day",
+            "2020-11-11",
+            "--warehouse",
+        ])
+        .arg(d.join("wh"))
+        .arg("--markdown")
+        .arg(d.join("plan.md")));
+    assert!(!again.status.success() && text(&again).1.contains("--overwrite"));
+    assert_eq!(std::fs::read_to_string(d.join("plan.md")).unwrap(), plan);
     let out = run(bin()
         .args(["period", "--warehouse"])
         .arg(d.join("wh"))
