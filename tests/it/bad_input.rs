@@ -403,7 +403,14 @@ fn bad_file(case: &Case) -> Vec<u8> {
             "p2,2020-09-01 10:00:00,2.00,False\n",
         ),
     };
-    let mut text = format!("{header}{good}{}\n{after}", case.row).into_bytes();
+    with_invalid_utf8(
+        case,
+        format!("{header}{good}{}\n{after}", case.row).into_bytes(),
+    )
+}
+
+/// The "invalid UTF-8" case's text holds U+FFFD where its file has the byte 0xFF.
+fn with_invalid_utf8(case: &Case, mut text: Vec<u8>) -> Vec<u8> {
     if case.name == "invalid UTF-8" {
         let at = text
             .windows(3)
@@ -568,15 +575,7 @@ async fn quarantine_mode_sets_bad_rows_aside_verbatim_and_goes_on() {
 
 /// The bad row exactly as the file has it.
 fn write_raw(case: &Case) -> Vec<u8> {
-    let mut raw = case.row.as_bytes().to_vec();
-    if case.name == "invalid UTF-8" {
-        let at = raw
-            .windows(3)
-            .position(|w| w == "\u{fffd}".as_bytes())
-            .unwrap();
-        raw.splice(at..at + 3, [0xff]);
-    }
-    raw
+    with_invalid_utf8(case, case.row.as_bytes().to_vec())
 }
 
 #[tokio::test]

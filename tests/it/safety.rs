@@ -248,43 +248,29 @@ fn a_second_run_on_the_same_output_fails_at_once_naming_the_process() {
     let (c, p) = inputs(dir.path());
     let out = dir.path().join("out");
     let held = claim(&out, Destination::Output, &Input::exports(&c, &p), false).unwrap();
-    let second = bin()
-        .args([
-            "-q",
-            "run",
-            "--clickstream",
-            &c,
-            "--purchases",
-            &p,
-            "--output",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = || {
+        bin()
+            .args([
+                "-q",
+                "run",
+                "--clickstream",
+                &c,
+                "--purchases",
+                &p,
+                "--output",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let second = run();
     assert!(!second.status.success());
     let err = stderr(&second);
-    assert!(
-        err.contains(&format!(
-            "is being written by process {}",
-            std::process::id()
-        )),
-        "{err}"
-    );
+    let holder = format!("is being written by process {}", std::process::id());
+    assert!(err.contains(&holder), "{err}");
     assert!(!out.exists(), "the second run wrote nothing");
     drop(held);
-    let third = bin()
-        .args([
-            "-q",
-            "run",
-            "--clickstream",
-            &c,
-            "--purchases",
-            &p,
-            "--output",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let third = run();
     assert!(third.status.success(), "{}", stderr(&third));
 }
 
