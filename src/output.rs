@@ -456,6 +456,32 @@ pub(crate) fn reclaim(dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Removes every staging, scratch and spill directory that a killed run left in `dir`,
+/// whichever destination it was for (a conversion killed while writing dates the next one does
+/// not touch). An old output renamed aside is left to [`reclaim`], which knows its destination.
+pub(crate) fn reclaim_all_in(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            continue;
+        }
+        let dead = ["tmp-", "scratch-", "spill-"].iter().any(|kind| {
+            name.rfind(&format!(".{kind}"))
+                .map(|at| &name[at + kind.len() + 1..])
+                .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        });
+        if dead {
+            let path = entry.path();
+            remove_any(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// A temporary directory next to a destination, moved into place by [`Staging::commit`].
 /// Dropped without a commit (an error), it is removed; killed, it is removed by the next run.
 pub struct Staging {

@@ -125,6 +125,14 @@ pub async fn convert(
             settings.overwrite,
         )?;
         let settings = &settings.claimed(&claim);
+        // What a killed conversion left: its date and projection stagings, its scratch.
+        for dir in [
+            warehouse.to_path_buf(),
+            table_dir(warehouse, TableKind::Clickstream),
+            table_dir(warehouse, TableKind::Purchases),
+        ] {
+            crate::output::reclaim_all_in(&dir)?;
+        }
         let inputs = attribution::Inputs {
             clickstream: resolve(clickstream, "clickstream", settings.delimiter)?,
             purchases: resolve(purchases, "purchases", settings.delimiter)?,

@@ -576,3 +576,28 @@ fn generate_replaces_only_its_own_dataset_and_leaves_no_file_of_an_earlier_one()
     assert_eq!(files("user_purchases"), 2);
     assert!(!out.join("notes.txt").exists());
 }
+
+#[tokio::test]
+async fn what_a_killed_conversion_left_is_reclaimed_by_the_next_even_for_dates_it_does_not_touch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, p) = inputs(dir.path());
+    let warehouse = dir.path().join("warehouse");
+    convert(&settings(), &c, &p, &warehouse).await.unwrap();
+    // A process that is gone, as a killed conversion is.
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let pid = gone.id();
+    let left = [
+        warehouse.join(format!("clickstream/.date=2019-01-01.tmp-{pid}-1")),
+        warehouse.join(format!("purchases/.date=2019-01-01.tmp-{pid}-2")),
+        warehouse.join(format!(".projection.scratch-{pid}-3")),
+        warehouse.join(format!(".projection.tmp-{pid}-4")),
+    ];
+    for d in &left {
+        std::fs::create_dir_all(d.join("x")).unwrap();
+    }
+    convert(&settings(), &c, &p, &warehouse).await.unwrap();
+    for d in &left {
+        assert!(!d.exists(), "{} was left", d.display());
+    }
+}
