@@ -83,8 +83,13 @@ impl DatasetWriter {
 
     /// Finishes the file and moves the dataset into place. Returns the rows written.
     pub fn commit(self) -> Result<u64> {
+        self.commit_with(|_| Ok(Marker::ours(Vec::new())))
+    }
+
+    /// [`DatasetWriter::commit`] with the marker `marker` makes of the rows written.
+    pub fn commit_with(self, marker: impl FnOnce(u64) -> Result<Marker>) -> Result<u64> {
         self.writer.close()?;
-        self.staging.commit()?;
+        self.staging.commit_with(&marker(self.rows)?)?;
         Ok(self.rows)
     }
 }
@@ -323,11 +328,21 @@ pub fn intermediate_parquet_options() -> datafusion::config::TableParquetOptions
 
 /// Writes batches as the dataset `dest`.
 pub fn write_batches(batches: &[RecordBatch], dest: &Path, schema: SchemaRef) -> Result<u64> {
+    write_batches_with(batches, dest, schema, |_| Ok(Marker::ours(Vec::new())))
+}
+
+/// [`write_batches`] with the marker `marker` makes of the rows written.
+pub fn write_batches_with(
+    batches: &[RecordBatch],
+    dest: &Path,
+    schema: SchemaRef,
+    marker: impl FnOnce(u64) -> Result<Marker>,
+) -> Result<u64> {
     let mut writer = DatasetWriter::create(dest, schema)?;
     for b in batches {
         writer.write(b)?;
     }
-    writer.commit()
+    writer.commit_with(marker)
 }
 
 /// Writes a JSON file (into a staging directory: it becomes visible with the commit).

@@ -22,7 +22,9 @@ use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
 use crate::input::{resolve, schema, BadRowLimit, BadRows};
 use crate::jobs::{attribution, tables, top_campaigns, top_channels, Api, Engine};
-use crate::output::{write_batches, write_dataframe_file, write_json_file, Staging, PART_FILE};
+use crate::output::{
+    write_batches_with, write_dataframe_file, write_json_file, Staging, PART_FILE,
+};
 use crate::scratch::Scratch;
 use crate::summary::{Counts, InputFiles, Summary};
 
@@ -536,7 +538,17 @@ async fn mart_into(
         let ctx = job_context(settings).await?;
         register_projection(&ctx, projection).await?;
         let batches = mart.transform(&ctx, settings.api).await?;
-        let rows = write_batches(&batches, dest, mart.schema())?;
+        // The mart's summary, in its _SUCCESS: what it read and wrote.
+        let rows = write_batches_with(&batches, dest, mart.schema(), |rows| {
+            Ok(Marker {
+                summary: Some(serde_json::json!({
+                    "run_id": settings.run_id,
+                    "input": projection,
+                    "outputs": { mart.name(): rows },
+                })),
+                ..Marker::ours(Vec::new())
+            })
+        })?;
         info!(rows, "wrote {}", dest.display());
         Ok(batches)
     }

@@ -218,6 +218,24 @@ pub async fn convert(
         drop(ctx);
         report.projection_rows = store_projection(settings, warehouse).await?;
         info!(rows = report.projection_rows, "stored the projection");
+        // The conversion's summary, in the warehouse's marker: what it read and wrote.
+        let marker_path = warehouse.join(crate::claim::WAREHOUSE_MARKER);
+        let marker = Marker::read(&marker_path).unwrap_or_else(|| Marker::ours(Vec::new()));
+        let input_files = crate::summary::InputFiles::new(
+            &extracted.clickstream.stats,
+            &extracted.purchases.stats,
+        );
+        Marker {
+            summary: Some(serde_json::json!({
+                "last_conversion": {
+                    "run_id": settings.run_id,
+                    "input_files": input_files,
+                    "written": report,
+                }
+            })),
+            ..marker
+        }
+        .replace(&marker_path)?;
         Ok(report)
     }
     .instrument(span)

@@ -121,3 +121,69 @@ print(pl.read_parquet(projection + "/*.parquet").schema["purchaseTime"])
     assert_eq!(lines[2], rows, "polars reads its Parquet files: {stdout}");
     assert!(lines[3].contains("UTC"), "polars' type: {stdout}");
 }
+
+/// `run`, `period` and `weekly` write `summary.json`; a dataset written alone (`attribution`,
+/// a mart) holds its summary in its `_SUCCESS`, and `convert` its own in `_warehouse.json`.
+#[tokio::test]
+async fn every_command_that_writes_output_writes_a_summary_of_what_it_read_and_wrote() {
+    use marketing_analytics::claim::{Marker, WAREHOUSE_MARKER};
+    use marketing_analytics::output::SUCCESS_MARKER;
+    use marketing_analytics::pipeline::{attribution_job, mart_job, Mart};
+    let dir = tempfile::tempdir().unwrap();
+    let g = generate(
+        &Options {
+            users: 100,
+            files: 1,
+            ..Options::default()
+        },
+        &dir.path().join("data"),
+    )
+    .unwrap();
+    let (c, p) = (
+        g.clickstream_dir.display().to_string(),
+        g.purchases_dir.display().to_string(),
+    );
+    let settings = Settings {
+        threads: 2,
+        ..Settings::default()
+    };
+    let projection = dir.path().join("projection");
+    let report = attribution_job(&settings, &c, &p, &projection, None)
+        .await
+        .unwrap();
+    let summary = Marker::read(&projection.join(SUCCESS_MARKER))
+        .unwrap()
+        .summary
+        .unwrap();
+    assert_eq!(
+        summary["counts"]["attributed_purchases"],
+        report.counts.attributed_purchases
+    );
+    let mart = dir.path().join("mart");
+    let input = projection.display().to_string();
+    let rows = mart_job(&settings, Mart::TopCampaigns, &input, &mart)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows() as u64)
+        .sum::<u64>();
+    let summary = Marker::read(&mart.join(SUCCESS_MARKER))
+        .unwrap()
+        .summary
+        .unwrap();
+    assert_eq!(summary["input"], input);
+    assert_eq!(summary["outputs"]["top_campaigns"], rows);
+    let warehouse = dir.path().join("warehouse");
+    let converted = convert(&settings, &c, &p, &warehouse).await.unwrap();
+    let summary = Marker::read(&warehouse.join(WAREHOUSE_MARKER))
+        .unwrap()
+        .summary
+        .unwrap();
+    let last = &summary["last_conversion"];
+    assert_eq!(
+        last["written"]["projection_rows"],
+        converted.projection_rows
+    );
+    let files = last["input_files"]["clickstream"].as_object().unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+}
