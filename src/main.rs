@@ -49,8 +49,9 @@ enum Command {
     /// Run the whole pipeline: projection, both marts and summary.json, then print the marts.
     ///
     /// Writes OUTPUT/purchases_attribution/, OUTPUT/top_campaigns/, OUTPUT/top_channels/
-    /// (Parquet, replacing what was there) and OUTPUT/summary.json. With no inputs given (by
-    /// flag or config), runs on a built-in generated dataset.
+    /// (Parquet) and OUTPUT/summary.json, replacing a previous output of this program in one
+    /// atomic step (anything else at OUTPUT only with --overwrite; never an input). With no
+    /// inputs given (by flag or config), runs on a built-in generated dataset.
     Run(RunArgs),
     /// Build the purchases attribution projection only (Parquet dataset at --output).
     Attribution(AttributionArgs),
@@ -63,8 +64,10 @@ enum Command {
     /// Convert raw exports into a date-partitioned Parquet warehouse.
     ///
     /// Writes WAREHOUSE/clickstream/date=YYYY-MM-DD/ and WAREHOUSE/purchases/date=YYYY-MM-DD/
-    /// (typed columns, attributes parsed, sorted, zstd, row-group statistics). Re-running on new
-    /// files replaces exactly the dates they contain and leaves the others alone. Then stores
+    /// (typed columns, attributes parsed, sorted, zstd, row-group statistics). Re-running
+    /// replaces exactly the dates the files contain and leaves the others alone; a date that
+    /// holds rows of files not in this conversion is replaced only with --replace-dates. Then
+    /// stores
     /// the projection of everything the warehouse holds (WAREHOUSE/projection/date=…/, by
     /// purchase date), which `period` and `weekly` read for their dates.
     Convert(ConvertArgs),
