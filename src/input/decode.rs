@@ -47,14 +47,6 @@ pub trait RowFields {
     fn field(&self, i: usize) -> &[u8];
 }
 
-impl RowFields for csv::ByteRecord {
-    fn width(&self) -> usize {
-        self.len()
-    }
-    fn field(&self, i: usize) -> &[u8] {
-        self.get(i).unwrap_or(b"")
-    }
-}
 
 /// Where each needed column stands in a file, found by header name (files differ in order).
 #[derive(Debug, Clone)]
