@@ -4,6 +4,11 @@
 //! decodes its files one after the other on a blocking thread and hands batches to DataFusion
 //! through a bounded channel, so memory stays flat however large the input is. Row counts per
 //! file are recorded in [`IngestStats`] for the run summary.
+//!
+//! Text is split into physical lines (`Lines`) before a line's fields are parsed
+//! (`LineFields`, the `csv` crate's state machine): the exports never hold a line break in a
+//! field, so a quote left open spoils its own row only, and line numbers and quarantined rows
+//! are the file's own whatever its line breaks.
 
 use std::collections::BTreeMap;
 use std::fs::File;
