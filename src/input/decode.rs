@@ -47,7 +47,6 @@ pub trait RowFields {
     fn field(&self, i: usize) -> &[u8];
 }
 
-
 /// Where each needed column stands in a file, found by header name (files differ in order).
 #[derive(Debug, Clone)]
 pub struct ColumnMap {
