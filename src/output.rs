@@ -454,8 +454,8 @@ pub(crate) fn reclaim(dest: &Path) -> Result<()> {
         let Some(rest) = name.strip_prefix(&prefix) else {
             continue;
         };
-        let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-        if pid.is_none_or(|p| Path::new(&format!("/proc/{p}")).exists()) {
+        let kind_and_pid = rest.split_once('-').map(|(_, after)| after);
+        if !kind_and_pid.is_some_and(owner_gone) {
             continue; // a live run's (this one's too), or not ours
         }
         let path = entry.path();
@@ -469,6 +469,16 @@ pub(crate) fn reclaim(dest: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `PID-…` (what follows the kind in a sibling's name, see [`temp_sibling`]) names a
+/// process that is no longer alive.
+fn owner_gone(pid_and_rest: &str) -> bool {
+    pid_and_rest
+        .split('-')
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Removes every staging, scratch and spill directory that a killed run left in `dir`,
@@ -485,9 +495,7 @@ pub(crate) fn reclaim_all_in(dir: &Path) -> Result<()> {
         }
         let dead = ["tmp-", "scratch-", "spill-"].iter().any(|kind| {
             name.rfind(&format!(".{kind}"))
-                .map(|at| &name[at + kind.len() + 1..])
-                .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok())
-                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+                .is_some_and(|at| owner_gone(&name[at + kind.len() + 1..]))
         });
         if dead {
             let path = entry.path();

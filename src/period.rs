@@ -122,12 +122,11 @@ impl Period {
 const RAW_EVENTS: &str = "raw_events";
 const RAW_PURCHASES: &str = "raw_purchases";
 
-/// What a period read from raw exports: the reject sinks (to finish once the inputs have
-/// been read) and the rows read per file.
+/// What a period read from raw exports (clickstream, purchases), with their rows per file
+/// and reject sinks; none from a warehouse.
 #[derive(Default)]
 pub struct PeriodInputs {
-    pub sinks: Vec<Arc<RejectSink>>,
-    pub stats: Option<[Arc<crate::input::IngestStats>; 2]>,
+    pub raw: Option<[Ingest; 2]>,
 }
 
 /// Registers `events` and `purchases` limited to what the period needs. From raw exports with
@@ -140,8 +139,7 @@ pub async fn register_period_inputs(
     period: &Period,
     quarantine: Option<&Path>,
 ) -> Result<PeriodInputs> {
-    let mut sinks = Vec::new();
-    let mut stats = None;
+    let mut raw = None;
     let (events, purchases) = match source {
         Source::Warehouse(w) => {
             register_table(ctx, w, TableKind::Clickstream, RAW_EVENTS).await?;
@@ -177,13 +175,12 @@ pub async fn register_period_inputs(
                     let sink = Arc::new(RejectSink::new(
                         dir.join(format!("{}.csv", ingest.kind.name())),
                     ));
-                    sinks.push(sink.clone());
                     ingest.rejects = Some(sink);
                 }
             }
             attribution::replace_table(ctx, RAW_EVENTS, click.table(settings.threads)?)?;
             attribution::replace_table(ctx, RAW_PURCHASES, purch.table(settings.threads)?)?;
-            stats = Some([click.stats.clone(), purch.stats.clone()]);
+            raw = Some([click, purch]);
             let time = |name: &str, from: i32, to: i32| {
                 let day = |d: i32| lit(format!("{} 00:00:00", format_date(d)));
                 ident(name)
@@ -220,7 +217,7 @@ pub async fn register_period_inputs(
     let purchases = purchases.select(names(&schema::PURCHASES))?;
     attribution::replace_table(ctx, tables::EVENTS, events.into_view())?;
     attribution::replace_table(ctx, tables::PURCHASES, purchases.into_view())?;
-    Ok(PeriodInputs { sinks, stats })
+    Ok(PeriodInputs { raw })
 }
 
 /// A context with the period's projection registered as `projection`, its intermediates in
@@ -347,21 +344,8 @@ async fn with_period_projection<T>(
         let how = crate::pipeline::materialize(settings, &scratch);
         let (inputs, from) =
             period_projection(&ctx, settings, source, period, &how, quarantine.as_deref()).await?;
-        for sink in &inputs.sinks {
-            sink.finish()?;
-        }
-        if let Some(stats) = &inputs.stats {
-            for (i, (table, stats)) in [("clickstream", &stats[0]), ("purchases", &stats[1])]
-                .into_iter()
-                .enumerate()
-            {
-                crate::input::BadRowLimit::check(
-                    settings.max_bad_rows,
-                    table,
-                    stats.total(),
-                    inputs.sinks.get(i).map(Arc::as_ref),
-                )?;
-            }
+        for ingest in inputs.raw.iter().flatten() {
+            ingest.settle_bad_rows(settings.max_bad_rows)?;
         }
         let (value, outputs) = job(&ctx, &staging).await?;
         let summary = PeriodSummary {
@@ -382,8 +366,8 @@ async fn with_period_projection<T>(
             },
             projection: from,
             input_files: inputs
-                .stats
-                .map(|[c, p]| crate::summary::InputFiles::new(&c, &p)),
+                .raw
+                .map(|[c, p]| crate::summary::InputFiles::new(&c.stats, &p.stats)),
             outputs,
         };
         crate::output::write_json_file(&staging.path().join(layout::SUMMARY), &summary)?;

@@ -354,22 +354,8 @@ async fn attribution_into(
                 bar.finish_and_clear();
             }
             let result = result.map_err(Error::unwrap_datafusion)?;
-            for rejects in [&extracted.clickstream.rejects, &extracted.purchases.rejects]
-                .into_iter()
-                .flatten()
-            {
-                rejects.finish()?;
-            }
-            for (table, ingest) in [
-                ("clickstream", &extracted.clickstream),
-                ("purchases", &extracted.purchases),
-            ] {
-                BadRowLimit::check(
-                    settings.max_bad_rows,
-                    table,
-                    ingest.stats.total(),
-                    ingest.rejects.as_deref(),
-                )?;
+            for ingest in [&extracted.clickstream, &extracted.purchases] {
+                ingest.settle_bad_rows(settings.max_bad_rows)?;
             }
             let counts = Counts::new(
                 extracted.clickstream.stats.total(),

@@ -39,7 +39,7 @@ use crate::claim::{claim, Destination, Input, Marker};
 use crate::context::session_context_with_limit;
 use crate::error::{Error, Result};
 use crate::input::values::civil_from_days;
-use crate::input::{resolve, schema, BadRowLimit, BadRows, TableKind};
+use crate::input::{resolve, schema, BadRows, TableKind};
 use crate::jobs::attribution;
 use crate::output::{ColumnParallelWriter, Staging, PART_FILE};
 use crate::pipeline::{layout, Settings};
@@ -185,14 +185,7 @@ pub async fn convert(
                 TableKind::Clickstream => &extracted.clickstream,
                 TableKind::Purchases => &extracted.purchases,
             };
-            let limit = || {
-                BadRowLimit::check(
-                    settings.max_bad_rows,
-                    kind.name(),
-                    ingest.stats.total(),
-                    ingest.rejects.as_deref(),
-                )
-            };
+            let limit = || ingest.settle_bad_rows(settings.max_bad_rows);
             let sources = DateSources {
                 table: kind.name(),
                 files,
@@ -209,10 +202,8 @@ pub async fn convert(
                 TableKind::Purchases => report.purchases_dates = dates,
             }
         }
+        // Each table's rejects were finished before its dates were committed.
         for ingest in [&extracted.clickstream, &extracted.purchases] {
-            if let Some(r) = &ingest.rejects {
-                r.finish()?;
-            }
             report.quarantined += ingest.stats.total().quarantined;
         }
         drop(ctx);
@@ -485,9 +476,13 @@ pub async fn write_partitioned(
         staging: Staging,
         writer: ColumnParallelWriter,
         rows: u64,
-        files: std::collections::BTreeSet<usize>,
+        /// Whether each input file (by its number) has rows in this date: a flag per file,
+        /// set row by row, as cheap as it gets on convert's path.
+        files: Vec<bool>,
     }
-    let source_column = file_schema.index_of(schema::SOURCE_ROW).ok();
+    // Only a conversion records the files of its dates.
+    let source_column = sources.and_then(|_| file_schema.index_of(schema::SOURCE_ROW).ok());
+    let file_count = sources.map_or(0, |s| s.files.len());
     let mut stream = df.execute_stream().await?;
     let mut current: Option<Date> = None;
     let mut done: Vec<(Staging, Marker, String, u64)> = Vec::new();
@@ -497,7 +492,9 @@ pub async fn write_partitioned(
             .map(|s| {
                 date.files
                     .iter()
-                    .filter_map(|&i| s.files.get(i).cloned())
+                    .zip(s.files)
+                    .filter(|(has, _)| **has)
+                    .map(|(_, file)| file.clone())
                     .collect()
             })
             .unwrap_or_default();
@@ -551,7 +548,7 @@ pub async fn write_partitioned(
                     staging,
                     writer,
                     rows: 0,
-                    files: Default::default(),
+                    files: vec![false; file_count],
                 });
             }
             if let Some(c) = current.as_mut() {
@@ -559,7 +556,9 @@ pub async fn write_partitioned(
                 c.rows += (end - start) as u64;
                 if let Some(rows) = &source_rows {
                     for i in start..end {
-                        c.files.insert((rows.value(i) >> 40) as usize);
+                        if let Some(has) = c.files.get_mut((rows.value(i) >> 40) as usize) {
+                            *has = true;
+                        }
                     }
                 }
             }

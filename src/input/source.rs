@@ -310,6 +310,22 @@ impl Ingest {
     }
 }
 
+impl Ingest {
+    /// Finishes the reject sink (if any) and fails when the input held more bad rows than
+    /// `limit` accepts (see [`BadRowLimit`]). Called once the input has been read.
+    pub fn settle_bad_rows(&self, limit: Option<BadRowLimit>) -> Result<()> {
+        if let Some(sink) = &self.rejects {
+            sink.finish()?;
+        }
+        BadRowLimit::check(
+            limit,
+            self.kind.name(),
+            self.stats.total(),
+            self.rejects.as_deref(),
+        )
+    }
+}
+
 /// Splits files into at most `n` groups of similar total size, keeping path order in a group.
 fn group_files(files: &[InputFile], n: usize) -> Vec<Vec<InputFile>> {
     let mut by_size: Vec<&InputFile> = files.iter().collect();
