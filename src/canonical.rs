@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
-    Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
+    Date32Type, Decimal128Type, Float64Type, Int64Type, TimestampMicrosecondType,
 };
 
 use crate::error::{Error, Result};
@@ -18,6 +18,8 @@ pub const PROJECTION_HEADER: &str =
     "purchaseId,purchaseTime,billingCost,isConfirmed,sessionId,campaignId,channelId";
 pub const TOP_CAMPAIGNS_HEADER: &str = "campaignId,revenue";
 pub const TOP_CHANNELS_HEADER: &str = "campaignId,channelId,uniqueSessions";
+pub const WEEKLY_HEADER: &str =
+    "isoWeek,weekStart,campaignId,purchases,confirmedPurchases,confirmedRevenue,uniqueSessions";
 
 /// Formats an amount in cents as `123.45`.
 pub fn format_cents(cents: i128) -> String {
@@ -50,14 +52,7 @@ pub fn decimal_to_cents(v: i128, scale: i8) -> i128 {
     }
 }
 
-/// A CSV field: quoted when it holds a comma, a quote or a line break.
-pub fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
+pub use crate::input::values::field;
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
     batch
@@ -137,6 +132,36 @@ pub fn top_channels_csv(batches: &[RecordBatch]) -> Result<String> {
         }
     }
     Ok(join(TOP_CHANNELS_HEADER, rows))
+}
+
+/// The weekly projection as canonical CSV, in its own order.
+pub fn weekly_csv(batches: &[RecordBatch]) -> Result<String> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let week = column(b, "isoWeek")?;
+        let start = column(b, "weekStart")?.as_primitive::<Date32Type>();
+        let campaign = column(b, "campaignId")?;
+        let count = |name| -> Result<_> { Ok(column(b, name)?.as_primitive::<Int64Type>()) };
+        let (purchases, confirmed, sessions) = (
+            count("purchases")?,
+            count("confirmedPurchases")?,
+            count("uniqueSessions")?,
+        );
+        let revenue = column(b, "confirmedRevenue")?.as_primitive::<Decimal128Type>();
+        for i in 0..b.num_rows() {
+            rows.push(format!(
+                "{},{},{},{},{},{},{}",
+                opt_str(week, i),
+                crate::calendar::format_date(start.value(i)),
+                opt_str(campaign, i),
+                purchases.value(i),
+                confirmed.value(i),
+                format_cents(decimal_to_cents(revenue.value(i), revenue.scale())),
+                sessions.value(i)
+            ));
+        }
+    }
+    Ok(join(WEEKLY_HEADER, rows))
 }
 
 fn join(header: &str, rows: Vec<String>) -> String {

@@ -2,7 +2,7 @@
 //!
 //! - [`scheduler`] and [`executor`] run the project's own Ballista processes. Stock Ballista
 //!   binaries do not know the `sessionize` aggregate, so ours register every function the jobs
-//!   use (the built-in registry plus [`crate::context::register_functions`]) on both sides.
+//!   use (the built-in registry plus [`crate::engine::register_functions`]) on both sides.
 //! - [`client_context`] is the session a job plans in when given `--cluster df://HOST:PORT`:
 //!   queries are planned here and executed by the executors; results stream back to this
 //!   process, which writes the outputs (so the atomic commit of a run works unchanged).
@@ -26,7 +26,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::context::{register_functions, runtime_builder, session_config};
+use crate::engine::{register_functions, runtime_builder, session_config};
 use crate::error::{Error, Result};
 
 /// The scheme of a cluster address: `df://HOST:PORT`.

@@ -232,7 +232,7 @@ pub async fn executor(opts: &ExecutorOptions) -> Result<()> {
         task_scheduling_policy: SCHEDULING,
         memory_pool_size: opts
             .memory_limit
-            .map(|b| crate::context::pool_bytes(b) as u64),
+            .map(|b| crate::engine::pool_bytes(b) as u64),
         print_thread_info: false,
         override_function_registry: Some(Arc::new(function_registry()?)),
         override_config_producer: Some(Arc::new(|| cluster_config(1))),

@@ -195,8 +195,13 @@ struct ClickFile {
 /// `claim`), so a smaller dataset never mixes with the files of an earlier, larger one. A
 /// directory this program did not write is replaced only with `overwrite`.
 pub fn generate_output(opts: &Options, out: &Path, overwrite: bool) -> Result<Generated> {
-    let _claim = crate::claim::claim(out, crate::claim::Destination::Output, &[], overwrite)?;
-    let staging = crate::output::Staging::new(out)?;
+    let _claim = crate::storage::claim::claim(
+        out,
+        crate::storage::claim::Destination::Output,
+        &[],
+        overwrite,
+    )?;
+    let staging = crate::storage::output::Staging::new(out)?;
     let g = generate(opts, staging.path())?;
     staging.commit()?;
     let moved = |p: PathBuf| out.join(p.file_name().unwrap_or_default());

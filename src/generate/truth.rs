@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use super::{Id, PurchaseRow};
+use crate::app::summary::Counts;
 use crate::canonical::{
     field, format_cents, PROJECTION_HEADER, TOP_CAMPAIGNS_HEADER, TOP_CHANNELS_HEADER,
 };
 use crate::error::{Error, Result};
 use crate::input::values::format_timestamp_micros;
-use crate::summary::Counts;
 
 /// One row of the expected projection.
 #[derive(Debug, Clone)]

@@ -119,7 +119,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> Resu
 
 /// Lists the files of an input path. `what` names the input in errors ("clickstream").
 pub fn resolve(spec: &str, what: &'static str, delimiter: Option<u8>) -> Result<Vec<InputFile>> {
-    if crate::scratch::is_url(spec) {
+    if is_url(spec) {
         return Err(Error::Config(format!(
             "{what} input {spec}: reading raw exports from an object store is not supported; \
              copy them to a local directory (or mount the bucket) and give that path"
@@ -168,8 +168,10 @@ pub fn resolve(spec: &str, what: &'static str, delimiter: Option<u8>) -> Result<
             let size = std::fs::metadata(&path)
                 .map_err(|e| Error::io(&path, e))?
                 .len();
+            let format = format_of(&path, delimiter)?;
+            tracing::trace!(what, file = %path.display(), size, "input file");
             Ok(InputFile {
-                format: format_of(&path, delimiter)?,
+                format,
                 index: i as u32,
                 path,
                 size,
@@ -288,4 +290,9 @@ impl<R: BufRead> Read for GzMembers<R> {
             }
         }
     }
+}
+
+/// Whether a location is an object-store URL (`s3://…`) rather than a local path.
+pub fn is_url(location: &str) -> bool {
+    location.contains("://") && !location.starts_with("file://")
 }

@@ -12,5 +12,6 @@ pub mod source;
 pub mod values;
 
 pub use decode::TableKind;
-pub use files::{resolve, InputFile};
+pub use files::{is_url, resolve, InputFile};
 pub use source::{BadRowLimit, BadRows, FileStats, Ingest, IngestStats, RejectSink};
+pub use values::parse_delimiter;

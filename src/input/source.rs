@@ -182,8 +182,8 @@ impl RejectSink {
         if let Some(w) = guard.as_mut() {
             let mut row = format!(
                 "{},{line},{},",
-                crate::canonical::field(file),
-                crate::canonical::field(reason),
+                super::values::field(file),
+                super::values::field(reason),
             )
             .into_bytes();
             // The row's own bytes, quoted as CSV needs, invalid UTF-8 included: it is what the

@@ -277,6 +277,26 @@ pub fn parse_confirmed(s: &[u8]) -> Option<bool> {
     }
 }
 
+/// A CSV field: quoted when it holds a comma, a quote or a line break.
+pub fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Parses a delimiter given as one ASCII character or the word `tab`.
+pub fn parse_delimiter(s: &str) -> crate::error::Result<u8> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        s if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        other => Err(crate::error::Error::Config(format!(
+            "delimiter {other:?} must be a single ASCII character or 'tab'"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
+use marketing_analytics::app::{layout, run_all, Settings};
 use marketing_analytics::input::BadRows;
-use marketing_analytics::pipeline::{layout, run_all, Settings};
 
 const CLICK_HEADER: &str = "userId,eventId,eventType,eventTime,attributes\n";
 const PURCHASE_HEADER: &str = "purchaseId,purchaseTime,billingCost,isConfirmed\n";
@@ -661,7 +661,7 @@ async fn too_many_bad_rows_fail_a_quarantining_job_instead_of_committing() {
     .unwrap();
     // `convert` commits no date either.
     let warehouse = dir.path().join("warehouse");
-    let err = marketing_analytics::warehouse::convert(
+    let err = marketing_analytics::app::convert::convert(
         &quarantine(Some(BadRowLimit::Count(0))),
         &clicks,
         &purchases,

@@ -363,7 +363,8 @@ fn a_wide_cell_is_cut_in_the_printed_table_and_kept_whole_in_the_file() {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("ccc…"), "{stdout}");
     assert!(stdout.lines().all(|l| l.chars().count() < 200), "{stdout}");
-    let batches = marketing_analytics::output::read_parquet(&d.join("out/top_campaigns")).unwrap();
+    let batches =
+        marketing_analytics::storage::output::read_parquet(&d.join("out/top_campaigns")).unwrap();
     let ids = batches[0]
         .column(0)
         .as_any()

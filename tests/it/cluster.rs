@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use marketing_analytics::app::period::{period_job, Period, Source};
+use marketing_analytics::app::{layout, run_all, RunReport, Settings};
+use marketing_analytics::attribution::Engine;
 use marketing_analytics::generate::{generate, Generated, Options};
-use marketing_analytics::jobs::Engine;
-use marketing_analytics::period::{period_job, Period, Source};
-use marketing_analytics::pipeline::{layout, run_all, RunReport, Settings};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -469,7 +469,7 @@ async fn warehouse_and_scratch_on_s3_equal_local_files() {
         threads: 2,
         ..Settings::default()
     };
-    marketing_analytics::warehouse::convert(
+    marketing_analytics::app::convert::convert(
         &settings,
         &g.clickstream_dir.display().to_string(),
         &g.purchases_dir.display().to_string(),
@@ -511,14 +511,16 @@ async fn warehouse_and_scratch_on_s3_equal_local_files() {
     .unwrap_or_else(|e| panic!("period from s3 on the cluster: {e}\n{}", cluster.logs()));
     // The executors read the stored projection's partitions of the period on S3 (current
     // there too: the sizes its `_SUCCESS` lists survive the upload).
-    let listed = marketing_analytics::context::session_context(2);
-    assert!(marketing_analytics::warehouse::register_stored_projection(
-        &listed,
-        Path::new("s3://lake/warehouse"),
-        &period
-    )
-    .await
-    .unwrap());
+    let listed = marketing_analytics::engine::session_context(2);
+    assert!(
+        marketing_analytics::app::convert::register_stored_projection(
+            &listed,
+            Path::new("s3://lake/warehouse"),
+            &period
+        )
+        .await
+        .unwrap()
+    );
     let stored_out = dir.path().join("period-s3-stored");
     period_job(
         &on_cluster,
@@ -535,7 +537,7 @@ async fn warehouse_and_scratch_on_s3_equal_local_files() {
     });
     for mart in [layout::TOP_CAMPAIGNS, layout::TOP_CHANNELS] {
         let read = |d: &Path| {
-            marketing_analytics::output::read_parquet(&d.join(mart))
+            marketing_analytics::storage::output::read_parquet(&d.join(mart))
                 .map(|b| {
                     datafusion::arrow::util::pretty::pretty_format_batches(&b)
                         .unwrap()

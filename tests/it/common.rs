@@ -7,17 +7,17 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
+use marketing_analytics::app::summary::Counts;
+use marketing_analytics::attribution::dedup::Dedup;
+use marketing_analytics::attribution::{self, Materialize, Outcomes};
+use marketing_analytics::attribution::{tables, Engine};
 use marketing_analytics::canonical;
-use marketing_analytics::context::session_context;
+use marketing_analytics::engine::session_context;
 use marketing_analytics::input::schema;
 use marketing_analytics::input::source::decode_text;
 use marketing_analytics::input::TableKind;
-use marketing_analytics::jobs::attribution::dedup::Dedup;
-use marketing_analytics::jobs::attribution::{self, Materialize, Outcomes};
-use marketing_analytics::jobs::{tables, Api, Engine};
-use marketing_analytics::output::conform;
-use marketing_analytics::pipeline::Mart;
-use marketing_analytics::summary::Counts;
+use marketing_analytics::marts::{top_campaigns, top_channels, Api};
+use marketing_analytics::storage::output::conform;
 
 /// Tests that start processes, kill them or measure memory take this lock: one at a time, so
 /// that one's load does not change what another measures or let a timed kill land elsewhere.
@@ -95,7 +95,7 @@ pub fn colliding_key_hash() -> datafusion::logical_expr::ScalarUDF {
     use datafusion::arrow::datatypes::DataType;
     use datafusion::logical_expr::{ColumnarValue, Volatility};
     datafusion::logical_expr::create_udf(
-        marketing_analytics::jobs::attribution::bucket::KEY_HASH,
+        marketing_analytics::attribution::bucket::KEY_HASH,
         vec![DataType::Utf8],
         DataType::Int64,
         Volatility::Immutable,
@@ -153,7 +153,9 @@ pub async fn run_inline_in(
         .await
         .expect("projection")
         .iter()
-        .map(|b| conform(b, &schema::PROJECTION).expect("the projection has the promised schema"))
+        .map(|b| {
+            conform(b, &attribution::PROJECTION).expect("the projection has the promised schema")
+        })
         .collect();
     let counts = Counts::new(events_read, purchases_read, &result.outcomes)
         .expect("accounting identities hold");
@@ -161,14 +163,14 @@ pub async fn run_inline_in(
     mart_ctx
         .register_table(
             tables::PROJECTION,
-            table(projection.clone(), schema::PROJECTION.clone()),
+            table(projection.clone(), attribution::PROJECTION.clone()),
         )
         .unwrap();
-    let top_campaigns = Mart::TopCampaigns
+    let top_campaigns = top_campaigns::MART
         .transform(&mart_ctx, api)
         .await
         .expect("top campaigns");
-    let top_channels = Mart::TopChannels
+    let top_channels = top_channels::MART
         .transform(&mart_ctx, api)
         .await
         .expect("top channels");
@@ -280,8 +282,8 @@ pub fn assert_same_text(what: &str, got: &str, want: &str) {
 
 /// Canonical outputs of a pipeline run written to `out` (the layout of `run`).
 pub fn read_outputs(out: &std::path::Path) -> (String, String, String) {
-    use marketing_analytics::output::read_parquet;
-    use marketing_analytics::pipeline::layout;
+    use marketing_analytics::app::layout;
+    use marketing_analytics::storage::output::read_parquet;
     (
         canonical::projection_csv(&read_parquet(&out.join(layout::PROJECTION)).unwrap()).unwrap(),
         canonical::top_campaigns_csv(&read_parquet(&out.join(layout::TOP_CAMPAIGNS)).unwrap())
@@ -299,8 +301,8 @@ pub async fn run_all_combinations(
     purchases: &std::path::Path,
     out: &std::path::Path,
 ) -> (Counts, PathBuf) {
-    use marketing_analytics::output::PART_FILE;
-    use marketing_analytics::pipeline::{layout, run_all, Settings};
+    use marketing_analytics::app::{layout, run_all, Settings};
+    use marketing_analytics::storage::output::PART_FILE;
     let mut first: Option<(Counts, PathBuf)> = None;
     // Under a memory cap the job takes the other path: rule 4 by dedup.sql's sort instead of
     // hashing, intermediates written as Parquet.

@@ -8,10 +8,10 @@ use std::process::Command;
 
 use datafusion::parquet::basic::LogicalType;
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+use marketing_analytics::app::convert::convert;
+use marketing_analytics::app::{layout, run_all, Settings};
 use marketing_analytics::generate::{generate, Options};
-use marketing_analytics::output::PART_FILE;
-use marketing_analytics::pipeline::{layout, run_all, Settings};
-use marketing_analytics::warehouse::convert;
+use marketing_analytics::storage::output::PART_FILE;
 
 /// The logical type of `column` in a Parquet file.
 fn logical_type(file: &Path, column: &str) -> Option<LogicalType> {
@@ -126,9 +126,10 @@ print(pl.read_parquet(projection + "/*.parquet").schema["purchaseTime"])
 /// a mart) holds its summary in its `_SUCCESS`, and `convert` its own in `_warehouse.json`.
 #[tokio::test]
 async fn every_command_that_writes_output_writes_a_summary_of_what_it_read_and_wrote() {
-    use marketing_analytics::claim::{Marker, WAREHOUSE_MARKER};
-    use marketing_analytics::output::SUCCESS_MARKER;
-    use marketing_analytics::pipeline::{attribution_job, mart_job, Mart};
+    use marketing_analytics::app::{attribution_job, mart_job};
+    use marketing_analytics::marts::top_campaigns;
+    use marketing_analytics::storage::claim::{Marker, WAREHOUSE_MARKER};
+    use marketing_analytics::storage::output::SUCCESS_MARKER;
     let dir = tempfile::tempdir().unwrap();
     let g = generate(
         &Options {
@@ -161,7 +162,7 @@ async fn every_command_that_writes_output_writes_a_summary_of_what_it_read_and_w
     );
     let mart = dir.path().join("mart");
     let input = projection.display().to_string();
-    let rows = mart_job(&settings, Mart::TopCampaigns, &input, &mart)
+    let rows = mart_job(&settings, &top_campaigns::MART, &input, &mart)
         .await
         .unwrap()
         .iter()

@@ -2,11 +2,11 @@
 
 use crate::common;
 
+use marketing_analytics::app::summary::Counts;
+use marketing_analytics::app::{layout, run_all, Settings};
 use marketing_analytics::canonical;
 use marketing_analytics::generate::{generate, Options};
-use marketing_analytics::output::read_parquet;
-use marketing_analytics::pipeline::{layout, run_all, Settings};
-use marketing_analytics::summary::Counts;
+use marketing_analytics::storage::output::read_parquet;
 
 #[tokio::test]
 async fn messy_generated_dataset_matches_ground_truth() {

@@ -5,8 +5,8 @@ use crate::common;
 use std::collections::HashMap;
 
 use datafusion::arrow::array::{Array, AsArray};
-use marketing_analytics::output::read_parquet;
-use marketing_analytics::pipeline::{layout, run_all, Settings};
+use marketing_analytics::app::{layout, run_all, Settings};
+use marketing_analytics::storage::output::read_parquet;
 
 /// Every engine × API combination on the sample gives the expected results.
 #[tokio::test]

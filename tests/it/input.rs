@@ -178,7 +178,7 @@ async fn parquet_inputs_work_like_csv() {
     };
     use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use datafusion::parquet::arrow::ArrowWriter;
-    use marketing_analytics::pipeline::{run_all, Settings};
+    use marketing_analytics::app::{run_all, Settings};
     use std::sync::Arc;
 
     let dir = tempfile::tempdir().unwrap();
@@ -248,7 +248,8 @@ async fn parquet_inputs_work_like_csv() {
     .unwrap();
     assert_eq!(report.summary.counts.events, 3);
     assert_eq!(report.summary.counts.attributed_purchases, 1);
-    let text = marketing_analytics::canonical::top_campaigns_csv(&report.top_campaigns).unwrap();
+    let text =
+        marketing_analytics::canonical::top_campaigns_csv(report.mart("top_campaigns")).unwrap();
     assert_eq!(text, "campaignId,revenue\n5,12.50\n");
 }
 

@@ -6,6 +6,7 @@ mod common;
 
 mod bad_input;
 mod cli;
+mod cli_options;
 mod cluster;
 mod formats;
 mod generated;

@@ -13,12 +13,12 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionContext;
-use marketing_analytics::context::{register_functions, session_config};
+use marketing_analytics::app::{layout, run_all, Settings};
+use marketing_analytics::attribution::{self, Engine};
+use marketing_analytics::engine::{register_functions, session_config};
 use marketing_analytics::generate::{generate, Generated, Options};
 use marketing_analytics::input::resolve;
-use marketing_analytics::jobs::{attribution, Engine};
-use marketing_analytics::output::{PART_FILE, SUCCESS_MARKER};
-use marketing_analytics::pipeline::{layout, run_all, Settings};
+use marketing_analytics::storage::output::{PART_FILE, SUCCESS_MARKER};
 
 fn dataset(dir: &Path, seed: u64, users: u64) -> Generated {
     let opts = Options {
@@ -165,7 +165,7 @@ async fn a_memory_cap_makes_the_engine_spill_instead_of_failing() {
     let g = dataset(dir.path(), 4, 25_000);
     // A cap whose pool (seven eighths of it) is about 64 MiB.
     let limit = 74 << 20;
-    let pool = marketing_analytics::context::pool_bytes(limit);
+    let pool = marketing_analytics::engine::pool_bytes(limit);
     // The job does not fit in that pool: with spilling disabled it runs out of memory.
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(pool)))

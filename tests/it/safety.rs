@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use marketing_analytics::claim::{claim, Destination, Input};
-use marketing_analytics::output::SUCCESS_MARKER;
-use marketing_analytics::pipeline::{attribution_job, layout, mart_job, run_all, Mart, Settings};
-use marketing_analytics::warehouse::convert;
+use marketing_analytics::app::convert::convert;
+use marketing_analytics::app::{attribution_job, layout, mart_job, run_all, Settings};
+use marketing_analytics::marts::{top_campaigns, top_channels};
+use marketing_analytics::storage::claim::{claim, Destination, Input};
+use marketing_analytics::storage::output::SUCCESS_MARKER;
 
 const CLICKS: &str = "userId,eventId,eventType,eventTime,attributes\n\
     u1,o1,app_open,2020-09-01 10:00:00,\"{'campaign_id': 1, 'channel_id': 'A'}\"\n\
@@ -126,10 +127,10 @@ async fn an_output_of_ours_or_an_empty_directory_is_replaced_without_being_asked
         .unwrap();
     let mart = dir.path().join("mart");
     let input = projection.display().to_string();
-    mart_job(&settings(), Mart::TopCampaigns, &input, &mart)
+    mart_job(&settings(), &top_campaigns::MART, &input, &mart)
         .await
         .unwrap();
-    mart_job(&settings(), Mart::TopCampaigns, &input, &mart)
+    mart_job(&settings(), &top_campaigns::MART, &input, &mart)
         .await
         .unwrap();
 }
@@ -193,7 +194,7 @@ async fn a_mart_whose_output_is_its_input_is_refused() {
         .unwrap();
     let before = tree(&projection);
     let input = projection.display().to_string();
-    let err = mart_job(&settings(), Mart::TopChannels, &input, &projection)
+    let err = mart_job(&settings(), &top_channels::MART, &input, &projection)
         .await
         .unwrap_err()
         .to_string();

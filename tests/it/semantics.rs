@@ -462,8 +462,8 @@ async fn dummy_scenario_three_purchases_two_sessions() {
 async fn sessionize_is_callable_from_the_dataframe_api() {
     use datafusion::arrow::array::AsArray;
     use datafusion::prelude::{ident, lit};
-    use marketing_analytics::context::session_context;
-    use marketing_analytics::jobs::attribution::udaf::sessionize;
+    use marketing_analytics::attribution::udaf::sessionize;
+    use marketing_analytics::engine::session_context;
 
     let ctx = session_context(2);
     ctx.sql(

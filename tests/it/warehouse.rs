@@ -5,19 +5,22 @@ use crate::common;
 
 use std::path::Path;
 
-use marketing_analytics::canonical;
-use marketing_analytics::context::session_context;
-use marketing_analytics::generate::{generate, Generated, Options};
-use marketing_analytics::input::TableKind;
-use marketing_analytics::jobs::{tables, Api};
-use marketing_analytics::output::read_parquet;
-use marketing_analytics::period::{
+use marketing_analytics::app::convert::{
+    convert, forget_projection_inputs, register_stored_projection,
+};
+use marketing_analytics::app::period::{
     period_context, period_job, planned_files, weekly_job, Period, Source,
 };
-use marketing_analytics::pipeline::{layout, register_projection, run_all, Mart, Settings};
-use marketing_analytics::warehouse::{
-    convert, forget_projection_inputs, format_date, register_stored_projection, table_dir,
-};
+use marketing_analytics::app::{layout, register_projection, run_all, Settings};
+use marketing_analytics::attribution::tables;
+use marketing_analytics::calendar::format_date;
+use marketing_analytics::canonical;
+use marketing_analytics::engine::session_context;
+use marketing_analytics::generate::{generate, Generated, Options};
+use marketing_analytics::input::TableKind;
+use marketing_analytics::marts::{top_campaigns, top_channels, Api};
+use marketing_analytics::storage::output::read_parquet;
+use marketing_analytics::storage::warehouse::table_dir;
 
 fn settings() -> Settings {
     Settings {
@@ -73,8 +76,8 @@ async fn expected_marts(full_projection: &Path, period: &Period) -> (String, Str
     ctx.deregister_table(tables::PROJECTION).unwrap();
     ctx.register_table(tables::PROJECTION, filtered.into_view())
         .unwrap();
-    let c = Mart::TopCampaigns.transform(&ctx, Api::Sql).await.unwrap();
-    let ch = Mart::TopChannels.transform(&ctx, Api::Sql).await.unwrap();
+    let c = top_campaigns::MART.transform(&ctx, Api::Sql).await.unwrap();
+    let ch = top_channels::MART.transform(&ctx, Api::Sql).await.unwrap();
     (
         canonical::top_campaigns_csv(&c).unwrap(),
         canonical::top_channels_csv(&ch).unwrap(),
@@ -195,7 +198,7 @@ async fn only_the_needed_partitions_are_read() {
     let (_, warehouse) = data_in_warehouse(dir.path()).await;
     let day = Period::parse(None, None, Some("2020-11-11"), 1).unwrap();
     let ctx = session_context(2);
-    marketing_analytics::period::register_period_inputs(
+    marketing_analytics::app::period::register_period_inputs(
         &ctx,
         &settings(),
         &Source::Warehouse(warehouse.clone()),
@@ -214,7 +217,7 @@ async fn only_the_needed_partitions_are_read() {
     assert_eq!(purchases.len(), 1, "{purchases:?}");
     assert!(purchases[0].contains("purchases/date=2020-11-11"));
     let month = Period::parse(Some("2020-09-01"), Some("2020-09-30"), None, 1).unwrap();
-    marketing_analytics::period::register_period_inputs(
+    marketing_analytics::app::period::register_period_inputs(
         &ctx,
         &settings(),
         &Source::Warehouse(warehouse),
@@ -468,7 +471,8 @@ async fn projection_partitioned_by_date_holds_the_same_rows_and_feeds_the_marts(
         .collect();
     assert!(dates.len() > 30, "{dates:?}");
     // The dataset folder holds Parquet files and its _SUCCESS, the job's summary in it.
-    let marker = marketing_analytics::claim::Marker::read(&projection.join("_SUCCESS")).unwrap();
+    let marker =
+        marketing_analytics::storage::claim::Marker::read(&projection.join("_SUCCESS")).unwrap();
     assert!(marker.summary.unwrap()["counts"]["attributed_purchases"].as_u64() > Some(0));
     let others: Vec<_> = std::fs::read_dir(&projection)
         .unwrap()
@@ -554,7 +558,7 @@ async fn a_period_from_raw_exports_quarantines_bad_rows_or_fails_on_them() {
         rejected.contains("late.csv,2,") && rejected.contains("2020-09-02 25:61:00"),
         "{rejected}"
     );
-    for mart in [Mart::TopCampaigns, Mart::TopChannels] {
+    for mart in [top_campaigns::MART, top_channels::MART] {
         let read = |d: &Path| read_parquet(&d.join(mart.name())).unwrap();
         assert_eq!(read(&quarantined), read(&clean), "{}", mart.name());
     }
@@ -617,7 +621,7 @@ async fn the_stored_projection_keeps_every_year_from_0001_to_9999() {
     assert_eq!(rows, 4);
     let last = Period::quarter("9999-Q4", 0).unwrap();
     assert_eq!(format_date(last.to), "9999-12-31");
-    let (campaigns, _) = period_job(
+    let marts = period_job(
         &settings(),
         &Source::Warehouse(warehouse.clone()),
         &last,
@@ -625,6 +629,7 @@ async fn the_stored_projection_keeps_every_year_from_0001_to_9999() {
     )
     .await
     .unwrap();
+    let campaigns = &marts[0].1;
     assert_eq!(campaigns.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
     // The weekly projection too (DataFusion's date_trunc ends in 2262).
     let weeks = weekly_job(

@@ -13,7 +13,7 @@ use datafusion::logical_expr::Accumulator;
 use marketing_analytics::input::attributes::parse_attributes;
 use marketing_analytics::input::source::decode_text;
 use marketing_analytics::input::TableKind;
-use marketing_analytics::jobs::attribution::udaf::SessionizeAccumulator;
+use marketing_analytics::attribution::udaf::SessionizeAccumulator;
 
 fn attributes(c: &mut Criterion) {
     let mut group = c.benchmark_group("attributes");

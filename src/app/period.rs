@@ -1,0 +1,489 @@
+//! Metrics for a period: the marts (and the weekly projection) for the purchases whose
+//! purchaseTime falls in a range of dates, from the warehouse or straight from raw exports.
+//!
+//! A session may start before the period (a session crossing midnight): the clickstream is read
+//! from `lookback` days before the first date, so the results equal those of the full pipeline
+//! filtered to the period. From the warehouse only the needed `date=` partitions are listed and
+//! read (Hive partition pruning), and row-group statistics skip the rest.
+//!
+//! From a warehouse whose stored projection is up to date (see `warehouse`), the period's
+//! dates of that projection are read instead: no partition of the clickstream is read, and the
+//! look-back does not apply (the projection is the full pipeline's). With
+//! `Settings::stored_projection` false (`--recompute`) it is computed from the partitions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::{col, ident, lit, SessionContext};
+use tracing::{info, info_span, Instrument};
+
+use super::convert::register_stored_projection;
+use super::{layout, Settings};
+use crate::attribution::{self, tables};
+use crate::calendar::format_date;
+use crate::error::{Error, Result};
+use crate::input::{resolve, schema, BadRows, Ingest, RejectSink, TableKind};
+use crate::marts::registry::{self, Scope};
+use crate::marts::Mart;
+use crate::storage::claim::Input;
+use crate::storage::output::{write_batches, Staging};
+use crate::storage::replace_table;
+use crate::storage::scratch::Scratch;
+use crate::storage::warehouse::register_table;
+
+/// Where a period's data comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A warehouse written by `convert`.
+    Warehouse(PathBuf),
+    /// Raw exports (no pruning: every file is read and filtered).
+    Raw {
+        clickstream: String,
+        purchases: String,
+    },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Warehouse(w) => write!(f, "warehouse {}", w.display()),
+            Source::Raw {
+                clickstream,
+                purchases,
+            } => write!(f, "raw exports {clickstream} + {purchases}"),
+        }
+    }
+}
+
+/// An inclusive range of dates, as day numbers since 1970-01-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: i32,
+    pub to: i32,
+    /// Days of clickstream read before `from`, for sessions that started before the period.
+    pub lookback: u32,
+}
+
+impl Period {
+    /// From `from` to `to` (inclusive day numbers).
+    pub fn new(from: i32, to: i32, lookback: u32) -> Result<Period> {
+        if to < from {
+            return Err(Error::Config(format!(
+                "--to {} is before --from {}",
+                format_date(to),
+                format_date(from)
+            )));
+        }
+        Ok(Period { from, to, lookback })
+    }
+
+    /// From `--from/--to` (inclusive dates) or `--day`.
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        day: Option<&str>,
+        lookback: u32,
+    ) -> Result<Period> {
+        use crate::calendar::parse_date;
+        let (from, to) = match (from, to, day) {
+            (None, None, Some(d)) => (parse_date(d)?, parse_date(d)?),
+            (Some(f), Some(t), None) => (parse_date(f)?, parse_date(t)?),
+            _ => {
+                return Err(Error::Config(
+                    "give either --from and --to, or --day".into(),
+                ))
+            }
+        };
+        Period::new(from, to, lookback)
+    }
+
+    /// A quarter such as `2020-Q4`.
+    pub fn quarter(q: &str, lookback: u32) -> Result<Period> {
+        let (from, to) = crate::calendar::quarter(q)?;
+        Period::new(from, to, lookback)
+    }
+
+    /// All of the data: every date a timestamp can have (years 0001 to 9999).
+    pub fn all() -> Period {
+        use crate::input::values::days_from_civil;
+        Period {
+            from: days_from_civil(1, 1, 1) as i32,
+            to: days_from_civil(9999, 12, 31) as i32,
+            lookback: 0,
+        }
+    }
+
+    /// First clickstream date read.
+    pub fn first_click_date(&self) -> i32 {
+        self.from - self.lookback as i32
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} .. {}", format_date(self.from), format_date(self.to))
+    }
+}
+
+const RAW_EVENTS: &str = "raw_events";
+const RAW_PURCHASES: &str = "raw_purchases";
+
+/// What a period read from raw exports (clickstream, purchases), with their rows per file
+/// and reject sinks; none from a warehouse.
+#[derive(Default)]
+pub struct PeriodInputs {
+    pub raw: Option<[Ingest; 2]>,
+}
+
+/// Registers `events` and `purchases` limited to what the period needs. From raw exports with
+/// `quarantine`, bad rows go to `DIR/clickstream.csv` and `DIR/purchases.csv` instead of failing
+/// the job.
+pub async fn register_period_inputs(
+    ctx: &SessionContext,
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+    quarantine: Option<&Path>,
+) -> Result<PeriodInputs> {
+    let mut raw = None;
+    let (events, purchases) = match source {
+        Source::Warehouse(w) => {
+            register_table(ctx, w, TableKind::Clickstream, RAW_EVENTS).await?;
+            register_table(ctx, w, TableKind::Purchases, RAW_PURCHASES).await?;
+            let date = |from: i32, to: i32| {
+                col("date")
+                    .gt_eq(lit(format_date(from)))
+                    .and(col("date").lt_eq(lit(format_date(to))))
+            };
+            (
+                ctx.table(RAW_EVENTS)
+                    .await?
+                    .filter(date(period.first_click_date(), period.to))?,
+                ctx.table(RAW_PURCHASES)
+                    .await?
+                    .filter(date(period.from, period.to))?,
+            )
+        }
+        Source::Raw {
+            clickstream,
+            purchases,
+        } => {
+            let mut click = Ingest::new(
+                TableKind::Clickstream,
+                resolve(clickstream, "clickstream", settings.delimiter)?,
+            );
+            let mut purch = Ingest::new(
+                TableKind::Purchases,
+                resolve(purchases, "purchases", settings.delimiter)?,
+            );
+            if let Some(dir) = quarantine {
+                for ingest in [&mut click, &mut purch] {
+                    let sink = Arc::new(RejectSink::new(
+                        dir.join(format!("{}.csv", ingest.kind.name())),
+                    ));
+                    ingest.rejects = Some(sink);
+                }
+            }
+            replace_table(ctx, RAW_EVENTS, click.table(settings.threads)?)?;
+            replace_table(ctx, RAW_PURCHASES, purch.table(settings.threads)?)?;
+            raw = Some([click, purch]);
+            let time = |name: &str, from: i32, to: i32| {
+                let day = |d: i32| lit(format!("{} 00:00:00", format_date(d)));
+                ident(name)
+                    .gt_eq(datafusion::prelude::cast(
+                        day(from),
+                        schema::TIMESTAMP.clone(),
+                    ))
+                    .and(ident(name).lt(datafusion::prelude::cast(
+                        day(to + 1),
+                        schema::TIMESTAMP.clone(),
+                    )))
+            };
+            (
+                ctx.table(RAW_EVENTS).await?.filter(time(
+                    "eventTime",
+                    period.first_click_date(),
+                    period.to,
+                ))?,
+                ctx.table(RAW_PURCHASES).await?.filter(time(
+                    "purchaseTime",
+                    period.from,
+                    period.to,
+                ))?,
+            )
+        }
+    };
+    let names = |s: &datafusion::arrow::datatypes::SchemaRef| {
+        s.fields()
+            .iter()
+            .map(|f| ident(f.name()))
+            .collect::<Vec<_>>()
+    };
+    let events = events.select(names(&schema::EVENTS))?;
+    let purchases = purchases.select(names(&schema::PURCHASES))?;
+    replace_table(ctx, tables::EVENTS, events.into_view())?;
+    replace_table(ctx, tables::PURCHASES, purchases.into_view())?;
+    Ok(PeriodInputs { raw })
+}
+
+/// A context with the period's projection registered as `projection`, its intermediates in
+/// memory.
+pub async fn period_context(
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+) -> Result<SessionContext> {
+    let ctx = source_context(settings, source).await?;
+    period_projection(
+        &ctx,
+        settings,
+        source,
+        period,
+        &attribution::Materialize::Memory,
+        None,
+    )
+    .await?;
+    Ok(ctx)
+}
+
+/// The context a period job runs in (a cluster reads a warehouse only).
+async fn source_context(settings: &Settings, source: &Source) -> Result<SessionContext> {
+    if settings.cluster.is_some() {
+        if let Source::Raw { .. } = source {
+            return Err(Error::Config(
+                "a cluster reads a warehouse: run `marketing-analytics convert` first and give \
+                 --warehouse DIR (raw exports are decoded by this process, not by executors)"
+                    .into(),
+            ));
+        }
+    }
+    super::job_context(settings).await
+}
+
+/// Registers the period's inputs and its projection (as table `projection`) on `ctx`.
+async fn period_projection(
+    ctx: &SessionContext,
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+    how: &attribution::Materialize,
+    quarantine: Option<&Path>,
+) -> Result<(PeriodInputs, ProjectionFrom)> {
+    if let (Source::Warehouse(warehouse), true) = (source, settings.stored_projection) {
+        if register_stored_projection(ctx, warehouse, period).await? {
+            return Ok((PeriodInputs::default(), ProjectionFrom::Stored));
+        }
+    }
+    let inputs = register_period_inputs(ctx, settings, source, period, quarantine).await?;
+    let result = attribution::transform_with(ctx, settings.engine, how, super::dedup(settings))
+        .await
+        .map_err(Error::unwrap_datafusion)?;
+    how.table(ctx, tables::PROJECTION, result.projection)
+        .await
+        .map_err(Error::unwrap_datafusion)?;
+    Ok((inputs, ProjectionFrom::Computed))
+}
+
+/// Where a period's projection came from, for its summary.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectionFrom {
+    /// The projection `convert` stored in the warehouse.
+    Stored,
+    /// Computed from the clickstream and purchases (partitions or raw exports).
+    Computed,
+}
+
+/// `OUTPUT/summary.json` of `period` and `weekly`: what was read and what was written.
+#[derive(Debug, serde::Serialize)]
+pub struct PeriodSummary {
+    pub run_id: String,
+    pub job: &'static str,
+    pub from: String,
+    pub to: String,
+    pub lookback_days: u32,
+    /// The warehouse, or the raw exports' paths as given.
+    pub source: BTreeMap<&'static str, String>,
+    pub projection: ProjectionFrom,
+    /// Rows read and quarantined per file (raw exports only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_files: Option<crate::app::summary::InputFiles>,
+    /// Output datasets and their rows.
+    pub outputs: BTreeMap<String, u64>,
+}
+
+/// Runs `job` on a context with the period's projection, its intermediates kept as the
+/// settings ask (see `pipeline::materialize`) in a scratch location removed afterwards. The
+/// job writes into the staging directory of `output`, committed when everything succeeded
+/// (with `_rejected/` when bad rows of raw exports were quarantined).
+async fn with_period_projection<T>(
+    name: &'static str,
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+    output: &Path,
+    job: impl AsyncFnOnce(&SessionContext, &Staging) -> Result<(T, BTreeMap<String, u64>)>,
+) -> Result<T> {
+    let warehouse;
+    let inputs = match source {
+        Source::Warehouse(w) => {
+            warehouse = w.display().to_string();
+            vec![Input {
+                what: "warehouse",
+                spec: &warehouse,
+            }]
+        }
+        Source::Raw {
+            clickstream,
+            purchases,
+        } => Input::exports(clickstream, purchases).to_vec(),
+    };
+    let claim = super::claim_output(settings, output, &inputs)?;
+    let settings = &settings.claimed(&claim);
+    let ctx = source_context(settings, source).await?;
+    let scratch = Scratch::new(settings.scratch.as_deref(), output, &ctx)?;
+    let staging = Staging::new(output)?;
+    let quarantine = (settings.on_bad_rows == BadRows::Quarantine)
+        .then(|| staging.path().join(layout::REJECTED));
+    let outcome = async {
+        let how = super::materialize(settings, &scratch);
+        let (inputs, from) =
+            period_projection(&ctx, settings, source, period, &how, quarantine.as_deref()).await?;
+        for ingest in inputs.raw.iter().flatten() {
+            ingest.settle_bad_rows(settings.max_bad_rows)?;
+        }
+        let (value, outputs) = job(&ctx, &staging).await?;
+        let summary = PeriodSummary {
+            run_id: settings.run_id.clone(),
+            job: name,
+            from: format_date(period.from),
+            to: format_date(period.to),
+            lookback_days: period.lookback,
+            source: match source {
+                Source::Warehouse(w) => BTreeMap::from([("warehouse", w.display().to_string())]),
+                Source::Raw {
+                    clickstream,
+                    purchases,
+                } => BTreeMap::from([
+                    ("clickstream", clickstream.clone()),
+                    ("purchases", purchases.clone()),
+                ]),
+            },
+            projection: from,
+            input_files: inputs
+                .raw
+                .map(|[c, p]| crate::app::summary::InputFiles::new(&c.stats, &p.stats)),
+            outputs,
+        };
+        crate::storage::output::write_json_file(&staging.path().join(layout::SUMMARY), &summary)?;
+        Ok::<_, Error>(value)
+    }
+    .await;
+    let removed = scratch.remove().await;
+    let value = outcome?;
+    removed?;
+    staging.commit()?;
+    Ok(value)
+}
+
+/// The run's marts (`Scope::Run`) for a period, each written to `output/NAME/`.
+pub async fn period_job(
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+    output: &Path,
+) -> Result<Vec<(Mart, Vec<RecordBatch>)>> {
+    let span = info_span!("job", name = %"period");
+    async {
+        info!(period = %period.describe(), lookback_days = period.lookback, %source, "computing marts for a period");
+        with_period_projection("period", settings, source, period, output, async |ctx, staging| {
+            let mut marts = Vec::new();
+            let mut outputs = BTreeMap::new();
+            for mart in registry::in_scope(Scope::Run) {
+                let batches = mart.transform(ctx, settings.api).await?;
+                let rows =
+                    write_batches(&batches, &staging.path().join(mart.name()), mart.schema())?;
+                outputs.insert(mart.name().to_string(), rows);
+                marts.push((*mart, batches));
+            }
+            Ok((marts, outputs))
+        })
+        .await
+    }
+    .instrument(span)
+    .await
+}
+
+/// A period mart (`Scope::Period`, as `weekly`) for a period, written to `output/NAME/`.
+pub async fn period_mart_job(
+    settings: &Settings,
+    mart: &Mart,
+    source: &Source,
+    period: &Period,
+    output: &Path,
+) -> Result<Vec<RecordBatch>> {
+    let span = info_span!("job", name = %mart.name());
+    async {
+        with_period_projection(
+            mart.name(),
+            settings,
+            source,
+            period,
+            output,
+            async |ctx, staging| {
+                let batches = mart.transform(ctx, settings.api).await?;
+                let rows =
+                    write_batches(&batches, &staging.path().join(mart.name()), mart.schema())?;
+                Ok((batches, BTreeMap::from([(mart.name().to_string(), rows)])))
+            },
+        )
+        .await
+    }
+    .instrument(span)
+    .await
+}
+
+/// The weekly purchases projection for a period, written to `output/weekly/`.
+pub async fn weekly_job(
+    settings: &Settings,
+    source: &Source,
+    period: &Period,
+    output: &Path,
+) -> Result<Vec<RecordBatch>> {
+    period_mart_job(
+        settings,
+        &crate::marts::weekly::MART,
+        source,
+        period,
+        output,
+    )
+    .await
+}
+
+/// Files the plan of `table` will read (after partition pruning), for tests and `explain`.
+pub async fn planned_files(ctx: &SessionContext, table: &str) -> Result<Vec<String>> {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::physical_plan::ExecutionPlan;
+    use std::sync::Arc;
+
+    fn visit(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<String>) {
+        if let Some(exec) = plan.downcast_ref::<DataSourceExec>() {
+            if let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() {
+                for group in &config.file_groups {
+                    out.extend(group.iter().map(|f| f.object_meta.location.to_string()));
+                }
+            }
+        }
+        for child in plan.children() {
+            visit(child, out);
+        }
+    }
+    let plan = ctx.table(table).await?.create_physical_plan().await?;
+    let mut files = Vec::new();
+    visit(&plan, &mut files);
+    // A large file may be split into byte ranges read by several partitions.
+    files.sort();
+    files.dedup();
+    Ok(files)
+}

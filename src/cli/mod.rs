@@ -1,0 +1,181 @@
+//! The `marketing-analytics` command line: one file per command (its arguments and what it
+//! prints), the argument groups they share ([`options`]), the YAML config merged into the
+//! flags ([`config`]), logging and how errors are shown. `src/main.rs` only calls [`main`].
+//! All work is done by [`crate::app`].
+
+pub mod attribution;
+pub mod cluster;
+pub mod config;
+pub mod convert;
+pub mod explain;
+pub mod generate;
+pub mod logging;
+pub mod mart;
+pub mod options;
+pub mod period;
+pub mod period_mart;
+pub mod print;
+pub mod run;
+
+use clap::{ArgAction, Parser, Subcommand};
+use tracing::Instrument;
+
+/// Purchases attribution and marketing marts from a mobile app's clickstream.
+///
+/// Reads clickstream exports (userId, eventId, eventType, eventTime, attributes) and purchases
+/// exports (purchaseId, purchaseTime, billingCost, isConfirmed) as CSV/TSV (optionally gzip) or
+/// Parquet, sessionizes each user's events (app_open .. app_close), attributes every purchase
+/// to its session's campaign and channel, and computes the top campaigns by confirmed revenue
+/// and the top channel of each campaign. Outputs are Parquet datasets.
+///
+/// Every command takes --config FILE: a YAML file whose keys are the command's flag names
+/// (`memory_limit: 2G`, `on_bad_rows: quarantine`); flags on the command line override it.
+///
+/// Try `marketing-analytics run` with no arguments: it runs on a small built-in dataset.
+#[derive(Parser, Debug)]
+#[command(name = "marketing-analytics", version, max_term_width = 100)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace, with the engine's own debug lines).
+    #[arg(short, long, action = ArgAction::Count, global = true, help_heading = "Logging", display_order = 900)]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, action = ArgAction::Count, global = true, help_heading = "Logging", display_order = 901)]
+    pub quiet: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the whole pipeline: projection, both marts and summary.json, then print the marts.
+    ///
+    /// Writes OUTPUT/purchases_attribution/, OUTPUT/top_campaigns/, OUTPUT/top_channels/
+    /// (Parquet) and OUTPUT/summary.json, replacing a previous output of this program in one
+    /// atomic step (anything else at OUTPUT only with --overwrite; never an input). With no
+    /// inputs given (by flag or config), runs on a built-in generated dataset.
+    Run(run::Args),
+    /// Build the purchases attribution projection only (Parquet dataset at --output).
+    Attribution(attribution::Args),
+    #[command(flatten)]
+    Mart(mart::MartCommand),
+    /// Generate a synthetic dataset in the real export format, with its ground truth.
+    Generate(generate::Args),
+    /// Convert raw exports into a date-partitioned Parquet warehouse.
+    ///
+    /// Writes WAREHOUSE/clickstream/date=YYYY-MM-DD/ and WAREHOUSE/purchases/date=YYYY-MM-DD/
+    /// (typed columns, attributes parsed, sorted, zstd, row-group statistics). Re-running
+    /// replaces exactly the dates the files contain and leaves the others alone; a date that
+    /// holds rows of files not in this conversion is replaced only with --replace-dates. Then
+    /// stores the projection of everything the warehouse holds (WAREHOUSE/projection/date=…/,
+    /// by purchase date), which `period` and `weekly` read for their dates.
+    Convert(convert::Args),
+    /// Top campaigns and top channels for the purchases of a period (from a warehouse or raw exports).
+    Period(period::Args),
+    #[command(flatten)]
+    PeriodMart(period_mart::PeriodMartCommand),
+    /// Show the logical and physical plans of a job (and, with --analyze, its run-time metrics).
+    Explain(explain::Args),
+    /// Run a Ballista cluster process: the scheduler, or an executor.
+    ///
+    /// Start one scheduler and any number of executors, then give `--cluster df://HOST:PORT`
+    /// (the scheduler's address) to run, attribution, the marts, period or weekly. Inputs and
+    /// outputs must be on storage every executor reaches (one host, a shared file system, or
+    /// s3:// with AWS_* credentials in the environment of every process).
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+}
+
+/// This invocation's run id, the same in every log line and in summary.json.
+pub fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(crate::calendar::new_run_id)
+}
+
+/// Exit codes: 2 for a usage or configuration error found before any work (clap's own), 1 for
+/// a job that failed.
+const USAGE_ERROR: u8 = 2;
+
+/// Parses the command line (with its config), sets up logging and signals, runs the command
+/// and reports its error.
+pub fn main() -> std::process::ExitCode {
+    let cli = match config::parse_with_config(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    if let Err(e) = logging::init(cli.verbose, cli.quiet) {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(USAGE_ERROR);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        if let Some(waiting) = stop_on_signal() {
+            tokio::spawn(waiting);
+        }
+        // Every log line of this invocation carries its run id (and, below it, the job's name).
+        let span = tracing::info_span!("run", id = %run_id());
+        let result = dispatch(&cli).instrument(span).await;
+        match result {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {}", logging::error_text(&e));
+                if logging::is_memory_exhausted(&e) {
+                    eprintln!(
+                        "hint: the job needed more memory than --memory-limit allows: raise the \
+                         limit, or lower --threads (each thread's sorts and aggregations need a \
+                         share of it)"
+                    );
+                }
+                std::process::ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Run(a) => run::run(cli, a).await,
+        Command::Attribution(a) => attribution::run(cli, a).await,
+        Command::Mart(m) => mart::run(cli, m).await,
+        Command::Generate(a) => generate::run(a),
+        Command::Convert(a) => convert::run(cli, a).await,
+        Command::Period(a) => period::run(cli, a).await,
+        Command::PeriodMart(m) => period_mart::run(cli, m).await,
+        Command::Explain(a) => explain::run(cli, a).await,
+        Command::Cluster(c) => cluster::run(c).await,
+    }
+}
+
+/// On SIGTERM or SIGINT, removes what the job has under way (staging, scratch, spill files,
+/// its lock: see `storage::cleanup`) and exits with 128 + the signal's number, as a shell
+/// reports it. The previous outputs are untouched: nothing was committed. The handlers are
+/// installed before any work; the returned task waits for a signal.
+fn stop_on_signal() -> Option<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok()?;
+    let mut int = signal(SignalKind::interrupt()).ok()?;
+    Some(async move {
+        let code = tokio::select! {
+            _ = term.recv() => 143,
+            _ = int.recv() => 130,
+        };
+        let left = crate::storage::cleanup::remove_all();
+        eprintln!(
+            "stopped by a signal: nothing was committed{}",
+            if left.is_empty() {
+                String::new()
+            } else {
+                format!("; could not remove {left:?}")
+            }
+        );
+        std::process::exit(code);
+    })
+}

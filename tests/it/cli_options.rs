@@ -1,0 +1,273 @@
+//! The command line's options, flags and config keys alike, and how it reports: one test per
+//! defect the architecture issue named, each tried as a new user would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_marketing-analytics"));
+    cmd.env_remove("MARKETING_ANALYTICS_LOG");
+    cmd
+}
+
+fn ok(cmd: &mut Command) -> (String, String) {
+    let out = cmd.output().expect("binary starts");
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "{cmd:?}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    (stdout, stderr)
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A small generated dataset in `dir/data`.
+fn dataset(dir: &Path) -> (String, String) {
+    let data = dir.join("data");
+    ok(bin()
+        .args(["generate", "--users", "60", "--days", "20", "--output"])
+        .arg(&data));
+    (
+        data.join("mobile_app_clickstream").display().to_string(),
+        data.join("user_purchases").display().to_string(),
+    )
+}
+
+fn date_folders(dir: &Path) -> Vec<String> {
+    let mut dates: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("date="))
+        .collect();
+    dates.sort();
+    dates
+}
+
+#[test]
+fn partition_by_date_writes_date_folders_for_run_and_attribution() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clicks, purchases) = dataset(dir.path());
+    let out = dir.path().join("run");
+    ok(bin()
+        .args(["run", "--partition-by", "date", "--clickstream", &clicks])
+        .args(["--purchases", &purchases, "--output"])
+        .arg(&out));
+    let run_dates = date_folders(&out.join("purchases_attribution"));
+    assert!(run_dates.len() > 5, "{run_dates:?}");
+    assert!(!out
+        .join("purchases_attribution/part-00000.parquet")
+        .exists());
+    // The marts read the partitioned projection whole.
+    assert!(out.join("top_campaigns/part-00000.parquet").is_file());
+    let attribution = dir.path().join("attribution");
+    ok(bin()
+        .args([
+            "attribution",
+            "--partition-by",
+            "date",
+            "--clickstream",
+            &clicks,
+        ])
+        .args(["--purchases", &purchases, "--output"])
+        .arg(&attribution));
+    assert_eq!(date_folders(&attribution), run_dates);
+    // Without the flag: one file, no folders.
+    let flat = dir.path().join("flat");
+    ok(bin()
+        .args([
+            "attribution",
+            "--clickstream",
+            &clicks,
+            "--purchases",
+            &purchases,
+        ])
+        .arg("--output")
+        .arg(&flat));
+    assert!(date_folders(&flat).is_empty());
+}
+
+#[test]
+fn a_config_drives_convert_period_and_weekly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clicks, purchases) = dataset(dir.path());
+    let wh = dir.path().join("wh");
+    let config = dir.path().join("daily.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "clickstream: {clicks}\npurchases: {purchases}\nwarehouse: {}\nfrom: 2020-08-26\n\
+             to: 2020-09-05\nlookback: 2\nquarter: 2020-Q3\nthreads: 2\nreplace_dates: true\n",
+            wh.display()
+        ),
+    )
+    .unwrap();
+    ok(bin().args(["convert", "--config"]).arg(&config));
+    // `period` reads the warehouse the config names: the config's raw exports conflict with
+    // it, so the flag typed on the command line chooses.
+    let period_out = dir.path().join("period");
+    let (stdout, _) = ok(bin()
+        .args(["period", "--config"])
+        .arg(&config)
+        .arg("--warehouse")
+        .arg(&wh)
+        .arg("--output")
+        .arg(&period_out));
+    assert!(stdout.contains("2020-08-26 .. 2020-09-05"), "{stdout}");
+    assert!(period_out.join("top_campaigns/_SUCCESS").is_file());
+    let summary = std::fs::read_to_string(period_out.join("summary.json")).unwrap();
+    assert!(summary.contains("\"lookback_days\": 2"), "{summary}");
+    // `output:` in a config satisfies weekly's required --output, and `quarter` (which
+    // conflicts with the config's from/to only when typed) is a key of its own.
+    let weekly_config = dir.path().join("weekly.yaml");
+    let weekly_out = dir.path().join("weekly");
+    std::fs::write(
+        &weekly_config,
+        format!(
+            "warehouse: {}\nquarter: 2020-Q3\noutput: {}\n",
+            wh.display(),
+            weekly_out.display()
+        ),
+    )
+    .unwrap();
+    let (stdout, _) = ok(bin().args(["weekly", "--config"]).arg(&weekly_config));
+    assert!(stdout.contains("2020-07-01 .. 2020-09-30"), "{stdout}");
+    assert!(weekly_out.join("weekly/_SUCCESS").is_file());
+}
+
+#[test]
+fn a_config_value_is_checked_as_its_flag_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, "threads: many\n").unwrap();
+    let out = bin()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--threads") && stderr.contains("many"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("c.yaml"), "names the config: {stderr}");
+}
+
+#[test]
+fn help_shows_the_defaults_and_puts_logging_last() {
+    let (help, _) = ok(bin().args(["run", "--help"]));
+    assert!(help.contains("[default: udaf]"), "{help}");
+    assert!(help.contains("[default: sql]"), "{help}");
+    assert!(help.contains("[default: out]"), "{help}");
+    let logging = help.find("Logging:").expect("a Logging section");
+    let overwrite = help.find("--overwrite").unwrap();
+    assert!(
+        overwrite < logging,
+        "-v/-q come after the command's own options: {help}"
+    );
+    assert!(help[logging..].contains("--verbose"), "{help}");
+}
+
+#[test]
+fn generate_says_output_like_every_other_command() {
+    let (help, _) = ok(bin().args(["generate", "--help"]));
+    assert!(help.contains("--output <DIR>"), "{help}");
+    assert!(!help.contains("--out <"), "{help}");
+    // The old spelling still works for scripts that use it.
+    let dir = tempfile::tempdir().unwrap();
+    ok(bin()
+        .args(["generate", "--users", "5", "--out"])
+        .arg(dir.path().join("g")));
+    assert!(dir.path().join("g/mobile_app_clickstream").is_dir());
+}
+
+#[test]
+fn explain_help_promises_no_output_it_has_none_for() {
+    let (help, _) = ok(bin().args(["explain", "--help"]));
+    assert!(!help.contains("_rejected"), "{help}");
+    assert!(!help.contains("--on-bad-rows"), "{help}");
+    assert!(
+        help.contains("weekly"),
+        "the registry's marts are jobs: {help}"
+    );
+}
+
+#[test]
+fn more_v_shows_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clicks, purchases) = dataset(dir.path());
+    let stderr_of = |flag: &str, out: &str| {
+        ok(bin()
+            .args([
+                "attribution",
+                flag,
+                "--clickstream",
+                &clicks,
+                "--purchases",
+                &purchases,
+            ])
+            .arg("--output")
+            .arg(dir.path().join(out)))
+        .1
+    };
+    let v = stderr_of("-v", "v");
+    let vv = stderr_of("-vv", "vv");
+    assert!(v.contains("DEBUG") && !v.contains("TRACE"), "{v}");
+    assert!(vv.contains("TRACE"), "{vv}");
+    assert!(
+        vv.lines().count() > v.lines().count(),
+        "-vv:\n{vv}\n-v:\n{v}"
+    );
+}
+
+#[test]
+fn an_invalid_log_filter_is_an_error() {
+    let out = bin()
+        .args(["generate", "--users", "1", "--output", "/nonexistent/never"])
+        .env("MARKETING_ANALYTICS_LOG", "marketing_analytics=loud")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("MARKETING_ANALYTICS_LOG"), "{stderr}");
+}
+
+#[test]
+fn an_error_says_its_cause_once() {
+    let out = bin()
+        .args(["run", "--config", "/nope.yaml"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("/nope.yaml"), "{stderr}");
+}
+
+#[test]
+fn logs_name_things_as_the_user_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clicks, purchases) = dataset(dir.path());
+    let out = dir.path().join("out");
+    let (_, stderr) = ok(bin()
+        .args(["run", "--clickstream", &clicks, "--purchases", &purchases])
+        .arg("--output")
+        .arg(&out));
+    assert!(stderr.contains("engine=udaf"), "{stderr}");
+    for debug_name in ["Udaf", "Sql", "Warehouse(", "Raw {"] {
+        assert!(!stderr.contains(debug_name), "{debug_name}: {stderr}");
+    }
+    // Paths in the log are the ones the user gave, not staging directories.
+    assert!(!stderr.contains(".staging"), "{stderr}");
+    assert!(!stderr.contains("-staging-"), "{stderr}");
+}
