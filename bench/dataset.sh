@@ -5,7 +5,7 @@ dataset() {
   data="bench/data/events-${1}M"
   if [[ ! -f "$data/.complete" ]]; then
     rm -rf "$data"
-    "$bin" generate --users "$(($1 * 68000))" --days 130 --files 8 --seed 1 --no-truth --out "$data"
+    "$bin" generate --users "$(($1 * 68000))" --days 130 --files 8 --seed 1 --no-truth --output "$data"
     touch "$data/.complete"
   fi
   clicks="$data/mobile_app_clickstream"

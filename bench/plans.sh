@@ -11,7 +11,7 @@ bin=${1:-target/release/marketing-analytics}
 data=bench/data/plans
 if [[ ! -f "$data/.complete" ]]; then
   rm -rf "$data"
-  "$bin" generate --users 20000 --days 130 --seed 7 --no-truth --out "$data"
+  "$bin" generate --users 20000 --days 130 --seed 7 --no-truth --output "$data"
   "$bin" -q convert --clickstream "$data/mobile_app_clickstream" --purchases "$data/user_purchases" \
     --warehouse "$data/warehouse"
   touch "$data/.complete"
