@@ -35,8 +35,17 @@ fn references(src: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
             if path.extension().is_none_or(|e| e != "rs") {
                 continue;
             }
-            let rel = path.strip_prefix(src).unwrap().to_string_lossy().into_owned();
-            let top = rel.split('/').next().unwrap().trim_end_matches(".rs").to_string();
+            let rel = path
+                .strip_prefix(src)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let top = rel
+                .split('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".rs")
+                .to_string();
             let text = std::fs::read_to_string(&path).unwrap();
             // Unit tests sit at the end of a file.
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
