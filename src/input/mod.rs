@@ -7,11 +7,13 @@
 pub mod attributes;
 pub mod decode;
 pub mod files;
+pub mod rejects;
 pub mod schema;
 pub mod source;
 pub mod values;
 
 pub use decode::TableKind;
 pub use files::{is_url, resolve, InputFile};
-pub use source::{BadRowLimit, BadRows, FileStats, Ingest, IngestStats, RejectSink};
+pub use rejects::{BadRowLimit, BadRows, RejectSink};
+pub use source::{FileStats, Ingest, IngestStats};
 pub use values::parse_delimiter;
