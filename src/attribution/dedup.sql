@@ -6,7 +6,8 @@
 -- userBucket is a grouping helper that depends on userId only: 0 here; the hashing twin
 -- (dedup/) gives the userId's part, ascending in each output partition.
 -- Rule 4: of the rows with one eventId keep the least (eventTime, tieRank, attributes); full
--- ties go to the first in file order (sourceRow).
+-- ties go to the first in file order (sourceRow). tie_rank is rule 1's rank, a function
+-- registered from attribution/rules.rs, as the udaf and the hashing dedup use it.
 --
 -- Sorted by eventId and then by that order, a row is a duplicate when the row before it has
 -- the same eventId. The window is partitioned by a hash bucket of eventId, not by eventId:
@@ -16,12 +17,12 @@
 WITH ranked AS (
     SELECT
         userId, eventId, eventType, eventTime, campaignId, channelId, purchaseId,
-        CASE eventType WHEN 'app_open' THEN 0 WHEN 'app_close' THEN 2 ELSE 1 END AS tieRank,
+        tie_rank(eventType) AS tieRank,
         CAST(0 AS INT) AS userBucket,
         CASE WHEN eventId = LAG(eventId) OVER (
             PARTITION BY hash_bucket(eventId)
             ORDER BY eventId, eventTime,
-                     CASE eventType WHEN 'app_open' THEN 0 WHEN 'app_close' THEN 2 ELSE 1 END,
+                     tie_rank(eventType),
                      attributes, sourceRow
         ) THEN 2 ELSE 1 END AS copy
     FROM events

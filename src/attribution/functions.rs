@@ -1,5 +1,5 @@
-//! The attribution's SQL functions: the `sessionize` aggregate of the udaf engine and the
-//! hashes the cluster's repartitioning uses (see `bucket`).
+//! The attribution's SQL functions: the `sessionize` aggregate of the udaf engine, rule 1's
+//! `tie_rank` and the hashes the cluster's repartitioning uses (see `bucket`).
 
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
@@ -13,5 +13,6 @@ pub fn udfs() -> Vec<ScalarUDF> {
     vec![
         super::bucket::hash_bucket_udf(),
         super::bucket::key_hash_udf(),
+        super::rules::tie_rank_udf(),
     ]
 }

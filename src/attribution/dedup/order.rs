@@ -126,24 +126,7 @@ pub(super) fn output_batch(
     )?)
 }
 
-/// The boundary and purchase events: the rows sessions need (as in dedup.sql).
-pub(super) fn is_relevant(event_type: &str) -> bool {
-    matches!(event_type, "app_open" | "app_close" | "purchase")
-}
-
-/// dedup.sql's `tieRank`: app_open 0, app_close 2, anything else 1.
-pub(super) fn tie_ranks(types: &StringArray) -> Int64Array {
-    types
-        .iter()
-        .map(|t| {
-            Some(match t {
-                Some("app_open") => 0,
-                Some("app_close") => 2,
-                _ => 1,
-            })
-        })
-        .collect()
-}
+pub(super) use crate::attribution::rules::{is_relevant, tie_ranks};
 
 pub(super) fn string_column(batch: &RecordBatch, index: usize) -> Result<&StringArray> {
     match batch.column(index).as_string_opt::<i32>() {

@@ -38,6 +38,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use crate::attribution::rules;
 use crate::input::schema::{TIMESTAMP, UTC};
 
 /// The function's SQL name.
@@ -198,20 +199,21 @@ enum Kind {
 impl Kind {
     fn of(event_type: &str) -> Kind {
         match event_type {
-            "app_open" => Kind::Open,
-            "app_close" => Kind::Close,
-            "purchase" => Kind::Purchase,
+            rules::APP_OPEN => Kind::Open,
+            rules::APP_CLOSE => Kind::Close,
+            rules::PURCHASE => Kind::Purchase,
             _ => Kind::Other,
         }
     }
 
-    /// Rule 1's tie rank.
+    /// Rule 1's tie rank (`rules::tie_rank`).
     fn rank(self) -> u8 {
-        match self {
-            Kind::Open => 0,
-            Kind::Close => 2,
-            _ => 1,
-        }
+        crate::attribution::rules::tie_rank(match self {
+            Kind::Open => rules::APP_OPEN,
+            Kind::Close => rules::APP_CLOSE,
+            Kind::Purchase => rules::PURCHASE,
+            Kind::Other => "",
+        })
     }
 }
 
