@@ -15,15 +15,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::prelude::SessionContext;
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{info, info_span, warn, Instrument};
-
-use std::sync::Arc;
 
 use crate::attribution::{self, tables, Engine};
 use crate::engine::session_context_with_limit;
@@ -411,22 +406,14 @@ pub async fn register_projection(ctx: &SessionContext, path: &str) -> Result<()>
             reason: "holds no .parquet file: is it a projection written by `attribution`?".into(),
         });
     }
-    // The session's Parquet options (strings as Utf8, not Utf8View), not the format's defaults.
-    let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
-    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .infer_schema(&ctx.state())
+    let options = crate::storage::tables::parquet_options(ctx, Vec::new());
+    let table = crate::storage::tables::inferred_listing_table(ctx, urls, options)
         .await
         .map_err(|e| Error::BadFile {
             file: location.clone(),
             reason: format!("cannot read it as a Parquet projection: {e}"),
         })?;
-    crate::storage::replace_table(
-        ctx,
-        tables::PROJECTION,
-        Arc::new(ListingTable::try_new(config)?),
-    )?;
+    crate::storage::replace_table(ctx, tables::PROJECTION, table)?;
     let table = ctx.table(tables::PROJECTION).await?;
     let have = table.schema();
     for want in attribution::PROJECTION.fields() {

@@ -24,10 +24,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::runtime::SpawnedTask;
-use datafusion::datasource::file_format::arrow::ArrowFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
 use datafusion::execution::SendableRecordBatchStream;
@@ -116,11 +113,12 @@ pub async fn materialize(
     );
     let memory = MemTable::try_new(schema.clone(), partitions)?;
     let disk = if on_disk {
-        let options = ListingOptions::new(Arc::new(ArrowFormat)).with_file_extension(EXTENSION);
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(schema.clone());
-        Some(ListingTable::try_new(config)?)
+        let options = super::tables::arrow_options(ctx, EXTENSION);
+        Some(super::tables::listing_table(
+            vec![url],
+            options,
+            schema.clone(),
+        )?)
     } else {
         None
     };
@@ -258,7 +256,7 @@ fn slice_bytes(batch: &RecordBatch) -> usize {
 struct Intermediate {
     schema: SchemaRef,
     memory: MemTable,
-    disk: Option<ListingTable>,
+    disk: Option<Arc<ListingTable>>,
     _reservations: Vec<MemoryReservation>,
 }
 

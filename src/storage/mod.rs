@@ -8,6 +8,7 @@ pub mod cleanup;
 pub mod intermediate;
 pub mod output;
 pub mod scratch;
+pub mod tables;
 pub mod warehouse;
 
 use datafusion::prelude::SessionContext;

@@ -11,10 +11,7 @@
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::dataframe::DataFrame;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::parquet::arrow::arrow_writer::{
     compute_leaves, ArrowColumnChunk, ArrowLeafColumn, ArrowRowGroupWriterFactory,
 };
@@ -26,7 +23,6 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::storage::claim::Marker;
@@ -269,15 +265,12 @@ pub fn register_parquet_dir(
     schema: SchemaRef,
 ) -> Result<()> {
     let url = ListingTableUrl::parse(location)?;
-    // The session's Parquet options (strings as Utf8, not Utf8View), not the format's defaults.
-    let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
-    let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(schema);
-    ctx.deregister_table(name)?;
-    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
-    Ok(())
+    let options = super::tables::parquet_options(ctx, Vec::new());
+    super::replace_table(
+        ctx,
+        name,
+        super::tables::listing_table(vec![url], options, schema)?,
+    )
 }
 
 /// Streams `df` into one Parquet file under `location`, with a writer outside the memory pool
@@ -578,6 +571,7 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
 
     fn batch(schema: &SchemaRef, from: i64, rows: i64) -> RecordBatch {
         let ids: Vec<i64> = (from..from + rows).collect();

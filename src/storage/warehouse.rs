@@ -4,14 +4,10 @@
 //! the tables, and when, is `app::convert`'s business.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::DataFusionError;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -283,13 +279,12 @@ pub fn register_listing(
     file_schema: SchemaRef,
     name: &str,
 ) -> Result<()> {
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(file_schema);
-    crate::storage::replace_table(ctx, name, Arc::new(ListingTable::try_new(config)?))
+    let options = super::tables::parquet_options(ctx, vec![("date".to_string(), DataType::Utf8)]);
+    super::replace_table(
+        ctx,
+        name,
+        super::tables::listing_table(vec![url], options, file_schema)?,
+    )
 }
 
 /// Registers a warehouse table under `name`, with its `date` partition column. The warehouse
