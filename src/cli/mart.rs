@@ -1,9 +1,10 @@
 //! `marketing-analytics top-campaigns`, `top-channels`, …: one command per mart of the run
-//! (`marts::registry`, `Scope::Run`), computed from a projection dataset.
+//! (`marts::registry`, `Scope::Run`), computed from a projection dataset; and the registry
+//! command family the period marts (`period_mart`) use too.
 
 use std::path::PathBuf;
 
-use clap::{ArgMatches, Args as _, FromArgMatches, Subcommand};
+use clap::{ArgMatches, FromArgMatches, Subcommand};
 
 use super::options::{settings, ApiArg, ClusterArg, Runtime};
 use super::print::print_table;
@@ -27,28 +28,51 @@ pub struct Args {
     pub cluster: ClusterArg,
 }
 
-/// A mart's command: which mart, and its arguments.
+/// The marts' commands of one scope, from the registry: which mart was chosen, and its
+/// arguments `A` (the same for every mart of the scope).
 #[derive(Debug)]
-pub struct MartCommand {
+pub struct RegistryCommand<A, S> {
     pub mart: &'static Mart,
-    pub args: Args,
+    pub args: A,
+    scope: std::marker::PhantomData<S>,
 }
 
+/// A scope of the registry, as a command family: which marts, and how `--help` lists them.
+pub trait CommandScope {
+    const SCOPE: Scope;
+    fn about(mart: &Mart) -> String;
+}
+
+/// `Scope::Run` marts, computed from a projection dataset.
+#[derive(Debug)]
+pub struct FromProjection;
+
+impl CommandScope for FromProjection {
+    const SCOPE: Scope = Scope::Run;
+    fn about(mart: &Mart) -> String {
+        format!("{}, from a projection dataset.", mart.title)
+    }
+}
+
+/// A mart's command under `run`'s scope.
+pub type MartCommand = RegistryCommand<Args, FromProjection>;
+
 /// A registry name as clap's `'static` command name (made once per mart and process).
-pub(crate) fn leak(name: String) -> &'static str {
+fn leak(name: String) -> &'static str {
     Box::leak(name.into_boxed_str())
 }
 
-impl FromArgMatches for MartCommand {
+impl<A: FromArgMatches, S: CommandScope> FromArgMatches for RegistryCommand<A, S> {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
         let missing = || clap::Error::new(clap::error::ErrorKind::MissingSubcommand);
         let (name, sub) = matches.subcommand().ok_or_else(missing)?;
         let mart = registry::find(name)
-            .filter(|m| m.scope == Scope::Run)
+            .filter(|m| m.scope == S::SCOPE)
             .ok_or_else(missing)?;
-        Ok(MartCommand {
+        Ok(RegistryCommand {
             mart,
-            args: Args::from_arg_matches(sub)?,
+            args: A::from_arg_matches(sub)?,
+            scope: std::marker::PhantomData,
         })
     }
 
@@ -58,12 +82,11 @@ impl FromArgMatches for MartCommand {
     }
 }
 
-impl Subcommand for MartCommand {
+impl<A: clap::Args, S: CommandScope> Subcommand for RegistryCommand<A, S> {
     fn augment_subcommands(cmd: clap::Command) -> clap::Command {
-        registry::in_scope(Scope::Run).fold(cmd, |cmd, mart| {
+        registry::in_scope(S::SCOPE).fold(cmd, |cmd, mart| {
             cmd.subcommand(
-                Args::augment_args(clap::Command::new(leak(mart.command())))
-                    .about(format!("{}, from a projection dataset.", mart.title)),
+                A::augment_args(clap::Command::new(leak(mart.command()))).about(S::about(mart)),
             )
         })
     }
@@ -73,7 +96,7 @@ impl Subcommand for MartCommand {
     }
 
     fn has_subcommand(name: &str) -> bool {
-        registry::find(name).is_some_and(|m| m.scope == Scope::Run)
+        registry::find(name).is_some_and(|m| m.scope == S::SCOPE)
     }
 }
 

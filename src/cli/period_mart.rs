@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{ArgMatches, Args as _, FromArgMatches, Subcommand};
 
-use super::mart::leak;
+use super::mart::{CommandScope, RegistryCommand};
 use super::options::{
     settings, ApiArg, ClusterArg, EngineArg, PeriodRange, Reading, Runtime, SourceArgs,
 };
@@ -14,7 +13,7 @@ use super::period::RecomputeArg;
 use super::print::print_table;
 use super::Cli;
 use crate::app::period::Period;
-use crate::marts::registry::{self, Scope};
+use crate::marts::registry::Scope;
 use crate::marts::Mart;
 
 #[derive(clap::Args, Debug)]
@@ -43,52 +42,22 @@ pub struct Args {
     pub cluster: ClusterArg,
 }
 
-/// A period mart's command: which mart, and its arguments.
+/// `Scope::Period` marts, for a quarter or a period.
 #[derive(Debug)]
-pub struct PeriodMartCommand {
-    pub mart: &'static Mart,
-    pub args: Args,
-}
+pub struct ForPeriod;
 
-impl FromArgMatches for PeriodMartCommand {
-    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-        let missing = || clap::Error::new(clap::error::ErrorKind::MissingSubcommand);
-        let (name, sub) = matches.subcommand().ok_or_else(missing)?;
-        let mart = registry::find(name)
-            .filter(|m| m.scope == Scope::Period)
-            .ok_or_else(missing)?;
-        Ok(PeriodMartCommand {
-            mart,
-            args: Args::from_arg_matches(sub)?,
-        })
-    }
-
-    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
-        *self = Self::from_arg_matches(matches)?;
-        Ok(())
+impl CommandScope for ForPeriod {
+    const SCOPE: Scope = Scope::Period;
+    fn about(mart: &Mart) -> String {
+        format!(
+            "{}: for a quarter or a period (from a warehouse or raw exports).",
+            mart.title
+        )
     }
 }
 
-impl Subcommand for PeriodMartCommand {
-    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
-        registry::in_scope(Scope::Period).fold(cmd, |cmd, mart| {
-            cmd.subcommand(
-                Args::augment_args(clap::Command::new(leak(mart.command()))).about(format!(
-                    "{}: for a quarter or a period (from a warehouse or raw exports).",
-                    mart.title
-                )),
-            )
-        })
-    }
-
-    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
-        Self::augment_subcommands(cmd)
-    }
-
-    fn has_subcommand(name: &str) -> bool {
-        registry::find(name).is_some_and(|m| m.scope == Scope::Period)
-    }
-}
+/// A period mart's command.
+pub type PeriodMartCommand = RegistryCommand<Args, ForPeriod>;
 
 pub async fn run(cli: &Cli, command: &PeriodMartCommand) -> anyhow::Result<()> {
     let args = &command.args;
