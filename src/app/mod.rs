@@ -260,16 +260,36 @@ pub async fn attribution_job(
 ) -> Result<AttributionReport> {
     let claim = claim_output(settings, dest, &Input::exports(clickstream, purchases))?;
     let settings = &settings.claimed(&claim);
-    attribution_into(settings, clickstream, purchases, dest, rejected).await
+    let rejected = rejected.map(Target::at);
+    attribution_into(settings, clickstream, purchases, Target::at(dest), rejected).await
 }
 
-/// [`attribution_job`] into a destination already claimed.
+/// Where a job writes (inside the staging directory of a larger output, for `run`) and where
+/// that is once committed: messages name the second.
+#[derive(Debug, Clone, Copy)]
+struct Target<'a> {
+    write: &'a Path,
+    shown: &'a Path,
+}
+
+impl<'a> Target<'a> {
+    /// A destination written where it is.
+    fn at(path: &'a Path) -> Self {
+        Target {
+            write: path,
+            shown: path,
+        }
+    }
+}
+
+/// [`attribution_job`] into a destination already claimed; quarantined rows go to `rejected`
+/// (default: `DEST/_rejected/`).
 async fn attribution_into(
     settings: &Settings,
     clickstream: &str,
     purchases: &str,
-    dest: &Path,
-    rejected: Option<&Path>,
+    dest: Target<'_>,
+    rejected: Option<Target<'_>>,
 ) -> Result<AttributionReport> {
     let span = info_span!("job", name = %"attribution");
     async {
@@ -284,10 +304,14 @@ async fn attribution_into(
             threads = settings.threads,
             "reading inputs"
         );
-        let staging = Staging::new(dest)?;
-        let rejected_dir = rejected
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| staging.path().join(layout::REJECTED));
+        let staging = Staging::new(dest.write)?;
+        let (rejected_dir, rejected_shown) = match rejected {
+            Some(r) => (r.write.to_path_buf(), r.shown.to_path_buf()),
+            None => (
+                staging.path().join(layout::REJECTED),
+                dest.shown.join(layout::REJECTED),
+            ),
+        };
         let total: u64 = inputs
             .clickstream
             .iter()
@@ -298,7 +322,7 @@ async fn attribution_into(
         let ctx = job_context(settings).await?;
         let quarantine =
             (settings.on_bad_rows == BadRows::Quarantine).then_some(rejected_dir.as_path());
-        let scratch = Scratch::new(settings.scratch.as_deref(), dest, &ctx)?;
+        let scratch = Scratch::new(settings.scratch.as_deref(), dest.write, &ctx)?;
         let outcome = async {
             let extracted =
                 extract_for_job(settings, &ctx, &inputs, bar.clone(), quarantine, &scratch).await?;
@@ -362,7 +386,7 @@ async fn attribution_into(
             purchase_rows = counts.purchase_rows,
             projection_rows,
             "wrote {}",
-            dest.display()
+            dest.shown.display()
         );
         for (reason, n) in counts.left_out() {
             info!(count = n, "left out: {reason}");
@@ -372,7 +396,7 @@ async fn attribution_into(
                 clickstream = counts.events_quarantined,
                 purchases = counts.purchase_rows_quarantined,
                 "bad rows quarantined in {}",
-                rejected_dir.display()
+                rejected_shown.display()
             );
         }
         Ok(AttributionReport {
@@ -460,7 +484,7 @@ pub async fn mart_job(
         }],
     )?;
     let settings = &settings.claimed(&claim);
-    mart_into(settings, mart, projection, dest).await
+    mart_into(settings, mart, projection, Target::at(dest)).await
 }
 
 /// [`mart_job`] into a destination already claimed.
@@ -468,7 +492,7 @@ async fn mart_into(
     settings: &Settings,
     mart: &Mart,
     projection: &str,
-    dest: &Path,
+    dest: Target<'_>,
 ) -> Result<Vec<RecordBatch>> {
     let span = info_span!("job", name = %mart.name());
     async {
@@ -476,7 +500,7 @@ async fn mart_into(
         register_projection(&ctx, projection).await?;
         let batches = mart.transform(&ctx, settings.api).await?;
         // The mart's summary, in its _SUCCESS: what it read and wrote.
-        let rows = write_batches_with(&batches, dest, mart.schema(), |rows| {
+        let rows = write_batches_with(&batches, dest.write, mart.schema(), |rows| {
             Ok(Marker {
                 summary: Some(serde_json::json!({
                     "run_id": settings.run_id,
@@ -486,7 +510,7 @@ async fn mart_into(
                 ..Marker::ours(Vec::new())
             })
         })?;
-        info!(rows, "wrote {}", dest.display());
+        info!(rows, "wrote {}", dest.shown.display());
         Ok(batches)
     }
     .instrument(span)
@@ -526,19 +550,32 @@ pub async fn run_all(
     let staging = Staging::new(output)?;
     let stage = staging.path().to_path_buf();
     let projection_dir = stage.join(layout::PROJECTION);
+    let in_output = |name: &str| (stage.join(name), output.join(name));
+    let (rejected, rejected_shown) = in_output(layout::REJECTED);
     let report = attribution_into(
         settings,
         clickstream,
         purchases,
-        &projection_dir,
-        Some(&stage.join(layout::REJECTED)),
+        Target {
+            write: &projection_dir,
+            shown: &output.join(layout::PROJECTION),
+        },
+        Some(Target {
+            write: &rejected,
+            shown: &rejected_shown,
+        }),
     )
     .await?;
     let projection = projection_dir.to_string_lossy().into_owned();
     let mut outputs = BTreeMap::from([(layout::PROJECTION.to_string(), report.projection_rows)]);
     let mut marts = Vec::new();
     for mart in registry::in_scope(Scope::Run) {
-        let batches = mart_into(settings, mart, &projection, &stage.join(mart.name())).await?;
+        let (write, shown) = in_output(mart.name());
+        let dest = Target {
+            write: &write,
+            shown: &shown,
+        };
+        let batches = mart_into(settings, mart, &projection, dest).await?;
         outputs.insert(
             mart.name().to_string(),
             batches.iter().map(|b| b.num_rows() as u64).sum(),

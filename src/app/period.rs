@@ -86,17 +86,24 @@ impl Period {
         day: Option<&str>,
         lookback: u32,
     ) -> Result<Period> {
-        use crate::calendar::parse_date;
-        let (from, to) = match (from, to, day) {
-            (None, None, Some(d)) => (parse_date(d)?, parse_date(d)?),
-            (Some(f), Some(t), None) => (parse_date(f)?, parse_date(t)?),
-            _ => {
-                return Err(Error::Config(
-                    "give either --from and --to, or --day".into(),
-                ))
-            }
-        };
-        Period::new(from, to, lookback)
+        let date = |d: Option<&str>| d.map(crate::calendar::parse_date).transpose();
+        Period::choose(date(from)?, date(to)?, date(day)?, lookback)
+    }
+
+    /// From `--from/--to` or `--day` as day numbers: either both ends or a day.
+    pub fn choose(
+        from: Option<i32>,
+        to: Option<i32>,
+        day: Option<i32>,
+        lookback: u32,
+    ) -> Result<Period> {
+        match (from, to, day) {
+            (None, None, Some(d)) => Period::new(d, d, lookback),
+            (Some(f), Some(t), None) => Period::new(f, t, lookback),
+            _ => Err(Error::Config(
+                "give either --from and --to, or --day".into(),
+            )),
+        }
     }
 
     /// A quarter such as `2020-Q4`.

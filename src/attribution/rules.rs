@@ -13,12 +13,17 @@ pub const APP_OPEN: &str = "app_open";
 pub const APP_CLOSE: &str = "app_close";
 pub const PURCHASE: &str = "purchase";
 
-/// Rule 1's tie rank: at equal eventTime, app_open first, app_close last, the rest between.
+/// Rule 1's tie ranks: at equal eventTime, app_open first, app_close last, the rest between.
+pub const OPEN_RANK: u8 = 0;
+pub const OTHER_RANK: u8 = 1;
+pub const CLOSE_RANK: u8 = 2;
+
+/// Rule 1's tie rank of an event type.
 pub fn tie_rank(event_type: &str) -> u8 {
     match event_type {
-        APP_OPEN => 0,
-        APP_CLOSE => 2,
-        _ => 1,
+        APP_OPEN => OPEN_RANK,
+        APP_CLOSE => CLOSE_RANK,
+        _ => OTHER_RANK,
     }
 }
 

@@ -166,13 +166,15 @@ pub struct PeriodRange {
 impl PeriodRange {
     /// The period given, or `None` when no date was.
     pub fn period(&self) -> anyhow::Result<Option<Period>> {
-        let (from, to) = match (self.from, self.to, self.day) {
-            (None, None, None) => return Ok(None),
-            (Some(f), Some(t), None) => (f, t),
-            (None, None, Some(d)) => (d, d),
-            _ => anyhow::bail!("give either --from and --to, or --day"),
-        };
-        Ok(Some(Period::new(from, to, self.lookback)?))
+        if (self.from, self.to, self.day) == (None, None, None) {
+            return Ok(None);
+        }
+        Ok(Some(Period::choose(
+            self.from,
+            self.to,
+            self.day,
+            self.lookback,
+        )?))
     }
 }
 

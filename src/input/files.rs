@@ -95,7 +95,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> Resu
         let path = entry.path();
         let name = entry.file_name();
         if is_hidden(&name.to_string_lossy()) {
-            info!(path = %path.display(), "skipped: hidden (its name starts with . or _)");
+            // A dataset's `_SUCCESS` is skipped in every dataset read: said at debug level only.
+            if name == "_SUCCESS" {
+                tracing::debug!(path = %path.display(), "skipped: a dataset's marker");
+            } else {
+                info!(path = %path.display(), "skipped: hidden (its name starts with . or _)");
+            }
             continue;
         }
         // Follows a symbolic link to what it points at.

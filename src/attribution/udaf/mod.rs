@@ -206,14 +206,14 @@ impl Kind {
         }
     }
 
-    /// Rule 1's tie rank (`rules::tie_rank`).
+    /// Rule 1's tie rank (`rules`), without looking at the text again: it orders events in
+    /// the accumulator's sort.
     fn rank(self) -> u8 {
-        crate::attribution::rules::tie_rank(match self {
-            Kind::Open => rules::APP_OPEN,
-            Kind::Close => rules::APP_CLOSE,
-            Kind::Purchase => rules::PURCHASE,
-            Kind::Other => "",
-        })
+        match self {
+            Kind::Open => rules::OPEN_RANK,
+            Kind::Close => rules::CLOSE_RANK,
+            Kind::Purchase | Kind::Other => rules::OTHER_RANK,
+        }
     }
 }
 
