@@ -26,16 +26,15 @@ use datafusion::object_store::ObjectStoreExt;
 use datafusion::prelude::{cast, col, ident, lit, SessionContext};
 use tracing::{info, info_span, Instrument};
 
-use crate::app::{layout, Settings};
+use crate::app::job::{JobRun, Target};
+use crate::app::Settings;
 use crate::attribution;
 use crate::calendar::format_date;
 use crate::engine::session_context_with_limit;
 use crate::error::{Error, Result};
-use crate::input::{resolve, schema, BadRows, TableKind};
-use crate::storage::claim::{claim, Destination, Input, Marker};
-use crate::storage::output::Staging;
+use crate::input::{resolve, schema, TableKind};
+use crate::storage::claim::{Input, Marker};
 use crate::storage::replace_table;
-use crate::storage::scratch::Scratch;
 use crate::storage::warehouse::{
     register_listing, table_dir, table_files, table_url, write_partitioned, DateSources,
     PROJECTION_DIR,
@@ -80,13 +79,9 @@ pub async fn convert(
 ) -> Result<ConvertReport> {
     let span = info_span!("job", name = %"convert");
     async {
-        let claim = claim(
-            warehouse,
-            Destination::Warehouse,
-            &Input::exports(clickstream, purchases),
-            settings.overwrite,
-        )?;
-        let settings = &settings.claimed(&claim);
+        let job =
+            JobRun::claim_warehouse(settings, warehouse, &Input::exports(clickstream, purchases))?;
+        let settings = job.settings();
         // What a killed conversion left: its date and projection stagings, its scratch.
         for dir in [
             warehouse.to_path_buf(),
@@ -116,10 +111,8 @@ pub async fn convert(
             settings.memory_limit,
             settings.spill_dir.as_deref(),
         )?;
-        let quarantine = (settings.on_bad_rows == BadRows::Quarantine)
-            .then(|| warehouse.join(layout::REJECTED).join(&settings.run_id));
         let extracted =
-            attribution::extract(&ctx, &inputs, settings.threads, None, quarantine.as_deref())?;
+            attribution::extract(&ctx, &inputs, settings.threads, None, job.quarantine())?;
         // From the first partition replaced until the new projection is in place, the stored
         // one no longer matches the partitions: without its list of inputs no period reads it.
         forget_projection_inputs(warehouse)?;
@@ -182,7 +175,7 @@ pub async fn convert(
             &extracted.clickstream.stats,
             &extracted.purchases.stats,
         );
-        Marker {
+        let marker = Marker {
             summary: Some(serde_json::json!({
                 "last_conversion": {
                     "run_id": settings.run_id,
@@ -191,8 +184,8 @@ pub async fn convert(
                 }
             })),
             ..marker
-        }
-        .replace(&marker_path)?;
+        };
+        job.commit_with(&marker)?;
         Ok(report)
     }
     .instrument(span)
@@ -218,26 +211,25 @@ async fn store_projection(settings: &Settings, warehouse: &Path) -> Result<u64> 
     }
     let inputs = ProjectionInputs::list(&ctx, warehouse).await?;
     let dest = warehouse.join(PROJECTION_DIR);
-    let scratch = Scratch::new(settings.scratch.as_deref(), &dest, &ctx)?;
-    let staging = Staging::new(&dest)?;
-    let outcome = async {
-        let source = Source::Warehouse(warehouse.to_path_buf());
-        register_period_inputs(&ctx, settings, &source, &Period::all(), None).await?;
-        let result = attribution::transform_with(
-            &ctx,
-            settings.engine,
-            &crate::app::materialize(settings, &scratch),
-            crate::app::dedup(settings),
-        )
+    let job = JobRun::within(settings, Target::at(&dest), None)?;
+    let rows = job
+        .with_scratch(&ctx, async |scratch| {
+            let source = Source::Warehouse(warehouse.to_path_buf());
+            register_period_inputs(&ctx, settings, &source, &Period::all(), None).await?;
+            let result = attribution::transform_with(
+                &ctx,
+                settings.engine,
+                &crate::app::materialize(settings, scratch),
+                crate::app::dedup(settings),
+            )
+            .await
+            .map_err(Error::unwrap_datafusion)?;
+            write_projection_by_date(result.projection, job.dir())
+                .await
+                .map_err(Error::unwrap_datafusion)
+        })
         .await?;
-        let rows = write_projection_by_date(result.projection, staging.path()).await?;
-        Ok::<_, Error>(rows)
-    }
-    .await;
-    let removed = scratch.remove().await;
-    let rows = outcome.map_err(Error::unwrap_datafusion)?;
-    removed?;
-    staging.commit_with(&Marker {
+    job.commit_with(&Marker {
         inputs: Some(serde_json::to_value(&inputs)?),
         ..Marker::ours(Vec::new())
     })?;

@@ -4,10 +4,13 @@
 //! - this file: `run` ([`run_all`]), `attribution` ([`attribution_job`]), a mart from a
 //!   projection ([`mart_job`]), and what they share ([`Settings`], [`job_context`]);
 //! - [`convert`]: raw exports into the warehouse; [`period`]: the marts of a period (and the
-//!   period marts such as `weekly`); [`explain`]: query plans; [`summary`]: the accounting.
+//!   period marts such as `weekly`); [`explain`]: query plans; [`summary`]: the accounting;
+//!   `job`: the lifecycle every one of them runs in (claim, staging, scratch, quarantine,
+//!   commit, clean-up).
 
 pub mod convert;
 pub mod explain;
+pub(crate) mod job;
 pub mod period;
 pub mod summary;
 
@@ -26,11 +29,10 @@ use crate::error::{Error, Result};
 use crate::input::{resolve, schema, BadRowLimit, BadRows};
 use crate::marts::registry::{self, Scope};
 use crate::marts::{Api, Mart};
-use crate::storage::claim::{claim, Claim, Destination, Input, Marker};
-use crate::storage::output::{
-    write_batches_with, write_dataframe_file, write_json_file, Staging, PART_FILE,
-};
+use crate::storage::claim::{Claim, Input, Marker};
+use crate::storage::output::{write_dataframe_file, write_json_file, write_part, PART_FILE};
 use crate::storage::scratch::Scratch;
+use job::{JobRun, Target};
 use summary::{Counts, InputFiles, Summary};
 
 /// Output dataset names under a run's output directory.
@@ -243,11 +245,6 @@ fn progress_bar(settings: &Settings, total: u64) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Claims `dest` for a job reading `inputs` (see [`crate::claim`]).
-pub fn claim_output(settings: &Settings, dest: &Path, inputs: &[Input]) -> Result<Claim> {
-    claim(dest, Destination::Output, inputs, settings.overwrite)
-}
-
 /// Runs the attribution job: reads the inputs, writes the projection dataset at `dest` with
 /// its summary in the dataset's `_SUCCESS`, and returns the counts. Quarantined rows go to `rejected`
 /// (default: `dest/_rejected/`).
@@ -258,41 +255,23 @@ pub async fn attribution_job(
     dest: &Path,
     rejected: Option<&Path>,
 ) -> Result<AttributionReport> {
-    let claim = claim_output(settings, dest, &Input::exports(clickstream, purchases))?;
-    let settings = &settings.claimed(&claim);
-    let rejected = rejected.map(Target::at);
-    attribution_into(settings, clickstream, purchases, Target::at(dest), rejected).await
+    let job = JobRun::claim(settings, dest, &Input::exports(clickstream, purchases))?;
+    let job = match rejected {
+        Some(dir) => job.rejecting_to(Target::at(dir)),
+        None => job,
+    };
+    attribution_into(job, clickstream, purchases).await
 }
 
-/// Where a job writes (inside the staging directory of a larger output, for `run`) and where
-/// that is once committed: messages name the second.
-#[derive(Debug, Clone, Copy)]
-struct Target<'a> {
-    write: &'a Path,
-    shown: &'a Path,
-}
-
-impl<'a> Target<'a> {
-    /// A destination written where it is.
-    fn at(path: &'a Path) -> Self {
-        Target {
-            write: path,
-            shown: path,
-        }
-    }
-}
-
-/// [`attribution_job`] into a destination already claimed; quarantined rows go to `rejected`
-/// (default: `DEST/_rejected/`).
+/// The attribution job, staged as `job` (a destination already claimed).
 async fn attribution_into(
-    settings: &Settings,
+    job: JobRun,
     clickstream: &str,
     purchases: &str,
-    dest: Target<'_>,
-    rejected: Option<Target<'_>>,
 ) -> Result<AttributionReport> {
     let span = info_span!("job", name = %"attribution");
     async {
+        let settings = job.settings();
         let inputs = attribution::Inputs {
             clickstream: resolve(clickstream, "clickstream", settings.delimiter)?,
             purchases: resolve(purchases, "purchases", settings.delimiter)?,
@@ -304,14 +283,6 @@ async fn attribution_into(
             threads = settings.threads,
             "reading inputs"
         );
-        let staging = Staging::new(dest.write)?;
-        let (rejected_dir, rejected_shown) = match rejected {
-            Some(r) => (r.write.to_path_buf(), r.shown.to_path_buf()),
-            None => (
-                staging.path().join(layout::REJECTED),
-                dest.shown.join(layout::REJECTED),
-            ),
-        };
         let total: u64 = inputs
             .clickstream
             .iter()
@@ -320,73 +291,83 @@ async fn attribution_into(
             .sum();
         let bar = progress_bar(settings, total);
         let ctx = job_context(settings).await?;
-        let quarantine =
-            (settings.on_bad_rows == BadRows::Quarantine).then_some(rejected_dir.as_path());
-        let scratch = Scratch::new(settings.scratch.as_deref(), dest.write, &ctx)?;
-        let outcome = async {
-            let extracted =
-                extract_for_job(settings, &ctx, &inputs, bar.clone(), quarantine, &scratch).await?;
-            let result = attribution::transform_with(
-                &ctx,
-                settings.engine,
-                &materialize(settings, &scratch),
-                dedup(settings),
-            )
-            .await;
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-            }
-            let result = result.map_err(Error::unwrap_datafusion)?;
-            for ingest in [&extracted.clickstream, &extracted.purchases] {
-                ingest.settle_bad_rows(settings.max_bad_rows)?;
-            }
-            let counts = Counts::new(
-                extracted.clickstream.stats.total(),
-                extracted.purchases.stats.total(),
-                &result.outcomes,
-            )?;
-            let mut input_files =
-                InputFiles::new(&extracted.clickstream.stats, &extracted.purchases.stats);
-            if let Some((root, label)) = &settings.input_label {
-                input_files.relabel(root, label);
-            }
-            let projection_rows = if settings.partition_by_date {
-                convert::write_projection_by_date(result.projection, staging.path())
+        let summary = job
+            .with_scratch(&ctx, async |scratch| {
+                let extracted = extract_for_job(
+                    settings,
+                    &ctx,
+                    &inputs,
+                    bar.clone(),
+                    job.quarantine(),
+                    scratch,
+                )
+                .await?;
+                let result = attribution::transform_with(
+                    &ctx,
+                    settings.engine,
+                    &materialize(settings, scratch),
+                    dedup(settings),
+                )
+                .await;
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                let result = result.map_err(Error::unwrap_datafusion)?;
+                for ingest in [&extracted.clickstream, &extracted.purchases] {
+                    ingest.settle_bad_rows(settings.max_bad_rows)?;
+                }
+                let counts = Counts::new(
+                    extracted.clickstream.stats.total(),
+                    extracted.purchases.stats.total(),
+                    &result.outcomes,
+                )?;
+                let mut input_files =
+                    InputFiles::new(&extracted.clickstream.stats, &extracted.purchases.stats);
+                if let Some((root, label)) = &settings.input_label {
+                    input_files.relabel(root, label);
+                }
+                let projection_rows = if settings.partition_by_date {
+                    convert::write_projection_by_date(result.projection, job.dir())
+                        .await
+                        .map_err(Error::unwrap_datafusion)?
+                } else {
+                    write_dataframe_file(
+                        result.projection,
+                        &job.dir().join(PART_FILE),
+                        attribution::PROJECTION.clone(),
+                    )
                     .await
                     .map_err(Error::unwrap_datafusion)?
-            } else {
-                write_dataframe_file(
-                    result.projection,
-                    &staging.path().join(PART_FILE),
-                    attribution::PROJECTION.clone(),
-                )
-                .await
-                .map_err(Error::unwrap_datafusion)?
-            };
-            let summary = Summary {
-                run_id: settings.run_id.clone(),
-                engine: settings.engine,
-                counts: counts.clone(),
-                input_files: input_files.clone(),
-                outputs: BTreeMap::from([(layout::PROJECTION.to_string(), projection_rows)]),
-            };
-            staging.commit_with(&Marker {
-                summary: Some(serde_json::to_value(&summary)?),
-                ..Marker::ours(Vec::new())
-            })?;
-            Ok::<_, Error>((counts, input_files, projection_rows))
-        }
-        .await;
-        // The scratch data is removed whether the job succeeded or not.
-        let removed = scratch.remove().await;
-        let (counts, input_files, projection_rows) = outcome?;
-        removed?;
+                };
+                Ok(Summary {
+                    run_id: settings.run_id.clone(),
+                    engine: settings.engine,
+                    counts,
+                    input_files,
+                    outputs: BTreeMap::from([(layout::PROJECTION.to_string(), projection_rows)]),
+                })
+            })
+            .await?;
+        let marker = Marker {
+            summary: Some(serde_json::to_value(&summary)?),
+            ..Marker::ours(Vec::new())
+        };
+        let shown = job.shown().to_path_buf();
+        let rejected = job.rejected().shown.to_path_buf();
+        job.commit_with(&marker)?;
+        let Summary {
+            counts,
+            input_files,
+            outputs,
+            ..
+        } = summary;
+        let projection_rows = outputs[layout::PROJECTION];
         info!(
             events = counts.events,
             purchase_rows = counts.purchase_rows,
             projection_rows,
             "wrote {}",
-            dest.shown.display()
+            shown.display()
         );
         for (reason, n) in counts.left_out() {
             info!(count = n, "left out: {reason}");
@@ -396,7 +377,7 @@ async fn attribution_into(
                 clickstream = counts.events_quarantined,
                 purchases = counts.purchase_rows_quarantined,
                 "bad rows quarantined in {}",
-                rejected_shown.display()
+                rejected.display()
             );
         }
         Ok(AttributionReport {
@@ -475,42 +456,35 @@ pub async fn mart_job(
     projection: &str,
     dest: &Path,
 ) -> Result<Vec<RecordBatch>> {
-    let claim = claim_output(
-        settings,
-        dest,
-        &[Input {
-            what: "projection",
-            spec: projection,
-        }],
-    )?;
-    let settings = &settings.claimed(&claim);
-    mart_into(settings, mart, projection, Target::at(dest)).await
+    let input = Input {
+        what: "projection",
+        spec: projection,
+    };
+    let job = JobRun::claim(settings, dest, &[input])?;
+    mart_into(job, mart, projection).await
 }
 
-/// [`mart_job`] into a destination already claimed.
-async fn mart_into(
-    settings: &Settings,
-    mart: &Mart,
-    projection: &str,
-    dest: Target<'_>,
-) -> Result<Vec<RecordBatch>> {
+/// [`mart_job`], staged as `job` (a destination already claimed).
+async fn mart_into(job: JobRun, mart: &Mart, projection: &str) -> Result<Vec<RecordBatch>> {
     let span = info_span!("job", name = %mart.name());
     async {
+        let settings = job.settings();
         let ctx = job_context(settings).await?;
         register_projection(&ctx, projection).await?;
         let batches = mart.transform(&ctx, settings.api).await?;
+        let rows = write_part(&batches, job.dir(), mart.schema())?;
         // The mart's summary, in its _SUCCESS: what it read and wrote.
-        let rows = write_batches_with(&batches, dest.write, mart.schema(), |rows| {
-            Ok(Marker {
-                summary: Some(serde_json::json!({
-                    "run_id": settings.run_id,
-                    "input": projection,
-                    "outputs": { mart.name(): rows },
-                })),
-                ..Marker::ours(Vec::new())
-            })
-        })?;
-        info!(rows, "wrote {}", dest.shown.display());
+        let marker = Marker {
+            summary: Some(serde_json::json!({
+                "run_id": settings.run_id,
+                "input": projection,
+                "outputs": { mart.name(): rows },
+            })),
+            ..Marker::ours(Vec::new())
+        };
+        let shown = job.shown().to_path_buf();
+        job.commit_with(&marker)?;
+        info!(rows, "wrote {}", shown.display());
         Ok(batches)
     }
     .instrument(span)
@@ -545,37 +519,28 @@ pub async fn run_all(
     purchases: &str,
     output: &Path,
 ) -> Result<RunReport> {
-    let claim = claim_output(settings, output, &Input::exports(clickstream, purchases))?;
-    let settings = &settings.claimed(&claim);
-    let staging = Staging::new(output)?;
-    let stage = staging.path().to_path_buf();
-    let projection_dir = stage.join(layout::PROJECTION);
-    let in_output = |name: &str| (stage.join(name), output.join(name));
-    let (rejected, rejected_shown) = in_output(layout::REJECTED);
-    let report = attribution_into(
+    let run = JobRun::claim(settings, output, &Input::exports(clickstream, purchases))?;
+    let settings = run.settings();
+    let (projection_dir, projection_shown) = run.part(layout::PROJECTION);
+    let attribution = JobRun::within(
         settings,
-        clickstream,
-        purchases,
         Target {
             write: &projection_dir,
-            shown: &output.join(layout::PROJECTION),
+            shown: &projection_shown,
         },
-        Some(Target {
-            write: &rejected,
-            shown: &rejected_shown,
-        }),
-    )
-    .await?;
+        Some(run.rejected()),
+    )?;
+    let report = attribution_into(attribution, clickstream, purchases).await?;
     let projection = projection_dir.to_string_lossy().into_owned();
     let mut outputs = BTreeMap::from([(layout::PROJECTION.to_string(), report.projection_rows)]);
     let mut marts = Vec::new();
     for mart in registry::in_scope(Scope::Run) {
-        let (write, shown) = in_output(mart.name());
+        let (write, shown) = run.part(mart.name());
         let dest = Target {
             write: &write,
             shown: &shown,
         };
-        let batches = mart_into(settings, mart, &projection, dest).await?;
+        let batches = mart_into(JobRun::within(settings, dest, None)?, mart, &projection).await?;
         outputs.insert(
             mart.name().to_string(),
             batches.iter().map(|b| b.num_rows() as u64).sum(),
@@ -589,8 +554,8 @@ pub async fn run_all(
         input_files: report.input_files,
         outputs,
     };
-    write_json_file(&stage.join(layout::SUMMARY), &summary)?;
-    staging.commit()?;
+    write_json_file(&run.dir().join(layout::SUMMARY), &summary)?;
+    run.commit()?;
     info!("committed {}", output.display());
     Ok(RunReport { summary, marts })
 }

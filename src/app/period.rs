@@ -20,17 +20,17 @@ use datafusion::prelude::{col, ident, lit, SessionContext};
 use tracing::{info, info_span, Instrument};
 
 use super::convert::register_stored_projection;
+use super::job::{JobRun, Target};
 use super::{layout, Settings};
 use crate::attribution::{self, tables};
 use crate::calendar::format_date;
 use crate::error::{Error, Result};
-use crate::input::{resolve, schema, BadRows, Ingest, RejectSink, TableKind};
+use crate::input::{resolve, schema, Ingest, RejectSink, TableKind};
 use crate::marts::registry::{self, Scope};
 use crate::marts::Mart;
 use crate::storage::claim::Input;
-use crate::storage::output::{write_batches, Staging};
+use crate::storage::output::{write_json_file, write_part};
 use crate::storage::replace_table;
-use crate::storage::scratch::Scratch;
 use crate::storage::warehouse::register_table;
 
 /// Where a period's data comes from.
@@ -319,17 +319,17 @@ pub struct PeriodSummary {
     pub outputs: BTreeMap<String, u64>,
 }
 
-/// Runs `job` on a context with the period's projection, its intermediates kept as the
-/// settings ask (see `pipeline::materialize`) in a scratch location removed afterwards. The
-/// job writes into the staging directory of `output`, committed when everything succeeded
-/// (with `_rejected/` when bad rows of raw exports were quarantined).
+/// Runs `work` on a context with the period's projection, its intermediates kept as the
+/// settings ask (see `app::materialize`) in the job's scratch. The work writes into the
+/// job's directory (`OUTPUT`, staged), committed when everything succeeded (with `_rejected/`
+/// when bad rows of raw exports were quarantined).
 async fn with_period_projection<T>(
     name: &'static str,
     settings: &Settings,
     source: &Source,
     period: &Period,
     output: &Path,
-    job: impl AsyncFnOnce(&SessionContext, &Staging) -> Result<(T, BTreeMap<String, u64>)>,
+    work: impl AsyncFnOnce(&SessionContext, &JobRun) -> Result<(T, BTreeMap<String, u64>)>,
 ) -> Result<T> {
     let warehouse;
     let inputs = match source {
@@ -345,52 +345,64 @@ async fn with_period_projection<T>(
             purchases,
         } => Input::exports(clickstream, purchases).to_vec(),
     };
-    let claim = super::claim_output(settings, output, &inputs)?;
-    let settings = &settings.claimed(&claim);
+    let job = JobRun::claim(settings, output, &inputs)?;
+    let settings = job.settings();
     let ctx = source_context(settings, source).await?;
-    let scratch = Scratch::new(settings.scratch.as_deref(), output, &ctx)?;
-    let staging = Staging::new(output)?;
-    let quarantine = (settings.on_bad_rows == BadRows::Quarantine)
-        .then(|| staging.path().join(layout::REJECTED));
-    let outcome = async {
-        let how = super::materialize(settings, &scratch);
-        let (inputs, from) =
-            period_projection(&ctx, settings, source, period, &how, quarantine.as_deref()).await?;
-        for ingest in inputs.raw.iter().flatten() {
-            ingest.settle_bad_rows(settings.max_bad_rows)?;
-        }
-        let (value, outputs) = job(&ctx, &staging).await?;
-        let summary = PeriodSummary {
-            run_id: settings.run_id.clone(),
-            job: name,
-            from: format_date(period.from),
-            to: format_date(period.to),
-            lookback_days: period.lookback,
-            source: match source {
-                Source::Warehouse(w) => BTreeMap::from([("warehouse", w.display().to_string())]),
-                Source::Raw {
-                    clickstream,
-                    purchases,
-                } => BTreeMap::from([
-                    ("clickstream", clickstream.clone()),
-                    ("purchases", purchases.clone()),
-                ]),
-            },
-            projection: from,
-            input_files: inputs
-                .raw
-                .map(|[c, p]| crate::app::summary::InputFiles::new(&c.stats, &p.stats)),
-            outputs,
-        };
-        crate::storage::output::write_json_file(&staging.path().join(layout::SUMMARY), &summary)?;
-        Ok::<_, Error>(value)
-    }
-    .await;
-    let removed = scratch.remove().await;
-    let value = outcome?;
-    removed?;
-    staging.commit()?;
+    let value = job
+        .with_scratch(&ctx, async |scratch| {
+            let how = super::materialize(settings, scratch);
+            let (inputs, from) =
+                period_projection(&ctx, settings, source, period, &how, job.quarantine()).await?;
+            for ingest in inputs.raw.iter().flatten() {
+                ingest.settle_bad_rows(settings.max_bad_rows)?;
+            }
+            let (value, outputs) = work(&ctx, &job).await?;
+            let summary = PeriodSummary {
+                run_id: settings.run_id.clone(),
+                job: name,
+                from: format_date(period.from),
+                to: format_date(period.to),
+                lookback_days: period.lookback,
+                source: match source {
+                    Source::Warehouse(w) => {
+                        BTreeMap::from([("warehouse", w.display().to_string())])
+                    }
+                    Source::Raw {
+                        clickstream,
+                        purchases,
+                    } => BTreeMap::from([
+                        ("clickstream", clickstream.clone()),
+                        ("purchases", purchases.clone()),
+                    ]),
+                },
+                projection: from,
+                input_files: inputs
+                    .raw
+                    .map(|[c, p]| crate::app::summary::InputFiles::new(&c.stats, &p.stats)),
+                outputs,
+            };
+            write_json_file(&job.dir().join(layout::SUMMARY), &summary)?;
+            Ok(value)
+        })
+        .await?;
+    job.commit()?;
     Ok(value)
+}
+
+/// Writes a mart's rows as the dataset `NAME/` of `job`; returns its rows.
+fn write_mart(job: &JobRun, mart: &Mart, batches: &[RecordBatch]) -> Result<u64> {
+    let (write, shown) = job.part(mart.name());
+    let part = JobRun::within(
+        job.settings(),
+        Target {
+            write: &write,
+            shown: &shown,
+        },
+        None,
+    )?;
+    let rows = write_part(batches, part.dir(), mart.schema())?;
+    part.commit()?;
+    Ok(rows)
 }
 
 /// The run's marts (`Scope::Run`) for a period, each written to `output/NAME/`.
@@ -403,13 +415,12 @@ pub async fn period_job(
     let span = info_span!("job", name = %"period");
     async {
         info!(period = %period.describe(), lookback_days = period.lookback, %source, "computing marts for a period");
-        with_period_projection("period", settings, source, period, output, async |ctx, staging| {
+        with_period_projection("period", settings, source, period, output, async |ctx, job| {
             let mut marts = Vec::new();
             let mut outputs = BTreeMap::new();
             for mart in registry::in_scope(Scope::Run) {
                 let batches = mart.transform(ctx, settings.api).await?;
-                let rows =
-                    write_batches(&batches, &staging.path().join(mart.name()), mart.schema())?;
+                let rows = write_mart(job, mart, &batches)?;
                 outputs.insert(mart.name().to_string(), rows);
                 marts.push((*mart, batches));
             }
@@ -437,10 +448,9 @@ pub async fn period_mart_job(
             source,
             period,
             output,
-            async |ctx, staging| {
+            async |ctx, job| {
                 let batches = mart.transform(ctx, settings.api).await?;
-                let rows =
-                    write_batches(&batches, &staging.path().join(mart.name()), mart.schema())?;
+                let rows = write_mart(job, mart, &batches)?;
                 Ok((batches, BTreeMap::from([(mart.name().to_string(), rows)])))
             },
         )

@@ -195,15 +195,13 @@ struct ClickFile {
 /// `claim`), so a smaller dataset never mixes with the files of an earlier, larger one. A
 /// directory this program did not write is replaced only with `overwrite`.
 pub fn generate_output(opts: &Options, out: &Path, overwrite: bool) -> Result<Generated> {
-    let _claim = crate::storage::claim::claim(
-        out,
-        crate::storage::claim::Destination::Output,
-        &[],
+    let settings = crate::app::Settings {
         overwrite,
-    )?;
-    let staging = crate::storage::output::Staging::new(out)?;
-    let g = generate(opts, staging.path())?;
-    staging.commit()?;
+        ..Default::default()
+    };
+    let job = crate::app::job::JobRun::claim(&settings, out, &[])?;
+    let g = generate(opts, job.dir())?;
+    job.commit()?;
     let moved = |p: PathBuf| out.join(p.file_name().unwrap_or_default());
     Ok(Generated {
         clickstream_dir: moved(g.clickstream_dir),

@@ -48,46 +48,20 @@ pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     )?)
 }
 
-/// A dataset being written into a [`Staging`] directory.
-pub struct DatasetWriter {
-    staging: Staging,
-    writer: ArrowWriter<File>,
-    schema: SchemaRef,
-    rows: u64,
-}
-
-impl DatasetWriter {
-    pub fn create(dest: &Path, schema: SchemaRef) -> Result<Self> {
-        let staging = Staging::new(dest)?;
-        let path = staging.path().join(PART_FILE);
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))?;
-        Ok(DatasetWriter {
-            staging,
-            writer,
-            schema,
-            rows: 0,
-        })
+/// Writes batches as the Parquet file of a dataset being staged in `dir` (it becomes visible
+/// with the staging's commit). Returns the rows written.
+pub fn write_part(batches: &[RecordBatch], dir: &Path, schema: SchemaRef) -> Result<u64> {
+    let path = dir.join(PART_FILE);
+    let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))?;
+    let mut rows = 0;
+    for batch in batches {
+        let batch = conform(batch, &schema)?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch)?;
     }
-
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let batch = conform(batch, &self.schema)?;
-        self.rows += batch.num_rows() as u64;
-        self.writer.write(&batch)?;
-        Ok(())
-    }
-
-    /// Finishes the file and moves the dataset into place. Returns the rows written.
-    pub fn commit(self) -> Result<u64> {
-        self.commit_with(|_| Ok(Marker::ours(Vec::new())))
-    }
-
-    /// [`DatasetWriter::commit`] with the marker `marker` makes of the rows written.
-    pub fn commit_with(self, marker: impl FnOnce(u64) -> Result<Marker>) -> Result<u64> {
-        self.writer.close()?;
-        self.staging.commit_with(&marker(self.rows)?)?;
-        Ok(self.rows)
-    }
+    writer.close()?;
+    Ok(rows)
 }
 
 /// Writes a DataFrame's rows, in its order, as one Parquet file at `path` (inside a staging
@@ -317,25 +291,6 @@ pub fn intermediate_parquet_options() -> datafusion::config::TableParquetOptions
     options.global.compression = Some("lz4_raw".into());
     options.global.allow_single_file_parallelism = false;
     options
-}
-
-/// Writes batches as the dataset `dest`.
-pub fn write_batches(batches: &[RecordBatch], dest: &Path, schema: SchemaRef) -> Result<u64> {
-    write_batches_with(batches, dest, schema, |_| Ok(Marker::ours(Vec::new())))
-}
-
-/// [`write_batches`] with the marker `marker` makes of the rows written.
-pub fn write_batches_with(
-    batches: &[RecordBatch],
-    dest: &Path,
-    schema: SchemaRef,
-    marker: impl FnOnce(u64) -> Result<Marker>,
-) -> Result<u64> {
-    let mut writer = DatasetWriter::create(dest, schema)?;
-    for b in batches {
-        writer.write(b)?;
-    }
-    writer.commit_with(marker)
 }
 
 /// Writes a JSON file (into a staging directory: it becomes visible with the commit).
