@@ -8,6 +8,7 @@
 //! - [`engine`]: the DataFusion session every job runs in, its memory pool and the project's
 //!   SQL functions.
 //! - [`marts`]: one folder per mart and the registry that lists them.
+//! - [`journeys`]: journey attribution (multi-touch models, Markov, conversion paths).
 //! - [`attribution`]: the projection's transform (rules 1–5), both engines.
 //! - [`storage`]: datasets, atomic commits, claims and locks, scratch, the warehouse layout.
 //! - [`input`]: finding, decoding and typing the input files; the input schemas.
@@ -45,6 +46,7 @@ pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod input;
+pub mod journeys;
 pub mod marts;
 pub mod storage;
 

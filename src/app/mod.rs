@@ -88,6 +88,8 @@ pub struct Settings {
     pub input_label: Option<(std::path::PathBuf, String)>,
     /// Bad rows a quarantining job accepts (`--max-bad-rows`; see [`BadRowLimit`]).
     pub max_bad_rows: Option<BadRowLimit>,
+    /// Compute the journey models (`--models`) in `run`.
+    pub journeys: Option<crate::journeys::Options>,
 }
 
 impl Settings {
@@ -121,6 +123,7 @@ impl Default for Settings {
             max_bad_rows: None,
             cluster_token: None,
             input_label: None,
+            journeys: None,
         }
     }
 }
@@ -133,6 +136,8 @@ pub struct AttributionReport {
     pub counts: Counts,
     pub input_files: InputFiles,
     pub projection_rows: u64,
+    /// The journey models, when the settings ask for them.
+    pub journeys: Option<crate::journeys::Journeys>,
 }
 
 /// The context a job's queries run in: this process, or the cluster of `settings.cluster`.
@@ -291,7 +296,7 @@ async fn attribution_into(
             .sum();
         let bar = progress_bar(settings, total);
         let ctx = job_context(settings).await?;
-        let summary = job
+        let (summary, journeys) = job
             .with_scratch(&ctx, async |scratch| {
                 let extracted = extract_for_job(
                     settings,
@@ -302,13 +307,18 @@ async fn attribution_into(
                     scratch,
                 )
                 .await?;
-                let result = attribution::transform_with(
-                    &ctx,
-                    settings.engine,
-                    &materialize(settings, scratch),
-                    dedup(settings),
-                )
-                .await;
+                let how = materialize(settings, scratch);
+                let result = if settings.journeys.is_some() {
+                    attribution::transform_keeping_events(
+                        &ctx,
+                        settings.engine,
+                        &how,
+                        dedup(settings),
+                    )
+                    .await
+                } else {
+                    attribution::transform_with(&ctx, settings.engine, &how, dedup(settings)).await
+                };
                 if let Some(bar) = bar {
                     bar.finish_and_clear();
                 }
@@ -339,13 +349,23 @@ async fn attribution_into(
                     .await
                     .map_err(Error::unwrap_datafusion)?
                 };
-                Ok(Summary {
+                let journeys = match &settings.journeys {
+                    Some(options) => Some(
+                        crate::journeys::transform(&ctx, options)
+                            .await
+                            .map_err(Error::unwrap_datafusion)?,
+                    ),
+                    None => None,
+                };
+                let summary = Summary {
                     run_id: settings.run_id.clone(),
                     engine: settings.engine,
                     counts,
                     input_files,
                     outputs: BTreeMap::from([(layout::PROJECTION.to_string(), projection_rows)]),
-                })
+                    journeys: journeys.as_ref().map(|j| j.counts.clone()),
+                };
+                Ok((summary, journeys))
             })
             .await?;
         let marker = Marker {
@@ -384,6 +404,7 @@ async fn attribution_into(
             counts,
             input_files,
             projection_rows,
+            journeys,
         })
     }
     .instrument(span)
@@ -497,6 +518,8 @@ pub struct RunReport {
     pub summary: Summary,
     /// Each mart of the run (`Scope::Run`) with its rows, in the registry's order.
     pub marts: Vec<(Mart, Vec<RecordBatch>)>,
+    /// The journey models (`--models`).
+    pub journeys: Option<crate::journeys::Journeys>,
 }
 
 impl RunReport {
@@ -547,17 +570,51 @@ pub async fn run_all(
         );
         marts.push((*mart, batches));
     }
+    let mut journeys = None;
+    if let Some(j) = report.journeys {
+        for (name, batch, schema) in [
+            (
+                crate::journeys::MODELS_DATASET,
+                &j.models,
+                crate::journeys::ATTRIBUTION_MODELS.clone(),
+            ),
+            (
+                crate::journeys::PATHS_DATASET,
+                &j.paths,
+                crate::journeys::CONVERSION_PATHS.clone(),
+            ),
+        ] {
+            let (write, shown) = run.part(name);
+            let part = JobRun::within(
+                settings,
+                Target {
+                    write: &write,
+                    shown: &shown,
+                },
+                None,
+            )?;
+            let rows = write_part(std::slice::from_ref(batch), part.dir(), schema)?;
+            part.commit()?;
+            outputs.insert(name.to_string(), rows);
+        }
+        journeys = Some(j);
+    }
     let summary = Summary {
         run_id: settings.run_id.clone(),
         engine: settings.engine,
         counts: report.counts,
         input_files: report.input_files,
         outputs,
+        journeys: journeys.as_ref().map(|j| j.counts.clone()),
     };
     write_json_file(&run.dir().join(layout::SUMMARY), &summary)?;
     run.commit()?;
     info!("committed {}", output.display());
-    Ok(RunReport { summary, marts })
+    Ok(RunReport {
+        summary,
+        marts,
+        journeys,
+    })
 }
 
 #[cfg(test)]

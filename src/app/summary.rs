@@ -199,4 +199,7 @@ pub struct Summary {
     pub input_files: InputFiles,
     /// Output datasets and their row counts.
     pub outputs: BTreeMap<String, u64>,
+    /// Per dimension, the journeys' counts (`--models`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journeys: Option<BTreeMap<String, crate::journeys::Counts>>,
 }

@@ -41,6 +41,7 @@ SELECT
         ELSE 'attributed'
     END AS status,
     c.eventType,
+    c.eventTime,
     p.purchaseId,
     p.purchaseTime,
     p.billingCost,

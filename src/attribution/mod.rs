@@ -277,7 +277,34 @@ pub async fn transform_with(
     how: &Materialize,
     dedup: dedup::Dedup,
 ) -> Result<Attribution> {
-    let purchase_events = ctx.sql(session_step(ctx, engine, dedup).await?).await?;
+    transform_keeping(ctx, engine, how, dedup, false).await
+}
+
+/// [`transform_with`], keeping table `relevant_events` (rule 4 applied) materialized for the
+/// queries that read it afterwards (the journey models), so the inputs are read once.
+pub async fn transform_keeping_events(
+    ctx: &SessionContext,
+    engine: Engine,
+    how: &Materialize,
+    dedup: dedup::Dedup,
+) -> Result<Attribution> {
+    transform_keeping(ctx, engine, how, dedup, true).await
+}
+
+async fn transform_keeping(
+    ctx: &SessionContext,
+    engine: Engine,
+    how: &Materialize,
+    dedup: dedup::Dedup,
+    keep_events: bool,
+) -> Result<Attribution> {
+    let step = session_step(ctx, engine, dedup).await?;
+    if keep_events {
+        let relevant = ctx.table(intermediate::RELEVANT_EVENTS).await?;
+        how.table(ctx, intermediate::RELEVANT_EVENTS, relevant)
+            .await?;
+    }
+    let purchase_events = ctx.sql(step).await?;
     let purchases_ranked = ctx.sql(PURCHASES_SQL).await?;
     futures::try_join!(
         how.table(ctx, intermediate::PURCHASE_EVENTS, purchase_events),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod convert;
 pub mod explain;
 pub mod generate;
+pub mod journeys;
 pub mod logging;
 pub mod mart;
 pub mod options;

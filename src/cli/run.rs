@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use tracing::info;
 
+use super::journeys::JourneyArgs;
 use super::options::{settings, ApiArg, ClusterArg, EngineArg, Inputs, Runtime};
 use super::print::{print_table, say};
 use super::Cli;
@@ -23,6 +24,8 @@ pub struct Args {
     pub engine: EngineArg,
     #[command(flatten)]
     pub api: ApiArg,
+    #[command(flatten)]
+    pub journeys: JourneyArgs,
     #[command(flatten)]
     pub runtime: Runtime,
     #[command(flatten)]
@@ -60,6 +63,7 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         Some(&args.api),
     )?;
     settings.partition_by_date = args.partition_by.by_date();
+    settings.journeys = args.journeys.options();
     let output = &args.output;
     // Keeps the built-in dataset alive until the run is over.
     let mut _default_dataset = None;
@@ -98,6 +102,12 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     let report = crate::app::run_all(&settings, &clickstream, &purchases, output).await?;
     for (mart, batches) in &report.marts {
         print_table(mart.title, batches)?;
+    }
+    if let Some(journeys) = &report.journeys {
+        print_table(
+            "Journey models: revenue credit per touchpoint",
+            &[crate::journeys::side_by_side(&journeys.models)?],
+        )?;
     }
     let c = &report.summary.counts;
     say(format!(

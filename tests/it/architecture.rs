@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Top to bottom. A module may use those after it in this list, never those before.
-const LAYERS: [&str; 12] = [
+const LAYERS: [&str; 13] = [
     "cli",
     "generate",
     "app",
     "cluster",
     "engine",
     "marts",
+    "journeys",
     "canonical",
     "attribution",
     "storage",

@@ -274,3 +274,44 @@ fn logs_name_things_as_the_user_does() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_models_writes_the_journey_outputs_and_checks_the_model_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clicks, purchases) = dataset(dir.path());
+    let out = dir.path().join("run");
+    let config = dir.path().join("models.yaml");
+    std::fs::write(&config, "models: first_touch,markov\nlookback_days: 10\n").unwrap();
+    let (stdout, _) = ok(bin()
+        .args(["run", "--clickstream", &clicks, "--purchases", &purchases])
+        .arg("--config")
+        .arg(&config)
+        .arg("--output")
+        .arg(&out));
+    assert!(stdout.contains("Journey models"), "{stdout}");
+    assert!(stdout.contains("| first_touch | markov |"), "{stdout}");
+    for name in ["attribution_models", "conversion_paths"] {
+        assert!(
+            out.join(name).join("part-00000.parquet").is_file(),
+            "{name}"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["journeys"]["campaign"]["conversions"].as_u64() > Some(0));
+    // Without --models: no journey outputs.
+    let plain = dir.path().join("plain");
+    ok(bin()
+        .args(["run", "--clickstream", &clicks, "--purchases", &purchases])
+        .arg("--output")
+        .arg(&plain));
+    assert!(!plain.join("attribution_models").exists());
+    let bad = bin()
+        .args(["run", "--models", "first_touch,u_shaped", "--output"])
+        .arg(dir.path().join("bad"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&bad);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown model \"u_shaped\""), "{stderr}");
+}

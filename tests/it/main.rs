@@ -13,6 +13,7 @@ mod formats;
 mod generated;
 mod golden;
 mod input;
+mod journeys;
 mod reliability;
 mod robustness;
 mod safety;

@@ -1,0 +1,594 @@
+//! Journey attribution: which touchpoints (sessions) of a user's journey get the credit for a
+//! conversion, under each model, per dimension (campaign, channel); and the conversion paths.
+//! The rules are the README's Semantics, "Journey attribution".
+//!
+//! - [`paths`]: one user's paths and the rule-based models' shares (pure);
+//! - [`markov`]: the Markov chain's removal effects (one matrix inverse per dimension);
+//! - [`udf`]: the SQL function `journeys` that applies [`paths`] to each user's sessions and
+//!   conversions and emits credit, path and transition records (it runs on executors too);
+//! - this file: the options, the query (`journeys.sql`) over the attribution's tables, and the
+//!   assembly of the two outputs from its one small aggregate.
+
+pub mod markov;
+pub mod paths;
+pub mod udf;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{
+    Array, AsArray, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Schema, SchemaRef};
+use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, Result};
+
+/// An attribution model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Model {
+    FirstTouch,
+    LastTouch,
+    Linear,
+    PositionBased,
+    TimeDecay,
+    Markov,
+}
+
+impl Model {
+    pub const ALL: [Model; 6] = [
+        Model::FirstTouch,
+        Model::LastTouch,
+        Model::Linear,
+        Model::PositionBased,
+        Model::TimeDecay,
+        Model::Markov,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::FirstTouch => "first_touch",
+            Model::LastTouch => "last_touch",
+            Model::Linear => "linear",
+            Model::PositionBased => "position_based",
+            Model::TimeDecay => "time_decay",
+            Model::Markov => "markov",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Model> {
+        Model::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+impl std::fmt::Display for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a path's keys are transformed before the models read them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PathTransform {
+    /// Collapse consecutive equal keys.
+    #[default]
+    Exposure,
+    /// Keep the first occurrence of each key.
+    First,
+    /// Keep every position.
+    None,
+}
+
+impl PathTransform {
+    pub fn name(self) -> &'static str {
+        match self {
+            PathTransform::Exposure => "exposure",
+            PathTransform::First => "first",
+            PathTransform::None => "none",
+        }
+    }
+}
+
+/// The dimensions a touchpoint is keyed by.
+pub const DIMENSIONS: [&str; 2] = ["campaign", "channel"];
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// What the journey models are computed with (`--models`, `--lookback-days`,
+/// `--lookback-steps`, `--path-transform`, `--half-life-days`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub models: Vec<Model>,
+    pub lookback_micros: i64,
+    /// Keep only the last N positions of a path (0: all).
+    pub steps: usize,
+    pub transform: PathTransform,
+    /// Time decay's half-life.
+    pub half_life_micros: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            models: Model::ALL.to_vec(),
+            lookback_micros: 30 * DAY_MICROS,
+            steps: 0,
+            transform: PathTransform::Exposure,
+            half_life_micros: (7 * DAY_MICROS) as f64,
+        }
+    }
+}
+
+impl Options {
+    /// Options from the command line's units (days).
+    pub fn new(
+        models: Vec<Model>,
+        lookback_days: u32,
+        steps: usize,
+        transform: PathTransform,
+        half_life_days: f64,
+    ) -> Options {
+        let mut models = models;
+        models.sort();
+        models.dedup();
+        Options {
+            models,
+            lookback_micros: i64::from(lookback_days) * DAY_MICROS,
+            steps,
+            transform,
+            half_life_micros: half_life_days * DAY_MICROS as f64,
+        }
+    }
+}
+
+/// `OUTPUT/attribution_models/`.
+pub static ATTRIBUTION_MODELS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("dimension", DataType::Utf8, false),
+        Field::new("touchpoint", DataType::Utf8, true),
+        Field::new("conversions", DataType::Float64, false),
+        Field::new("revenue", DataType::Float64, false),
+        Field::new("spend", DataType::Decimal128(38, 2), true),
+        Field::new("roas", DataType::Float64, true),
+    ]))
+});
+
+/// `OUTPUT/conversion_paths/`.
+pub static CONVERSION_PATHS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("dimension", DataType::Utf8, false),
+        Field::new("path", DataType::Utf8, true),
+        Field::new("conversions", DataType::Int64, false),
+        Field::new("nonConversions", DataType::Int64, false),
+        Field::new("revenue", DataType::Decimal128(38, 2), false),
+    ]))
+});
+
+/// Output dataset names.
+pub const MODELS_DATASET: &str = "attribution_models";
+pub const PATHS_DATASET: &str = "conversion_paths";
+
+/// The journeys of everyone, per user (`journeys.sql`), aggregated into one small table.
+pub const JOURNEYS_SQL: &str = include_str!("journeys.sql");
+
+/// Per dimension, the counts `summary.json` reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    pub conversions: u64,
+    /// Conversions whose path is not empty.
+    pub converting_paths: u64,
+    pub non_converting_paths: u64,
+    /// Conversions whose path is empty (their credit goes to the null touchpoint).
+    pub empty_paths: u64,
+}
+
+/// What the models produced.
+#[derive(Debug, Clone)]
+pub struct Journeys {
+    pub models: RecordBatch,
+    pub paths: RecordBatch,
+    /// Per dimension.
+    pub counts: BTreeMap<String, Counts>,
+}
+
+/// Computes the models from the attribution's tables on `ctx` (`relevant_events` and
+/// `purchase_events_classified`, as `attribution::transform_with` leaves them).
+pub async fn transform(ctx: &SessionContext, options: &Options) -> Result<Journeys> {
+    let models = options
+        .models
+        .iter()
+        .map(|m| m.name())
+        .collect::<Vec<_>>()
+        .join(",");
+    let sql = JOURNEYS_SQL
+        .replace("${models}", &models)
+        .replace("${lookback}", &options.lookback_micros.to_string())
+        .replace("${steps}", &options.steps.to_string())
+        .replace("${transform}", options.transform.name())
+        .replace("${half_life}", &format!("{:?}", options.half_life_micros));
+    let batches = ctx.sql(&sql).await?.collect().await?;
+    assemble(&batches, options)
+}
+
+/// One credit: a decimal (scale 18) sum of shares and of revenue shares.
+#[derive(Debug, Clone, Copy, Default)]
+struct Credit {
+    conversions: f64,
+    revenue: f64,
+}
+
+/// A path's aggregate: the path (null: empty), conversions, non-conversions, value in
+/// micro-units.
+type PathRow = (Option<String>, i64, i64, i128);
+/// A transition's aggregate: from (null: start), to (null: the end), whether the end is
+/// conversion, count.
+type TransitionRow = (Option<String>, Option<String>, bool, u64);
+
+fn assemble(batches: &[RecordBatch], options: &Options) -> Result<Journeys> {
+    // (dimension, model, key) → credit; (dimension) → paths; (dimension) → transitions.
+    let mut credits: BTreeMap<(String, String, Option<String>), Credit> = BTreeMap::new();
+    let mut paths: BTreeMap<String, Vec<PathRow>> = BTreeMap::new();
+    let mut transitions: BTreeMap<String, Vec<TransitionRow>> = BTreeMap::new();
+    for batch in batches {
+        let text = |name: &str| -> Result<&StringArray> {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| Error::Config(format!("journeys.sql: no text column {name}")))
+        };
+        let number = |name: &str| -> Result<&Decimal128Array> {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<Decimal128Type>())
+                .ok_or_else(|| Error::Config(format!("journeys.sql: no decimal column {name}")))
+        };
+        let count = |name: &str| -> Result<&Int64Array> {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_primitive_opt())
+                .ok_or_else(|| Error::Config(format!("journeys.sql: no int64 column {name}")))
+        };
+        let (kind, dimension, model) = (text("kind")?, text("dimension")?, text("model")?);
+        let (key, to) = (text("key")?, text("to")?);
+        let (conv, revenue, value) = (number("conversions")?, number("revenue")?, number("value")?);
+        let (converted, non, n) = (count("converted")?, count("non")?, count("n")?);
+        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+        let decimal = |a: &Decimal128Array, i: usize| a.value(i) as f64 / 1e18;
+        for i in 0..batch.num_rows() {
+            let dim = dimension.value(i).to_string();
+            match kind.value(i) {
+                "credit" => {
+                    let credit = credits
+                        .entry((dim, model.value(i).to_string(), opt(key, i)))
+                        .or_default();
+                    credit.conversions += decimal(conv, i);
+                    credit.revenue += decimal(revenue, i);
+                }
+                "path" => paths.entry(dim).or_default().push((
+                    opt(key, i),
+                    converted.value(i),
+                    non.value(i),
+                    value.value(i),
+                )),
+                "transition" => transitions.entry(dim).or_default().push((
+                    opt(key, i),
+                    opt(to, i),
+                    model.value(i) == "conversion",
+                    n.value(i) as u64,
+                )),
+                other => {
+                    return Err(Error::Config(format!(
+                        "journeys.sql: unknown record kind {other}"
+                    )))
+                }
+            }
+        }
+    }
+    let mut counts = BTreeMap::new();
+    let mut model_rows: Vec<(String, String, Option<String>, Credit)> = Vec::new();
+    let mut path_rows = Vec::new();
+    for dim in DIMENSIONS {
+        let dim_paths = paths.remove(dim).unwrap_or_default();
+        let mut c = Counts::default();
+        let (mut with_path, mut with_path_value) = (0u64, 0i128);
+        for (path, converted, non, value) in &dim_paths {
+            c.conversions += *converted as u64;
+            c.non_converting_paths += *non as u64;
+            match path {
+                None => c.empty_paths += *converted as u64,
+                Some(_) => {
+                    c.converting_paths += *converted as u64;
+                    with_path += *converted as u64;
+                    with_path_value += value;
+                }
+            }
+        }
+        // The keys of converting paths (every rule-based model credits them, linear always
+        // with a share), and null when a conversion had an empty path.
+        let mut keys: BTreeSet<Option<String>> = credits
+            .keys()
+            .filter(|(d, _, _)| d == dim)
+            .map(|(_, _, k)| k.clone())
+            .collect();
+        if c.empty_paths > 0 {
+            keys.insert(None);
+        }
+        let markov = if options.models.contains(&Model::Markov) {
+            Some(markov_credits(
+                transitions.remove(dim).unwrap_or_default(),
+                &keys,
+                with_path,
+                with_path_value,
+                &dim_paths,
+            ))
+        } else {
+            None
+        };
+        for model in &options.models {
+            for key in &keys {
+                let credit = match model {
+                    Model::Markov => markov
+                        .as_ref()
+                        .and_then(|m| m.get(key).copied())
+                        .unwrap_or_default(),
+                    _ => credits
+                        .get(&(dim.to_string(), model.name().to_string(), key.clone()))
+                        .copied()
+                        .unwrap_or_default(),
+                };
+                model_rows.push((
+                    dim.to_string(),
+                    model.name().to_string(),
+                    key.clone(),
+                    credit,
+                ));
+            }
+            check_identity(dim, *model, &model_rows, &c, &dim_paths)?;
+        }
+        for (path, converted, non, value) in dim_paths {
+            path_rows.push((dim.to_string(), path, converted, non, value));
+        }
+        counts.insert(dim.to_string(), c);
+    }
+    model_rows.sort_by(|a, b| {
+        (&a.0, &a.1)
+            .cmp(&(&b.0, &b.1))
+            .then(b.3.revenue.total_cmp(&a.3.revenue))
+            .then(nulls_last(&a.2, &b.2))
+    });
+    path_rows.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(b.2.cmp(&a.2))
+            .then(nulls_last(&a.1, &b.1))
+    });
+    let models = RecordBatch::try_new(
+        ATTRIBUTION_MODELS.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                model_rows.iter().map(|r| &r.1),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                model_rows.iter().map(|r| &r.0),
+            )),
+            Arc::new(StringArray::from_iter(
+                model_rows.iter().map(|r| r.2.as_deref()),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                model_rows.iter().map(|r| r.3.conversions),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                model_rows.iter().map(|r| r.3.revenue),
+            )),
+            Arc::new(
+                Decimal128Array::from(vec![None::<i128>; model_rows.len()])
+                    .with_precision_and_scale(38, 2)?,
+            ),
+            Arc::new(Float64Array::from(vec![None::<f64>; model_rows.len()])),
+        ],
+    )?;
+    let paths = RecordBatch::try_new(
+        CONVERSION_PATHS.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                path_rows.iter().map(|r| &r.0),
+            )),
+            Arc::new(StringArray::from_iter(
+                path_rows.iter().map(|r| r.1.as_deref()),
+            )),
+            Arc::new(Int64Array::from_iter_values(path_rows.iter().map(|r| r.2))),
+            Arc::new(Int64Array::from_iter_values(path_rows.iter().map(|r| r.3))),
+            Arc::new(
+                Decimal128Array::from_iter_values(path_rows.iter().map(|r| cents(r.4)))
+                    .with_precision_and_scale(38, 2)?,
+            ),
+        ],
+    )?;
+    Ok(Journeys {
+        models,
+        paths,
+        counts,
+    })
+}
+
+/// Micro-units to cents, half away from zero (money is never negative here).
+fn cents(micros: i128) -> i128 {
+    (micros + 5_000) / 10_000
+}
+
+fn nulls_last(a: &Option<String>, b: &Option<String>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.cmp(b),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    }
+}
+
+/// The Markov credits of one dimension: RE_c / ΣRE of the count and value of the conversions
+/// with a non-empty path, over the keys of converting paths; the null touchpoint keeps the
+/// conversions whose path was empty (as in every model).
+fn markov_credits(
+    transitions: Vec<TransitionRow>,
+    keys: &BTreeSet<Option<String>>,
+    with_path: u64,
+    with_path_value: i128,
+    paths: &[PathRow],
+) -> BTreeMap<Option<String>, Credit> {
+    // Every key of the chain, in a fixed order.
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for (from, to, _, _) in &transitions {
+        names.extend(from.as_deref());
+        names.extend(to.as_deref());
+    }
+    let names: Vec<&str> = names.into_iter().collect();
+    let index = |k: &str| names.binary_search(&k).ok();
+    let mut chain = markov::Chain {
+        keys: names.len(),
+        ..Default::default()
+    };
+    for (from, to, converted, n) in &transitions {
+        let from = match from.as_deref().and_then(index) {
+            Some(i) => markov::State::Key(i),
+            None => markov::State::Start,
+        };
+        let to = match to.as_deref().and_then(index) {
+            Some(i) => markov::State::Key(i),
+            None if *converted => markov::State::Conversion,
+            None => markov::State::Null,
+        };
+        *chain.counts.entry((from, to)).or_default() += n;
+    }
+    let effects = chain.removal_effects();
+    let effect = |k: &str| index(k).map(|i| effects[i]).unwrap_or(0.0);
+    let total: f64 = keys.iter().flatten().map(|k| effect(k)).sum();
+    let mut out = BTreeMap::new();
+    for key in keys {
+        let credit = match key {
+            Some(k) if total > 0.0 => {
+                let share = effect(k) / total;
+                Credit {
+                    conversions: share * with_path as f64,
+                    revenue: share * with_path_value as f64 / 1e6,
+                }
+            }
+            Some(_) => Credit::default(),
+            None => {
+                let (n, v) = paths
+                    .iter()
+                    .filter(|p| p.0.is_none())
+                    .fold((0i64, 0i128), |(n, v), p| (n + p.1, v + p.3));
+                Credit {
+                    conversions: n as f64,
+                    revenue: v as f64 / 1e6,
+                }
+            }
+        };
+        out.insert(key.clone(), credit);
+    }
+    out
+}
+
+/// Per (dimension, model): Σ conversions = the conversions and Σ revenue = their value, as the
+/// program checks its accounting.
+fn check_identity(
+    dim: &str,
+    model: Model,
+    rows: &[(String, String, Option<String>, Credit)],
+    counts: &Counts,
+    paths: &[PathRow],
+) -> Result<()> {
+    let (n, v) = rows
+        .iter()
+        .filter(|r| r.0 == dim && r.1 == model.name())
+        .fold((0.0, 0.0), |(n, v), r| {
+            (n + r.3.conversions, v + r.3.revenue)
+        });
+    let value = paths.iter().map(|p| p.3).sum::<i128>() as f64 / 1e6;
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    if counts.conversions > 0 && (!close(n, counts.conversions as f64) || !close(v, value)) {
+        return Err(Error::Accounting(format!(
+            "model {model}, dimension {dim}: credits sum to {n} conversions and {v} revenue, \
+             where there are {} conversions worth {value}",
+            counts.conversions
+        )));
+    }
+    Ok(())
+}
+
+/// Keys shown per dimension by [`side_by_side`].
+const SHOWN: usize = 10;
+
+/// The models side by side, for the terminal: per dimension the top keys (by their mean
+/// revenue share over the models), one column per model with the key's share of the revenue.
+pub fn side_by_side(models: &RecordBatch) -> Result<RecordBatch> {
+    let text = |i: usize| models.column(i).as_string::<i32>();
+    let (model, dimension, touchpoint) = (text(0), text(1), text(2));
+    let revenue = models
+        .column(4)
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    let mut names: Vec<&str> = Vec::new();
+    // (dimension, key) → model → revenue; (dimension, model) → total.
+    let mut by_key: BTreeMap<(&str, Option<&str>), BTreeMap<&str, f64>> = BTreeMap::new();
+    let mut totals: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+    for i in 0..models.num_rows() {
+        let (m, d) = (model.value(i), dimension.value(i));
+        if !names.contains(&m) {
+            names.push(m);
+        }
+        let key = (!touchpoint.is_null(i)).then(|| touchpoint.value(i));
+        by_key
+            .entry((d, key))
+            .or_default()
+            .insert(m, revenue.value(i));
+        *totals.entry((d, m)).or_default() += revenue.value(i);
+    }
+    let share = |d: &str, m: &str, r: f64| {
+        let t = totals.get(&(d, m)).copied().unwrap_or(0.0);
+        if t > 0.0 {
+            r / t
+        } else {
+            0.0
+        }
+    };
+    let mut rows: Vec<(&str, Option<&str>, Vec<f64>)> = by_key
+        .iter()
+        .map(|((d, k), per)| {
+            let shares = names
+                .iter()
+                .map(|m| share(d, m, per.get(m).copied().unwrap_or(0.0)))
+                .collect();
+            (*d, *k, shares)
+        })
+        .collect();
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+    rows.sort_by(|a, b| {
+        a.0.cmp(b.0)
+            .then(mean(&b.2).total_cmp(&mean(&a.2)))
+            .then(a.1.cmp(&b.1))
+    });
+    let mut shown = Vec::new();
+    for dim in DIMENSIONS {
+        shown.extend(rows.iter().filter(|r| r.0 == dim).take(SHOWN));
+    }
+    let mut fields = vec![
+        Field::new("dimension", DataType::Utf8, false),
+        Field::new("touchpoint", DataType::Utf8, false),
+    ];
+    fields.extend(names.iter().map(|m| Field::new(*m, DataType::Utf8, false)));
+    let mut columns: Vec<Arc<dyn Array>> = vec![
+        Arc::new(StringArray::from_iter_values(shown.iter().map(|r| r.0))),
+        Arc::new(StringArray::from_iter_values(
+            shown.iter().map(|r| r.1.unwrap_or("(none)")),
+        )),
+    ];
+    for j in 0..names.len() {
+        columns.push(Arc::new(StringArray::from_iter_values(
+            shown.iter().map(|r| format!("{:.1}%", r.2[j] * 100.0)),
+        )));
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
