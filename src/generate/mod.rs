@@ -370,6 +370,13 @@ fn generate_user(
             time: t,
             attributes: open_attrs,
         });
+        truth.sessions.push(truth::TruthSession {
+            user_id,
+            session_id: open_id,
+            time: t,
+            campaign_id: campaign.clone(),
+            channel_id: channel.map(str::to_string),
+        });
         let steps = rng.random_range(1..6);
         for _ in 0..steps {
             t += rng.random_range(1..300) * SECOND + fraction(rng, mess.format_variants);
@@ -399,6 +406,7 @@ fn generate_user(
                 mess.format_variants,
                 &[("purchase_id", purchase_id.as_str(), true)],
             );
+            let event_time = t;
             events.push(Event {
                 id: event_id,
                 kind: "purchase",
@@ -428,6 +436,7 @@ fn generate_user(
                     open_id,
                     campaign.clone(),
                     channel.map(str::to_string),
+                    event_time,
                 );
             }
         }

@@ -20,6 +20,18 @@ pub struct TruthRow {
     pub session_id: Id,
     pub campaign_id: Option<String>,
     pub channel_id: Option<String>,
+    /// eventTime of the purchase event that attributes it.
+    pub event_time: i64,
+}
+
+/// A session as generated: its user, its app_open, the open's time and keys.
+#[derive(Debug, Clone)]
+pub struct TruthSession {
+    pub user_id: Id,
+    pub session_id: Id,
+    pub time: i64,
+    pub campaign_id: Option<String>,
+    pub channel_id: Option<String>,
 }
 
 /// What the pipeline must compute from the generated data.
@@ -27,6 +39,8 @@ pub struct TruthRow {
 pub struct Truth {
     pub counts: Counts,
     pub rows: Vec<TruthRow>,
+    /// Every session, for the journey models' reference implementation (tests).
+    pub sessions: Vec<TruthSession>,
 }
 
 impl Truth {
@@ -38,6 +52,7 @@ impl Truth {
         session_id: Id,
         campaign_id: Option<String>,
         channel_id: Option<String>,
+        event_time: i64,
     ) {
         self.counts.attributed_purchases += 1;
         self.rows.push(TruthRow {
@@ -46,7 +61,41 @@ impl Truth {
             session_id,
             campaign_id,
             channel_id,
+            event_time,
         });
+    }
+
+    /// Sessions in CSV: `userId,sessionId,time,campaignId,channelId`, in generation order.
+    pub fn sessions_csv(&self) -> String {
+        let mut out = String::from("userId,sessionId,time,campaignId,channelId\n");
+        for s in &self.sessions {
+            out.push_str(&format!(
+                "{},{},{},{},{}\n",
+                s.user_id.as_str(),
+                s.session_id.as_str(),
+                format_timestamp_micros(s.time),
+                s.campaign_id.as_deref().map(field).unwrap_or_default(),
+                s.channel_id.as_deref().map(field).unwrap_or_default(),
+            ));
+        }
+        out
+    }
+
+    /// The attributed purchases with their session and the attributing event's time, in CSV:
+    /// `purchaseId,sessionId,eventTime,billingCost,isConfirmed`.
+    pub fn conversions_csv(&self) -> String {
+        let mut out = String::from("purchaseId,sessionId,eventTime,billingCost,isConfirmed\n");
+        for r in &self.rows {
+            out.push_str(&format!(
+                "{},{},{},{},{}\n",
+                r.purchase_id.as_str(),
+                r.session_id.as_str(),
+                format_timestamp_micros(r.event_time),
+                format_cents(r.purchase.cents as i128),
+                r.purchase.confirmed,
+            ));
+        }
+        out
     }
 
     /// The projection in canonical CSV.
@@ -109,13 +158,16 @@ impl Truth {
         out
     }
 
-    /// Writes `attribution.csv`, `top_campaigns.csv`, `top_channels.csv` and `counts.json`.
+    /// Writes `attribution.csv`, `top_campaigns.csv`, `top_channels.csv`, `counts.json`, and
+    /// `sessions.csv` and `conversions.csv` for the journey models.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let files = [
             ("attribution.csv", self.attribution_csv()),
             ("top_campaigns.csv", self.top_campaigns_csv()),
             ("top_channels.csv", self.top_channels_csv()),
+            ("sessions.csv", self.sessions_csv()),
+            ("conversions.csv", self.conversions_csv()),
             (
                 "counts.json",
                 serde_json::to_string_pretty(&self.counts)? + "\n",

@@ -14,6 +14,7 @@ mod generated;
 mod golden;
 mod input;
 mod journeys;
+mod journeys_reference;
 mod reliability;
 mod robustness;
 mod safety;
