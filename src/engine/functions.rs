@@ -3,7 +3,7 @@
 
 use datafusion::prelude::SessionContext;
 
-/// Registers the attribution's, the marts' and the journeys' functions on `ctx`.
+/// Registers the attribution's and the marts' functions on `ctx`.
 pub fn register_functions(ctx: &SessionContext) {
     for udaf in crate::attribution::functions::udafs() {
         ctx.register_udaf(udaf);
@@ -11,7 +11,6 @@ pub fn register_functions(ctx: &SessionContext) {
     for udf in crate::attribution::functions::udfs()
         .into_iter()
         .chain(crate::marts::weekly::iso_week::udfs())
-        .chain([crate::journeys::udf::journeys_udf()])
     {
         ctx.register_udf(udf);
     }

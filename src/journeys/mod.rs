@@ -4,14 +4,13 @@
 //!
 //! - [`paths`]: one user's paths and the rule-based models' shares (pure);
 //! - [`markov`]: the Markov chain's removal effects (one matrix inverse per dimension);
-//! - [`udf`]: the SQL function `journeys` that applies [`paths`] to each user's sessions and
-//!   conversions and emits credit, path and transition records (it runs on executors too);
-//! - this file: the options, the query (`journeys.sql`) over the attribution's tables, and the
-//!   assembly of the two outputs from its one small aggregate.
+//! - `tally`: every user's journeys summed as the users stream past;
+//! - this file: the options, the query (`journeys.sql`: sessions and conversions sorted by
+//!   user), and the assembly of the two outputs from the totals.
 
 pub mod markov;
 pub mod paths;
-pub mod udf;
+mod tally;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
@@ -169,7 +168,7 @@ pub static CONVERSION_PATHS: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub const MODELS_DATASET: &str = "attribution_models";
 pub const PATHS_DATASET: &str = "conversion_paths";
 
-/// The journeys of everyone, per user (`journeys.sql`), aggregated into one small table.
+/// The sessions and conversions of everyone, sorted by user (`journeys.sql`).
 pub const JOURNEYS_SQL: &str = include_str!("journeys.sql");
 
 /// Per dimension, the counts `summary.json` reports.
@@ -193,25 +192,82 @@ pub struct Journeys {
 }
 
 /// Computes the models from the attribution's tables on `ctx` (`relevant_events` and
-/// `purchase_events_classified`, as `attribution::transform_with` leaves them).
+/// `purchase_events_classified`, as `attribution::transform_keeping_events` leaves them).
+///
+/// The sessions and conversions come sorted by user (the sort runs where the query runs, on
+/// executors too, and spills under a memory cap); each user's journeys are summed as they
+/// stream past, so nothing but the totals and one user's sessions is held.
 pub async fn transform(ctx: &SessionContext, options: &Options) -> Result<Journeys> {
-    let models = options
-        .models
-        .iter()
-        .map(|m| m.name())
-        .collect::<Vec<_>>()
-        .join(",");
-    let sql = JOURNEYS_SQL
-        .replace("${models}", &models)
-        .replace("${lookback}", &options.lookback_micros.to_string())
-        .replace("${steps}", &options.steps.to_string())
-        .replace("${transform}", options.transform.name())
-        .replace("${half_life}", &format!("{:?}", options.half_life_micros));
-    let batches = ctx.sql(&sql).await?.collect().await?;
-    assemble(&batches, options)
+    let mut stream = ctx.sql(JOURNEYS_SQL).await?.execute_stream().await?;
+    let mut tally = tally::Tally::default();
+    let mut user: Option<String> = None;
+    let mut last_session: Option<String> = None;
+    let mut sessions: Vec<tally::UserSession> = Vec::new();
+    let mut conversions: Vec<(paths::Conversion, i128)> = Vec::new();
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        let batch = batch?;
+        let text = |name: &str| -> Result<StringArray> {
+            let column = batch.column_by_name(name).ok_or_else(|| missing(name))?;
+            let column = datafusion::arrow::compute::cast(column, &DataType::Utf8)?;
+            Ok(column.as_string::<i32>().clone())
+        };
+        let time = |name: &str| -> Result<Vec<Option<i64>>> {
+            let column = batch.column_by_name(name).ok_or_else(|| missing(name))?;
+            let column = column
+                .as_primitive_opt::<datafusion::arrow::datatypes::TimestampMicrosecondType>()
+                .ok_or_else(|| missing(name))?;
+            Ok(column.iter().collect())
+        };
+        let (users, ids) = (text("userId")?, text("sessionId")?);
+        let (campaigns, channels, purchases) =
+            (text("campaignId")?, text("channelId")?, text("purchaseId")?);
+        let (times, conversion_times) = (time("t")?, time("ct")?);
+        let values = batch
+            .column_by_name("v")
+            .and_then(|c| c.as_primitive_opt::<Decimal128Type>())
+            .ok_or_else(|| missing("v"))?;
+        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+        for i in 0..batch.num_rows() {
+            if user.as_deref() != Some(users.value(i)) {
+                if user.is_some() {
+                    tally.add_user(&sessions, &conversions, options);
+                }
+                user = Some(users.value(i).to_string());
+                last_session = None;
+                sessions.clear();
+                conversions.clear();
+            }
+            if last_session.as_deref() != Some(ids.value(i)) {
+                sessions.push(tally::UserSession {
+                    time: times[i].ok_or_else(|| missing("t"))?,
+                    keys: [opt(&campaigns, i), opt(&channels, i)],
+                });
+                last_session = Some(ids.value(i).to_string());
+            }
+            if !purchases.is_null(i) {
+                conversions.push((
+                    paths::Conversion {
+                        session: sessions.len() - 1,
+                        time: conversion_times[i].ok_or_else(|| missing("ct"))?,
+                    },
+                    values.value(i),
+                ));
+            }
+        }
+    }
+    if user.is_some() {
+        tally.add_user(&sessions, &conversions, options);
+    }
+    assemble(tally, options)
 }
 
-/// One credit: a decimal (scale 18) sum of shares and of revenue shares.
+fn missing(name: &str) -> Error {
+    Error::Config(format!(
+        "journeys.sql: no column {name} of the expected type"
+    ))
+}
+
+/// One credit: a sum of shares and of revenue shares.
 #[derive(Debug, Clone, Copy, Default)]
 struct Credit {
     conversions: f64,
@@ -225,65 +281,28 @@ type PathRow = (Option<String>, i64, i64, i128);
 /// conversion, count.
 type TransitionRow = (Option<String>, Option<String>, bool, u64);
 
-fn assemble(batches: &[RecordBatch], options: &Options) -> Result<Journeys> {
-    // (dimension, model, key) → credit; (dimension) → paths; (dimension) → transitions.
-    let mut credits: BTreeMap<(String, String, Option<String>), Credit> = BTreeMap::new();
+fn assemble(tally: tally::Tally, options: &Options) -> Result<Journeys> {
+    let credits: BTreeMap<(String, String, Option<String>), Credit> = tally
+        .credits
+        .into_iter()
+        .map(|(k, (c, r))| {
+            let credit = Credit {
+                conversions: c as f64 / tally::ONE,
+                revenue: r as f64 / tally::ONE,
+            };
+            (k, credit)
+        })
+        .collect();
     let mut paths: BTreeMap<String, Vec<PathRow>> = BTreeMap::new();
+    for ((dim, path), (c, n, v)) in tally.paths {
+        paths.entry(dim).or_default().push((path, c, n, v));
+    }
     let mut transitions: BTreeMap<String, Vec<TransitionRow>> = BTreeMap::new();
-    for batch in batches {
-        let text = |name: &str| -> Result<&StringArray> {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_string_opt::<i32>())
-                .ok_or_else(|| Error::Config(format!("journeys.sql: no text column {name}")))
-        };
-        let number = |name: &str| -> Result<&Decimal128Array> {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_primitive_opt::<Decimal128Type>())
-                .ok_or_else(|| Error::Config(format!("journeys.sql: no decimal column {name}")))
-        };
-        let count = |name: &str| -> Result<&Int64Array> {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_primitive_opt())
-                .ok_or_else(|| Error::Config(format!("journeys.sql: no int64 column {name}")))
-        };
-        let (kind, dimension, model) = (text("kind")?, text("dimension")?, text("model")?);
-        let (key, to) = (text("key")?, text("to")?);
-        let (conv, revenue, value) = (number("conversions")?, number("revenue")?, number("value")?);
-        let (converted, non, n) = (count("converted")?, count("non")?, count("n")?);
-        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
-        let decimal = |a: &Decimal128Array, i: usize| a.value(i) as f64 / 1e18;
-        for i in 0..batch.num_rows() {
-            let dim = dimension.value(i).to_string();
-            match kind.value(i) {
-                "credit" => {
-                    let credit = credits
-                        .entry((dim, model.value(i).to_string(), opt(key, i)))
-                        .or_default();
-                    credit.conversions += decimal(conv, i);
-                    credit.revenue += decimal(revenue, i);
-                }
-                "path" => paths.entry(dim).or_default().push((
-                    opt(key, i),
-                    converted.value(i),
-                    non.value(i),
-                    value.value(i),
-                )),
-                "transition" => transitions.entry(dim).or_default().push((
-                    opt(key, i),
-                    opt(to, i),
-                    model.value(i) == "conversion",
-                    n.value(i) as u64,
-                )),
-                other => {
-                    return Err(Error::Config(format!(
-                        "journeys.sql: unknown record kind {other}"
-                    )))
-                }
-            }
-        }
+    for ((dim, from, to, converted), n) in tally.transitions {
+        transitions
+            .entry(dim)
+            .or_default()
+            .push((from, to, converted, n));
     }
     let mut counts = BTreeMap::new();
     let mut model_rows: Vec<(String, String, Option<String>, Credit)> = Vec::new();

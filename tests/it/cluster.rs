@@ -185,6 +185,7 @@ async fn run(g: &Generated, out: &Path, engine: Engine, cluster: Option<String>)
         engine,
         threads: 2,
         cluster,
+        journeys: Some(marketing_analytics::journeys::Options::default()),
         ..Settings::default()
     };
     run_all(
@@ -201,7 +202,23 @@ fn outputs(out: &Path) -> String {
     let (p, c, ch) = common::read_outputs(out);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join(layout::SUMMARY)).unwrap()).unwrap();
-    format!("{p}{c}{ch}{}", summary["counts"])
+    // The journey models (`--models all`), as text.
+    let journeys: Vec<String> = ["attribution_models", "conversion_paths"]
+        .iter()
+        .map(|name| {
+            let batches =
+                marketing_analytics::storage::output::read_parquet(&out.join(name)).unwrap();
+            datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    format!(
+        "{p}{c}{ch}{}{}{}",
+        summary["counts"],
+        summary["journeys"],
+        journeys.concat()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
