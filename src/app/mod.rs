@@ -350,11 +350,20 @@ async fn attribution_into(
                     .map_err(Error::unwrap_datafusion)?
                 };
                 let journeys = match &settings.journeys {
-                    Some(options) => Some(
-                        crate::journeys::transform(&ctx, options)
+                    Some(options) => {
+                        let spend = read_spend(settings, options, job.quarantine())?;
+                        let rows = spend
+                            .as_ref()
+                            .map(|s| s.rows.as_slice())
+                            .unwrap_or_default();
+                        let journeys = crate::journeys::transform(&ctx, options, rows)
                             .await
-                            .map_err(Error::unwrap_datafusion)?,
-                    ),
+                            .map_err(Error::unwrap_datafusion)?;
+                        if let Some(spend) = spend {
+                            input_files.spend = spend.files;
+                        }
+                        Some(journeys)
+                    }
                     None => None,
                 };
                 let summary = Summary {
@@ -409,6 +418,25 @@ async fn attribution_into(
     }
     .instrument(span)
     .await
+}
+
+/// The spend of `--spend` (`None` without it), bad rows quarantined to `_rejected/spend.csv`
+/// when the job quarantines.
+fn read_spend(
+    settings: &Settings,
+    options: &crate::journeys::Options,
+    quarantine: Option<&Path>,
+) -> Result<Option<crate::input::spend::Spend>> {
+    let Some(spec) = &options.spend else {
+        return Ok(None);
+    };
+    let sink = quarantine.map(|dir| crate::input::RejectSink::new(dir.join("spend.csv")));
+    let spend = crate::input::spend::read_spend(spec, settings.delimiter, sink.as_ref())?;
+    let quarantined: u64 = spend.files.values().map(|s| s.quarantined).sum();
+    if quarantined > 0 {
+        warn!(rows = quarantined, "bad spend rows quarantined");
+    }
+    Ok(Some(spend))
 }
 
 /// Registers a projection dataset (directory, file or glob of Parquet) as table `projection`,

@@ -164,6 +164,9 @@ impl Counts {
 pub struct InputFiles {
     pub clickstream: BTreeMap<String, FileStats>,
     pub purchases: BTreeMap<String, FileStats>,
+    /// Marketing spend files (`--spend`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub spend: BTreeMap<String, FileStats>,
 }
 
 impl InputFiles {
@@ -171,6 +174,7 @@ impl InputFiles {
         InputFiles {
             clickstream: clickstream.per_file(),
             purchases: purchases.per_file(),
+            spend: BTreeMap::new(),
         }
     }
 

@@ -24,6 +24,10 @@ pub struct JourneyArgs {
     /// Time decay's half-life: a touchpoint this many days older weighs half as much.
     #[arg(long, value_name = "DAYS", default_value_t = 7.0, value_parser = parse_half_life)]
     pub half_life_days: f64,
+    /// Marketing spend (CSV/TSV, gz or not; columns date, campaignId, channelId, spend): each
+    /// key's spend and ROAS (attributed revenue / spend) in attribution_models.
+    #[arg(long, value_name = "PATH", requires = "models")]
+    pub spend: Option<String>,
 }
 
 /// The models `--models` names.
@@ -65,12 +69,15 @@ impl JourneyArgs {
     /// The library's options, when models were asked for.
     pub fn options(&self) -> Option<Options> {
         let models = self.models.as_ref()?;
-        Some(Options::new(
-            models.0.clone(),
-            self.lookback_days,
-            self.lookback_steps,
-            self.path_transform,
-            self.half_life_days,
-        ))
+        Some(Options {
+            spend: self.spend.clone(),
+            ..Options::new(
+                models.0.clone(),
+                self.lookback_days,
+                self.lookback_steps,
+                self.path_transform,
+                self.half_life_days,
+            )
+        })
     }
 }

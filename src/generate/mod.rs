@@ -143,6 +143,8 @@ pub struct Generated {
     pub clickstream_dir: PathBuf,
     pub purchases_dir: PathBuf,
     pub truth_dir: Option<PathBuf>,
+    /// `marketing_spend/marketing_spend.csv`: daily spend per campaign and channel.
+    pub spend_file: PathBuf,
     pub events: u64,
     pub purchase_rows: u64,
 }
@@ -207,6 +209,7 @@ pub fn generate_output(opts: &Options, out: &Path, overwrite: bool) -> Result<Ge
         clickstream_dir: moved(g.clickstream_dir),
         purchases_dir: moved(g.purchases_dir),
         truth_dir: g.truth_dir.map(moved),
+        spend_file: out.join("marketing_spend").join("marketing_spend.csv"),
         ..g
     })
 }
@@ -302,13 +305,53 @@ pub fn generate(opts: &Options, out: &Path) -> Result<Generated> {
     } else {
         None
     };
+    let spend_file = write_spend(opts, &out.join("marketing_spend"))?;
     Ok(Generated {
         clickstream_dir,
         purchases_dir,
         truth_dir,
+        spend_file,
         events: truth.counts.events,
         purchase_rows: truth.counts.purchase_rows,
     })
+}
+
+/// Daily spend per campaign over the generated days, each campaign on the channels it buys
+/// that day (some rows name no channel), amounts with thousands separators now and then.
+/// Drawn from a stream of its own, so the clickstream and purchases do not depend on it.
+fn write_spend(opts: &Options, dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join("marketing_spend.csv");
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5be4d);
+    let mut text = String::from("date,campaignId,channelId,spend\n");
+    for day in 0..opts.days as i64 {
+        let (y, m, d) = civil_from_days(opts.start_day + day);
+        for campaign in 1..=opts.campaigns {
+            for channel in CHANNELS {
+                if !rng.random_bool(0.3) {
+                    continue;
+                }
+                let cents: i64 = rng.random_range(0..250_000);
+                let amount = format!("{}.{:02}", cents / 100, cents % 100);
+                let amount = if cents >= 100_000 && rng.random_bool(0.5) {
+                    format!(
+                        "\"{},{}\"",
+                        &amount[..amount.len() - 6],
+                        &amount[amount.len() - 6..]
+                    )
+                } else {
+                    amount
+                };
+                let channel = if rng.random_bool(0.05) { "" } else { channel };
+                text.push_str(&format!(
+                    "{y:04}-{m:02}-{d:02},{campaign},{},{amount}\n",
+                    crate::canonical::field(channel)
+                ));
+            }
+        }
+    }
+    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    Ok(path)
 }
 
 fn chance(rng: &mut impl Rng, p: f64) -> bool {

@@ -10,6 +10,7 @@ pub mod files;
 pub mod rejects;
 pub mod schema;
 pub mod source;
+pub mod spend;
 pub mod values;
 
 pub use decode::TableKind;

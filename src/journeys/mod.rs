@@ -104,6 +104,8 @@ pub struct Options {
     pub transform: PathTransform,
     /// Time decay's half-life.
     pub half_life_micros: f64,
+    /// Marketing spend files (`--spend`), for each key's spend and ROAS.
+    pub spend: Option<String>,
 }
 
 impl Default for Options {
@@ -114,6 +116,7 @@ impl Default for Options {
             steps: 0,
             transform: PathTransform::Exposure,
             half_life_micros: (7 * DAY_MICROS) as f64,
+            spend: None,
         }
     }
 }
@@ -136,6 +139,7 @@ impl Options {
             steps,
             transform,
             half_life_micros: half_life_days * DAY_MICROS as f64,
+            spend: None,
         }
     }
 }
@@ -197,7 +201,11 @@ pub struct Journeys {
 /// The sessions and conversions come sorted by user (the sort runs where the query runs, on
 /// executors too, and spills under a memory cap); each user's journeys are summed as they
 /// stream past, so nothing but the totals and one user's sessions is held.
-pub async fn transform(ctx: &SessionContext, options: &Options) -> Result<Journeys> {
+pub async fn transform(
+    ctx: &SessionContext,
+    options: &Options,
+    spend: &[crate::input::spend::SpendRow],
+) -> Result<Journeys> {
     let mut stream = ctx.sql(JOURNEYS_SQL).await?.execute_stream().await?;
     let mut tally = tally::Tally::default();
     let mut user: Option<String> = None;
@@ -258,7 +266,7 @@ pub async fn transform(ctx: &SessionContext, options: &Options) -> Result<Journe
     if user.is_some() {
         tally.add_user(&sessions, &conversions, options);
     }
-    assemble(tally, options)
+    assemble(tally, options, spend)
 }
 
 fn missing(name: &str) -> Error {
@@ -280,8 +288,14 @@ type PathRow = (Option<String>, i64, i64, i128);
 /// A transition's aggregate: from (null: start), to (null: the end), whether the end is
 /// conversion, count.
 type TransitionRow = (Option<String>, Option<String>, bool, u64);
+/// A row of `attribution_models`: dimension, model, key, credit, spend in micro-units.
+type ModelRow = (String, String, Option<String>, Credit, Option<i128>);
 
-fn assemble(tally: tally::Tally, options: &Options) -> Result<Journeys> {
+fn assemble(
+    tally: tally::Tally,
+    options: &Options,
+    spend: &[crate::input::spend::SpendRow],
+) -> Result<Journeys> {
     let credits: BTreeMap<(String, String, Option<String>), Credit> = tally
         .credits
         .into_iter()
@@ -305,7 +319,7 @@ fn assemble(tally: tally::Tally, options: &Options) -> Result<Journeys> {
             .push((from, to, converted, n));
     }
     let mut counts = BTreeMap::new();
-    let mut model_rows: Vec<(String, String, Option<String>, Credit)> = Vec::new();
+    let mut model_rows: Vec<ModelRow> = Vec::new();
     let mut path_rows = Vec::new();
     for dim in DIMENSIONS {
         let dim_paths = paths.remove(dim).unwrap_or_default();
@@ -333,10 +347,23 @@ fn assemble(tally: tally::Tally, options: &Options) -> Result<Journeys> {
         if c.empty_paths > 0 {
             keys.insert(None);
         }
+        let converting_keys = keys.clone();
+        // A key with spend has its rows too, with what the models gave it (maybe nothing).
+        let mut key_spend: BTreeMap<String, i128> = BTreeMap::new();
+        for row in spend {
+            let id = match dim {
+                "campaign" => &row.campaign_id,
+                _ => &row.channel_id,
+            };
+            if let Some(id) = id {
+                *key_spend.entry(id.clone()).or_default() += i128::from(row.micros);
+            }
+        }
+        keys.extend(key_spend.keys().cloned().map(Some));
         let markov = if options.models.contains(&Model::Markov) {
             Some(markov_credits(
                 transitions.remove(dim).unwrap_or_default(),
-                &keys,
+                &converting_keys,
                 with_path,
                 with_path_value,
                 &dim_paths,
@@ -356,11 +383,13 @@ fn assemble(tally: tally::Tally, options: &Options) -> Result<Journeys> {
                         .copied()
                         .unwrap_or_default(),
                 };
+                let spent = key.as_ref().and_then(|k| key_spend.get(k).copied());
                 model_rows.push((
                     dim.to_string(),
                     model.name().to_string(),
                     key.clone(),
                     credit,
+                    spent,
                 ));
             }
             check_identity(dim, *model, &model_rows, &c, &dim_paths)?;
@@ -400,10 +429,14 @@ fn assemble(tally: tally::Tally, options: &Options) -> Result<Journeys> {
                 model_rows.iter().map(|r| r.3.revenue),
             )),
             Arc::new(
-                Decimal128Array::from(vec![None::<i128>; model_rows.len()])
+                Decimal128Array::from_iter(model_rows.iter().map(|r| r.4.map(cents)))
                     .with_precision_and_scale(38, 2)?,
             ),
-            Arc::new(Float64Array::from(vec![None::<f64>; model_rows.len()])),
+            // ROAS = attributed revenue / spend; null without spend or with none spent.
+            Arc::new(Float64Array::from_iter(model_rows.iter().map(|r| {
+                r.4.filter(|m| *m > 0)
+                    .map(|m| r.3.revenue / (m as f64 / 1e6))
+            }))),
         ],
     )?;
     let paths = RecordBatch::try_new(
@@ -513,7 +546,7 @@ fn markov_credits(
 fn check_identity(
     dim: &str,
     model: Model,
-    rows: &[(String, String, Option<String>, Credit)],
+    rows: &[ModelRow],
     counts: &Counts,
     paths: &[PathRow],
 ) -> Result<()> {

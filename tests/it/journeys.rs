@@ -344,3 +344,143 @@ async fn the_models_are_the_same_for_every_engine_thread_count_and_memory_cap() 
         assert_eq!(other.paths, first.paths, "{engine} with {threads} threads");
     }
 }
+
+/// The spend of the tests: campaign 1 spends 1,000.50 + 99.50, campaign 9 spends without any
+/// conversion (its rows get zero credits), a row without campaign counts for its channel only,
+/// and a negative amount is a bad row.
+const SPEND: &str = "Date,campaignId,channelId,spend\n\
+    2020-09-01,1,A,\"1,000.50\"\n\
+    2020-09-02,1,,99.50\n\
+    2020-09-02,9,B,20\n\
+    2020-09-03,,A,5.25\n\
+    2020-09-03,2,B,-1.00\n";
+
+async fn run_with_spend(
+    text: &[u8],
+    name: &str,
+    quarantine: bool,
+) -> marketing_analytics::Result<Outcome> {
+    let (clicks, purchases) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let (c, p, s) = (
+        dir.path().join("clicks.csv"),
+        dir.path().join("purchases.csv"),
+        dir.path().join(name),
+    );
+    std::fs::write(&c, clicks).unwrap();
+    std::fs::write(&p, purchases).unwrap();
+    std::fs::write(&s, text).unwrap();
+    let out = dir.path().join("out");
+    let settings = Settings {
+        threads: 2,
+        on_bad_rows: if quarantine {
+            marketing_analytics::input::BadRows::Quarantine
+        } else {
+            marketing_analytics::input::BadRows::Fail
+        },
+        journeys: Some(Options {
+            spend: Some(s.display().to_string()),
+            ..only(&[Model::Linear])
+        }),
+        ..Settings::default()
+    };
+    let report = run_all(
+        &settings,
+        &c.display().to_string(),
+        &p.display().to_string(),
+        &out,
+    )
+    .await?;
+    let journeys = report.journeys.expect("journeys were asked for");
+    if quarantine {
+        let rejected = std::fs::read_to_string(out.join("_rejected/spend.csv")).unwrap();
+        assert!(
+            rejected.contains(&format!("{name},6,column spend: negative spend")),
+            "{rejected}"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    Ok(Outcome {
+        models: journeys.models,
+        paths: journeys.paths,
+        summary,
+    })
+}
+
+#[tokio::test]
+async fn spend_gives_each_key_its_exact_spend_and_roas_in_every_file_form() {
+    let crlf = SPEND.replace('\n', "\r\n");
+    let gz = |t: &str| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(t.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    for (name, text) in [
+        ("spend.csv", SPEND.as_bytes().to_vec()),
+        ("spend_crlf.csv", crlf.as_bytes().to_vec()),
+        ("spend.csv.gz", gz(SPEND)),
+        ("spend_crlf.csv.gz", gz(&crlf)),
+    ] {
+        let out = run_with_spend(&text, name, true).await.unwrap();
+        let m = &out.models;
+        let text_col = |i: usize| m.column(i).as_string::<i32>();
+        let spend = m.column(5).as_primitive::<Decimal128Type>();
+        let roas = m.column(6).as_primitive::<Float64Type>();
+        let rows: Vec<String> = (0..m.num_rows())
+            .map(|i| {
+                let key = if text_col(2).is_null(i) {
+                    "null"
+                } else {
+                    text_col(2).value(i)
+                };
+                let spent = if spend.is_null(i) {
+                    "null".into()
+                } else {
+                    spend.value_as_string(i)
+                };
+                let r = if roas.is_null(i) {
+                    "null".into()
+                } else {
+                    format!("{:.6}", roas.value(i))
+                };
+                format!("{},{key},{spent},{r}", text_col(1).value(i))
+            })
+            .collect();
+        // Linear revenue: campaign 1 100.00, 2 50.00, null 10.00; channel A 100.00, B 50.00.
+        assert_eq!(
+            rows,
+            vec![
+                format!("campaign,1,1100.00,{:.6}", 100.0 / 1100.0),
+                "campaign,2,null,null".to_string(),
+                "campaign,null,null,null".to_string(),
+                "campaign,9,20.00,0.000000".to_string(),
+                format!("channel,A,1005.75,{:.6}", 100.0 / 1005.75),
+                format!("channel,B,20.00,{:.6}", 50.0 / 20.0),
+                "channel,null,null,null".to_string(),
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            out.summary["input_files"]["spend"]
+                .as_object()
+                .and_then(|files| files.values().next())
+                .cloned(),
+            Some(serde_json::json!({"rows": 5, "quarantined": 1})),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_spend_row_fails_the_run_naming_file_and_line() {
+    let Err(e) = run_with_spend(SPEND.as_bytes(), "spend.csv", false).await else {
+        panic!("a negative spend was accepted");
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains("spend.csv:6: column spend: negative spend"),
+        "{text}"
+    );
+}
