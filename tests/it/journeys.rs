@@ -141,6 +141,15 @@ fn only(models: &[Model]) -> Options {
     Options::new(models.to_vec(), 30, 0, PathTransform::Exposure, 7.0)
 }
 
+/// A value as text, `null` for a null.
+fn cell(batch: &RecordBatch, column: usize, row: usize) -> String {
+    let array = batch.column(column);
+    if array.is_null(row) {
+        return "null".into();
+    }
+    datafusion::arrow::util::display::array_value_to_string(array, row).unwrap()
+}
+
 /// `model,dimension,touchpoint,conversions,revenue` rows of one dimension, six decimals.
 fn credits(batch: &RecordBatch, dimension: &str) -> Vec<String> {
     let text = |i: usize| batch.column(i).as_string::<i32>();
@@ -148,11 +157,7 @@ fn credits(batch: &RecordBatch, dimension: &str) -> Vec<String> {
     (0..batch.num_rows())
         .filter(|&i| text(1).value(i) == dimension)
         .map(|i| {
-            let key = if text(2).is_null(i) {
-                "null"
-            } else {
-                text(2).value(i)
-            };
+            let key = cell(batch, 2, i);
             format!(
                 "{},{key},{:.6},{:.6}",
                 text(0).value(i),
@@ -275,11 +280,7 @@ async fn conversion_paths_count_conversions_non_conversions_and_exact_revenue() 
     let rows: Vec<String> = (0..p.num_rows())
         .filter(|&i| text(0).value(i) == "campaign")
         .map(|i| {
-            let path = if text(1).is_null(i) {
-                "null"
-            } else {
-                text(1).value(i)
-            };
+            let path = cell(p, 1, i);
             format!(
                 "{path},{},{},{}",
                 int(2).value(i),
@@ -425,27 +426,15 @@ async fn spend_gives_each_key_its_exact_spend_and_roas_in_every_file_form() {
     ] {
         let out = run_with_spend(&text, name, true).await.unwrap();
         let m = &out.models;
-        let text_col = |i: usize| m.column(i).as_string::<i32>();
-        let spend = m.column(5).as_primitive::<Decimal128Type>();
         let roas = m.column(6).as_primitive::<Float64Type>();
         let rows: Vec<String> = (0..m.num_rows())
             .map(|i| {
-                let key = if text_col(2).is_null(i) {
-                    "null"
-                } else {
-                    text_col(2).value(i)
-                };
-                let spent = if spend.is_null(i) {
-                    "null".into()
-                } else {
-                    spend.value_as_string(i)
-                };
                 let r = if roas.is_null(i) {
                     "null".into()
                 } else {
                     format!("{:.6}", roas.value(i))
                 };
-                format!("{},{key},{spent},{r}", text_col(1).value(i))
+                format!("{},{},{},{r}", cell(m, 1, i), cell(m, 2, i), cell(m, 5, i))
             })
             .collect();
         // Linear revenue: campaign 1 100.00, 2 50.00, null 10.00; channel A 100.00, B 50.00.
