@@ -356,7 +356,7 @@ async fn attribution_into(
                             .as_ref()
                             .map(|s| s.rows.as_slice())
                             .unwrap_or_default();
-                        let journeys = crate::journeys::transform(&ctx, options, rows)
+                        let journeys = crate::journeys::transform(&ctx, options, rows, None)
                             .await
                             .map_err(Error::unwrap_datafusion)?;
                         if let Some(spend) = spend {
@@ -420,9 +420,43 @@ async fn attribution_into(
     .await
 }
 
+/// Writes the journey models' datasets into `job`; returns their rows per dataset.
+pub(super) fn write_journeys(
+    job: &JobRun,
+    j: &crate::journeys::Journeys,
+) -> Result<BTreeMap<String, u64>> {
+    let mut outputs = BTreeMap::new();
+    for (name, batch, schema) in [
+        (
+            crate::journeys::MODELS_DATASET,
+            &j.models,
+            crate::journeys::ATTRIBUTION_MODELS.clone(),
+        ),
+        (
+            crate::journeys::PATHS_DATASET,
+            &j.paths,
+            crate::journeys::CONVERSION_PATHS.clone(),
+        ),
+    ] {
+        let (write, shown) = job.part(name);
+        let part = JobRun::within(
+            job.settings(),
+            Target {
+                write: &write,
+                shown: &shown,
+            },
+            None,
+        )?;
+        let rows = write_part(std::slice::from_ref(batch), part.dir(), schema)?;
+        part.commit()?;
+        outputs.insert(name.to_string(), rows);
+    }
+    Ok(outputs)
+}
+
 /// The spend of `--spend` (`None` without it), bad rows quarantined to `_rejected/spend.csv`
 /// when the job quarantines.
-fn read_spend(
+pub(super) fn read_spend(
     settings: &Settings,
     options: &crate::journeys::Options,
     quarantine: Option<&Path>,
@@ -598,35 +632,10 @@ pub async fn run_all(
         );
         marts.push((*mart, batches));
     }
-    let mut journeys = None;
-    if let Some(j) = report.journeys {
-        for (name, batch, schema) in [
-            (
-                crate::journeys::MODELS_DATASET,
-                &j.models,
-                crate::journeys::ATTRIBUTION_MODELS.clone(),
-            ),
-            (
-                crate::journeys::PATHS_DATASET,
-                &j.paths,
-                crate::journeys::CONVERSION_PATHS.clone(),
-            ),
-        ] {
-            let (write, shown) = run.part(name);
-            let part = JobRun::within(
-                settings,
-                Target {
-                    write: &write,
-                    shown: &shown,
-                },
-                None,
-            )?;
-            let rows = write_part(std::slice::from_ref(batch), part.dir(), schema)?;
-            part.commit()?;
-            outputs.insert(name.to_string(), rows);
-        }
-        journeys = Some(j);
+    if let Some(j) = &report.journeys {
+        outputs.extend(write_journeys(&run, j)?);
     }
+    let journeys = report.journeys;
     let summary = Summary {
         run_id: settings.run_id.clone(),
         engine: settings.engine,

@@ -194,18 +194,7 @@ pub async fn register_period_inputs(
             replace_table(ctx, RAW_EVENTS, click.table(settings.threads)?)?;
             replace_table(ctx, RAW_PURCHASES, purch.table(settings.threads)?)?;
             raw = Some([click, purch]);
-            let time = |name: &str, from: i32, to: i32| {
-                let day = |d: i32| lit(format!("{} 00:00:00", format_date(d)));
-                ident(name)
-                    .gt_eq(datafusion::prelude::cast(
-                        day(from),
-                        schema::TIMESTAMP.clone(),
-                    ))
-                    .and(ident(name).lt(datafusion::prelude::cast(
-                        day(to + 1),
-                        schema::TIMESTAMP.clone(),
-                    )))
-            };
+            let time = within_days;
             (
                 ctx.table(RAW_EVENTS).await?.filter(time(
                     "eventTime",
@@ -231,6 +220,20 @@ pub async fn register_period_inputs(
     replace_table(ctx, tables::EVENTS, events.into_view())?;
     replace_table(ctx, tables::PURCHASES, purchases.into_view())?;
     Ok(PeriodInputs { raw })
+}
+
+/// `name` (a timestamp column) falls on the days `from` to `to` (inclusive).
+fn within_days(name: &str, from: i32, to: i32) -> datafusion::prelude::Expr {
+    let day = |d: i32| lit(format!("{} 00:00:00", format_date(d)));
+    ident(name)
+        .gt_eq(datafusion::prelude::cast(
+            day(from),
+            schema::TIMESTAMP.clone(),
+        ))
+        .and(ident(name).lt(datafusion::prelude::cast(
+            day(to + 1),
+            schema::TIMESTAMP.clone(),
+        )))
 }
 
 /// A context with the period's projection registered as `projection`, its intermediates in
@@ -267,7 +270,21 @@ async fn source_context(settings: &Settings, source: &Source) -> Result<SessionC
     super::job_context(settings).await
 }
 
-/// Registers the period's inputs and its projection (as table `projection`) on `ctx`.
+/// What a period job's projection step produced.
+#[derive(Default)]
+struct PeriodProjection {
+    inputs: PeriodInputs,
+    from: Option<ProjectionFrom>,
+    /// The journey models (`--models`), with the spend files read.
+    journeys: Option<crate::journeys::Journeys>,
+    spend_files: Option<BTreeMap<String, crate::input::FileStats>>,
+}
+
+/// Registers the period's inputs and its projection (as table `projection`) on `ctx`; with
+/// `--models`, computes the journey models too. They need the clickstream of the paths'
+/// look-back before the period, and the conversions since then (which end the users'
+/// non-converting paths): the inputs are read from that earlier date, and the projection is
+/// the period's purchases of it.
 async fn period_projection(
     ctx: &SessionContext,
     settings: &Settings,
@@ -275,20 +292,68 @@ async fn period_projection(
     period: &Period,
     how: &attribution::Materialize,
     quarantine: Option<&Path>,
-) -> Result<(PeriodInputs, ProjectionFrom)> {
-    if let (Source::Warehouse(warehouse), true) = (source, settings.stored_projection) {
+) -> Result<PeriodProjection> {
+    let models = settings.journeys.as_ref();
+    if let (Source::Warehouse(warehouse), true, None) = (source, settings.stored_projection, models)
+    {
         if register_stored_projection(ctx, warehouse, period).await? {
-            return Ok((PeriodInputs::default(), ProjectionFrom::Stored));
+            return Ok(PeriodProjection {
+                from: Some(ProjectionFrom::Stored),
+                ..Default::default()
+            });
         }
     }
-    let inputs = register_period_inputs(ctx, settings, source, period, quarantine).await?;
-    let result = attribution::transform_with(ctx, settings.engine, how, super::dedup(settings))
+    let read = match models {
+        Some(o) => Period {
+            from: period.from - o.lookback_days(),
+            ..*period
+        },
+        None => *period,
+    };
+    let inputs = register_period_inputs(ctx, settings, source, &read, quarantine).await?;
+    let dedup = super::dedup(settings);
+    let result = match models {
+        Some(_) => attribution::transform_keeping_events(ctx, settings.engine, how, dedup).await,
+        None => attribution::transform_with(ctx, settings.engine, how, dedup).await,
+    }
+    .map_err(Error::unwrap_datafusion)?;
+    let Some(options) = models else {
+        how.table(ctx, tables::PROJECTION, result.projection)
+            .await
+            .map_err(Error::unwrap_datafusion)?;
+        return Ok(PeriodProjection {
+            inputs,
+            from: Some(ProjectionFrom::Computed),
+            ..Default::default()
+        });
+    };
+    const READ: &str = "projection_read";
+    how.table(ctx, READ, result.projection)
         .await
         .map_err(Error::unwrap_datafusion)?;
-    how.table(ctx, tables::PROJECTION, result.projection)
+    let own = ctx
+        .table(READ)
+        .await?
+        .filter(within_days("purchaseTime", period.from, period.to))?;
+    replace_table(ctx, tables::PROJECTION, own.into_view())?;
+    let spend = super::read_spend(settings, options, quarantine)?;
+    let rows = spend
+        .as_ref()
+        .map(|s| s.rows.as_slice())
+        .unwrap_or_default();
+    let range = crate::journeys::Range {
+        from: period.from,
+        to: period.to,
+    };
+    let journeys = crate::journeys::transform(ctx, options, rows, Some(range))
         .await
         .map_err(Error::unwrap_datafusion)?;
-    Ok((inputs, ProjectionFrom::Computed))
+    Ok(PeriodProjection {
+        inputs,
+        from: Some(ProjectionFrom::Computed),
+        journeys: Some(journeys),
+        spend_files: spend.map(|s| s.files),
+    })
 }
 
 /// Where a period's projection came from, for its summary.
@@ -317,6 +382,9 @@ pub struct PeriodSummary {
     pub input_files: Option<crate::app::summary::InputFiles>,
     /// Output datasets and their rows.
     pub outputs: BTreeMap<String, u64>,
+    /// Per dimension, the journeys' counts (`--models`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journeys: Option<BTreeMap<String, crate::journeys::Counts>>,
 }
 
 /// Runs `work` on a context with the period's projection, its intermediates kept as the
@@ -351,12 +419,22 @@ async fn with_period_projection<T>(
     let value = job
         .with_scratch(&ctx, async |scratch| {
             let how = super::materialize(settings, scratch);
-            let (inputs, from) =
+            let step =
                 period_projection(&ctx, settings, source, period, &how, job.quarantine()).await?;
+            let inputs = step.inputs;
             for ingest in inputs.raw.iter().flatten() {
                 ingest.settle_bad_rows(settings.max_bad_rows)?;
             }
-            let (value, outputs) = work(&ctx, &job).await?;
+            let (value, mut outputs) = work(&ctx, &job).await?;
+            if let Some(j) = &step.journeys {
+                outputs.extend(super::write_journeys(&job, j)?);
+            }
+            let mut input_files = inputs
+                .raw
+                .map(|[c, p]| crate::app::summary::InputFiles::new(&c.stats, &p.stats));
+            if let Some(files) = step.spend_files {
+                input_files.get_or_insert_default().spend = files;
+            }
             let summary = PeriodSummary {
                 run_id: settings.run_id.clone(),
                 job: name,
@@ -375,11 +453,10 @@ async fn with_period_projection<T>(
                         ("purchases", purchases.clone()),
                     ]),
                 },
-                projection: from,
-                input_files: inputs
-                    .raw
-                    .map(|[c, p]| crate::app::summary::InputFiles::new(&c.stats, &p.stats)),
+                projection: step.from.unwrap_or(ProjectionFrom::Computed),
+                input_files,
                 outputs,
+                journeys: step.journeys.map(|j| j.counts),
             };
             write_json_file(&job.dir().join(layout::SUMMARY), &summary)?;
             Ok(value)

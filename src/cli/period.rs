@@ -28,6 +28,8 @@ pub struct Args {
     #[command(flatten)]
     pub api: ApiArg,
     #[command(flatten)]
+    pub journeys: super::journeys::JourneyArgs,
+    #[command(flatten)]
     pub runtime: Runtime,
     #[command(flatten)]
     pub cluster: ClusterArg,
@@ -52,6 +54,8 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         Some(&args.api),
     )?;
     settings.stored_projection = !args.recompute.recompute;
+    // The models need the clickstream's sessions: they are computed from the partitions.
+    settings.journeys = args.journeys.options();
     let range = args
         .range
         .period()?

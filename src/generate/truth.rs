@@ -82,17 +82,19 @@ impl Truth {
     }
 
     /// The attributed purchases with their session and the attributing event's time, in CSV:
-    /// `purchaseId,sessionId,eventTime,billingCost,isConfirmed`.
+    /// `purchaseId,sessionId,eventTime,billingCost,isConfirmed,purchaseTime`.
     pub fn conversions_csv(&self) -> String {
-        let mut out = String::from("purchaseId,sessionId,eventTime,billingCost,isConfirmed\n");
+        let mut out =
+            String::from("purchaseId,sessionId,eventTime,billingCost,isConfirmed,purchaseTime\n");
         for r in &self.rows {
             out.push_str(&format!(
-                "{},{},{},{},{}\n",
+                "{},{},{},{},{},{}\n",
                 r.purchase_id.as_str(),
                 r.session_id.as_str(),
                 format_timestamp_micros(r.event_time),
                 format_cents(r.purchase.cents as i128),
                 r.purchase.confirmed,
+                format_timestamp_micros(r.purchase.time),
             ));
         }
         out

@@ -14,11 +14,11 @@ WITH sessions AS (
     WHERE copy = 1 AND eventType = 'app_open'
 ),
 conversions AS (
-    SELECT sessionId, purchaseId, eventTime AS ct, billingCost AS v
+    SELECT sessionId, purchaseId, eventTime AS ct, purchaseTime AS pt, billingCost AS v
     FROM purchase_events_classified
     WHERE status = 'attributed' AND isConfirmed
 )
-SELECT s.userId, s.sessionId, s.t, s.campaignId, s.channelId, c.purchaseId, c.ct, c.v
+SELECT s.userId, s.sessionId, s.t, s.campaignId, s.channelId, c.purchaseId, c.ct, c.pt, c.v
 FROM sessions s
 LEFT JOIN conversions c ON c.sessionId = s.sessionId
 ORDER BY s.userId, s.t, s.sessionId, c.ct, c.purchaseId

@@ -144,6 +144,31 @@ impl Options {
     }
 }
 
+/// The dates a period's models are for (inclusive day numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub from: i32,
+    pub to: i32,
+}
+
+impl Range {
+    fn start_micros(self) -> i64 {
+        i64::from(self.from) * DAY_MICROS
+    }
+
+    /// The end, excluded: midnight after `to`.
+    fn end_micros(self) -> i64 {
+        (i64::from(self.to) + 1) * DAY_MICROS
+    }
+}
+
+impl Options {
+    /// Whole days of clickstream a path can reach before its conversion.
+    pub fn lookback_days(&self) -> i32 {
+        (self.lookback_micros.div_euclid(DAY_MICROS) + 1) as i32
+    }
+}
+
 /// `OUTPUT/attribution_models/`.
 pub static ATTRIBUTION_MODELS: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
@@ -205,13 +230,15 @@ pub async fn transform(
     ctx: &SessionContext,
     options: &Options,
     spend: &[crate::input::spend::SpendRow],
+    period: Option<Range>,
 ) -> Result<Journeys> {
+    let micros = period.map(|p| (p.start_micros(), p.end_micros()));
     let mut stream = ctx.sql(JOURNEYS_SQL).await?.execute_stream().await?;
     let mut tally = tally::Tally::default();
     let mut user: Option<String> = None;
     let mut last_session: Option<String> = None;
     let mut sessions: Vec<tally::UserSession> = Vec::new();
-    let mut conversions: Vec<(paths::Conversion, i128)> = Vec::new();
+    let mut conversions: Vec<tally::UserConversion> = Vec::new();
     while let Some(batch) = futures::StreamExt::next(&mut stream).await {
         let batch = batch?;
         let text = |name: &str| -> Result<StringArray> {
@@ -229,7 +256,7 @@ pub async fn transform(
         let (users, ids) = (text("userId")?, text("sessionId")?);
         let (campaigns, channels, purchases) =
             (text("campaignId")?, text("channelId")?, text("purchaseId")?);
-        let (times, conversion_times) = (time("t")?, time("ct")?);
+        let (times, conversion_times, purchase_times) = (time("t")?, time("ct")?, time("pt")?);
         let values = batch
             .column_by_name("v")
             .and_then(|c| c.as_primitive_opt::<Decimal128Type>())
@@ -238,7 +265,7 @@ pub async fn transform(
         for i in 0..batch.num_rows() {
             if user.as_deref() != Some(users.value(i)) {
                 if user.is_some() {
-                    tally.add_user(&sessions, &conversions, options);
+                    tally.add_user(&sessions, &conversions, options, micros);
                 }
                 user = Some(users.value(i).to_string());
                 last_session = None;
@@ -253,20 +280,26 @@ pub async fn transform(
                 last_session = Some(ids.value(i).to_string());
             }
             if !purchases.is_null(i) {
-                conversions.push((
-                    paths::Conversion {
+                let purchased = purchase_times[i].ok_or_else(|| missing("pt"))?;
+                conversions.push(tally::UserConversion {
+                    conversion: paths::Conversion {
                         session: sessions.len() - 1,
                         time: conversion_times[i].ok_or_else(|| missing("ct"))?,
                     },
-                    values.value(i),
-                ));
+                    value: values.value(i),
+                    counts: micros.is_none_or(|(from, to)| (from..to).contains(&purchased)),
+                });
             }
         }
     }
     if user.is_some() {
-        tally.add_user(&sessions, &conversions, options);
+        tally.add_user(&sessions, &conversions, options, micros);
     }
-    assemble(tally, options, spend)
+    let in_range = |row: &&crate::input::spend::SpendRow| {
+        period.is_none_or(|p| (p.from..=p.to).contains(&row.date))
+    };
+    let spend: Vec<_> = spend.iter().filter(in_range).cloned().collect();
+    assemble(tally, options, &spend)
 }
 
 fn missing(name: &str) -> Error {

@@ -15,6 +15,17 @@ pub(super) struct UserSession {
     pub keys: [Option<String>; 2],
 }
 
+/// One conversion of the user being summed.
+#[derive(Debug, Clone)]
+pub(super) struct UserConversion {
+    pub conversion: Conversion,
+    /// billingCost in micro-units.
+    pub value: i128,
+    /// Its purchaseTime is in the period: it is credited (else it only bounds the user's
+    /// non-converting path).
+    pub counts: bool,
+}
+
 /// Fixed-point shares: 10^18 is one.
 pub(super) const ONE: f64 = 1e18;
 
@@ -35,14 +46,26 @@ pub(super) struct Tally {
 
 impl Tally {
     /// Adds one user's journeys: `sessions` in session order, `conversions` with their value
-    /// in micro-units.
+    /// in micro-units and whether they count (their purchaseTime is in the period). Every
+    /// conversion bounds the non-converting path; it is kept when its last session starts in
+    /// `range` (microseconds, end excluded; `None`: always).
     pub fn add_user(
         &mut self,
         sessions: &[UserSession],
-        conversions: &[(Conversion, i128)],
+        conversions: &[UserConversion],
         options: &Options,
+        range: Option<(i64, i64)>,
     ) {
-        let plain: Vec<Conversion> = conversions.iter().map(|(c, _)| c.clone()).collect();
+        let plain: Vec<Conversion> = conversions.iter().map(|c| c.conversion.clone()).collect();
+        let counted: Vec<(&Conversion, i128)> = conversions
+            .iter()
+            .filter(|c| c.counts)
+            .map(|c| (&c.conversion, c.value))
+            .collect();
+        let judged = match (range, sessions.last()) {
+            (Some((from, to)), Some(last)) => (from..to).contains(&last.time),
+            _ => true,
+        };
         let markov = options.models.contains(&Model::Markov);
         // Linear always: its credits name every key of a converting path, the rows the outputs
         // have whatever the models.
@@ -55,9 +78,9 @@ impl Tally {
                     key: s.keys[d].as_deref(),
                 })
                 .collect();
-            for (conv, value) in conversions {
+            for &(conv, value) in &counted {
                 let path = paths::conversion_path(&touch, conv, options);
-                self.path(dim, &path, 1, 0, *value);
+                self.path(dim, &path, 1, 0, value);
                 for model in options.models.iter().chain(linear) {
                     if *model == Model::Markov {
                         continue;
@@ -70,14 +93,17 @@ impl Tally {
                             .entry((dim.into(), model.name().into(), key.map(String::from)))
                             .or_default();
                         credit.0 += fixed(share);
-                        credit.1 += fixed(share * *value as f64 / 1e6);
+                        credit.1 += fixed(share * value as f64 / 1e6);
                     }
                 }
                 if markov && !path.keys.is_empty() {
                     self.transitions(dim, &path.keys, true);
                 }
             }
-            if let Some(path) = paths::non_converting_path(&touch, &plain, options) {
+            let non = judged
+                .then(|| paths::non_converting_path(&touch, &plain, options))
+                .flatten();
+            if let Some(path) = non {
                 self.path(dim, &path, 0, 1, 0);
                 if markov {
                     self.transitions(dim, &path.keys, false);

@@ -24,6 +24,7 @@ struct Conv {
     session: String,
     time: i64,
     cents: i128,
+    purchased: i64,
 }
 
 fn micros(text: &str) -> i64 {
@@ -67,6 +68,7 @@ fn read_truth(truth: &Path) -> (BTreeMap<String, Vec<Touch>>, Vec<Conv>) {
             session: row[1].to_string(),
             time: micros(&row[2]),
             cents: cents(&row[3]),
+            purchased: micros(&row[5]),
         });
     }
     (users, convs)
@@ -111,7 +113,33 @@ struct Reference {
     paths: BTreeMap<(String, Option<String>), (i64, i64, i128)>,
 }
 
-fn reference(users: &BTreeMap<String, Vec<Touch>>, convs: &[Conv], o: &Options) -> Reference {
+/// The models over everything, or for the purchases of a period (`[from, to)` in
+/// microseconds): conversions whose purchaseTime is in it; the non-converting paths judged
+/// with the conversions and sessions up to its end, kept when their last session starts in it.
+fn reference(
+    all_users: &BTreeMap<String, Vec<Touch>>,
+    all_convs: &[Conv],
+    o: &Options,
+    period: Option<(i64, i64)>,
+) -> Reference {
+    let (from, to) = period.unwrap_or((i64::MIN, i64::MAX));
+    let users: BTreeMap<String, Vec<Touch>> = all_users
+        .iter()
+        .map(|(u, ts)| {
+            let kept = ts
+                .iter()
+                .filter(|t| t.time < to)
+                .map(|t| Touch {
+                    time: t.time,
+                    id: t.id.clone(),
+                    keys: t.keys.clone(),
+                })
+                .collect();
+            (u.clone(), kept)
+        })
+        .collect();
+    let users = &users;
+    let judging: Vec<&Conv> = all_convs.iter().filter(|c| c.purchased < to).collect();
     let mut out = Reference::default();
     let lookback = o.lookback_micros;
     for (d, dim) in ["campaign", "channel"].into_iter().enumerate() {
@@ -120,11 +148,15 @@ fn reference(users: &BTreeMap<String, Vec<Touch>>, convs: &[Conv], o: &Options) 
         let mut empty = (0.0, 0.0);
         let mut keys: BTreeMap<Option<String>, ()> = BTreeMap::new();
         let mut last_conversion: HashMap<&str, usize> = HashMap::new();
-        for c in convs {
+        for c in &judging {
             let touches = &users[&c.user];
             let s = touches.iter().position(|t| t.id == c.session).unwrap();
             let e = last_conversion.entry(c.user.as_str()).or_insert(s);
             *e = (*e).max(s);
+        }
+        for c in judging.iter().filter(|c| (from..to).contains(&c.purchased)) {
+            let touches = &users[&c.user];
+            let s = touches.iter().position(|t| t.id == c.session).unwrap();
             let mut window: Vec<&Touch> = Vec::new();
             for (j, t) in touches.iter().enumerate() {
                 if j < s && t.time >= c.time - lookback {
@@ -207,6 +239,9 @@ fn reference(users: &BTreeMap<String, Vec<Touch>>, convs: &[Conv], o: &Options) 
                 .unwrap_or(0);
             let rest: Vec<&Touch> = touches.iter().skip(start).collect();
             let Some(last) = rest.last() else { continue };
+            if !(from..to).contains(&last.time) {
+                continue;
+            }
             let window: Vec<&Touch> = rest
                 .iter()
                 .copied()
@@ -408,7 +443,7 @@ async fn every_option_combination_agrees_with_the_reference() {
                     let what = format!(
                         "{transform:?}, steps {steps}, lookback {lookback}, half-life {half_life}"
                     );
-                    compare(&models, &paths, &reference(&users, &convs, &o), &what);
+                    compare(&models, &paths, &reference(&users, &convs, &o, None), &what);
                     n += 1;
                 }
             }
@@ -424,5 +459,54 @@ async fn a_hundred_thousand_users_agree_with_the_reference() {
     assert!(users.len() >= 100_000 && convs.len() > 10_000);
     let o = Options::default();
     let (models, paths) = pipeline(&data, &dir.path().join("out"), &o).await;
-    compare(&models, &paths, &reference(&users, &convs, &o), "defaults");
+    compare(
+        &models,
+        &paths,
+        &reference(&users, &convs, &o, None),
+        "defaults",
+    );
+}
+
+#[tokio::test]
+async fn a_period_agrees_with_the_reference_for_that_period() {
+    use marketing_analytics::app::period::{period_job, Period, Source};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), 3000);
+    let (users, convs) = read_truth(&data.join("truth"));
+    // Days 12 to 18 of the 40 generated (from 2020-08-25), paths reaching 5 days back.
+    let day = |d: i32| marketing_analytics::calendar::parse_date("2020-08-25").unwrap() + d;
+    let period = Period::new(day(12), day(18), 2).unwrap();
+    let o = Options::new(Model::ALL.to_vec(), 5, 0, PathTransform::Exposure, 7.0);
+    let settings = Settings {
+        threads: 2,
+        journeys: Some(o.clone()),
+        ..Settings::default()
+    };
+    let source = Source::Raw {
+        clickstream: data.join("mobile_app_clickstream").display().to_string(),
+        purchases: data.join("user_purchases").display().to_string(),
+    };
+    let out = dir.path().join("period");
+    period_job(&settings, &source, &period, &out).await.unwrap();
+    let read = |name: &str| {
+        let batches = marketing_analytics::storage::output::read_parquet(&out.join(name)).unwrap();
+        datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    };
+    let micros = |d: i32| i64::from(d) * 86_400_000_000;
+    let want = reference(
+        &users,
+        &convs,
+        &o,
+        Some((micros(period.from), micros(period.to + 1))),
+    );
+    assert!(
+        want.paths.values().any(|p| p.0 > 0) && want.paths.values().any(|p| p.1 > 0),
+        "the period has conversions and non-converting paths"
+    );
+    compare(
+        &read("attribution_models"),
+        &read("conversion_paths"),
+        &want,
+        "period",
+    );
 }
