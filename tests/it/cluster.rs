@@ -202,8 +202,14 @@ fn outputs(out: &Path) -> String {
     let (p, c, ch) = common::read_outputs(out);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join(layout::SUMMARY)).unwrap()).unwrap();
-    // The journey models (`--models all`), as text.
-    let journeys: Vec<String> = ["attribution_models", "conversion_paths"]
+    format!("{p}{c}{ch}{}", summary["counts"])
+}
+
+/// The journey models (`--models all`) and their counts, as text.
+fn journeys(out: &Path) -> String {
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(layout::SUMMARY)).unwrap()).unwrap();
+    let tables: Vec<String> = ["attribution_models", "conversion_paths"]
         .iter()
         .map(|name| {
             let batches =
@@ -213,12 +219,7 @@ fn outputs(out: &Path) -> String {
                 .to_string()
         })
         .collect();
-    format!(
-        "{p}{c}{ch}{}{}{}",
-        summary["counts"],
-        summary["journeys"],
-        journeys.concat()
-    )
+    format!("{}{}", summary["journeys"], tables.concat())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,6 +245,11 @@ async fn whole_pipeline_on_two_executors_equals_local_run() {
             &format!("cluster {engine:?} vs local"),
             &outputs(&out),
             &want,
+        );
+        common::assert_same_text(
+            &format!("journey models of cluster {engine:?} vs local"),
+            &journeys(&out),
+            &journeys(&local),
         );
     }
     // Both executors did work: each wrote shuffle data for the jobs.
