@@ -9,13 +9,15 @@
 
 use std::path::{Path, PathBuf};
 
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
 
 use crate::app::{layout, Settings};
 use crate::error::Result;
 use crate::input::BadRows;
 use crate::storage::claim::{claim, Claim, Destination, Input, Marker, WAREHOUSE_MARKER};
-use crate::storage::output::Staging;
+use crate::storage::output::{write_part, Staging};
 use crate::storage::scratch::Scratch;
 
 /// Where a job writes (inside the staging directory of a larger output, for `run`'s parts)
@@ -166,6 +168,28 @@ impl JobRun {
         let value = outcome?;
         removed?;
         Ok(value)
+    }
+
+    /// Writes `batches` as the dataset `name` inside this job (a part of its own, staged and
+    /// committed into this job's directory). Returns the rows.
+    pub fn write_dataset(
+        &self,
+        name: &str,
+        batches: &[RecordBatch],
+        schema: SchemaRef,
+    ) -> Result<u64> {
+        let (write, shown) = self.part(name);
+        let part = JobRun::within(
+            &self.settings,
+            Target {
+                write: &write,
+                shown: &shown,
+            },
+            None,
+        )?;
+        let rows = write_part(batches, part.dir(), schema)?;
+        part.commit()?;
+        Ok(rows)
     }
 
     /// Commits with our plain marker.

@@ -438,17 +438,7 @@ pub(super) fn write_journeys(
             crate::journeys::CONVERSION_PATHS.clone(),
         ),
     ] {
-        let (write, shown) = job.part(name);
-        let part = JobRun::within(
-            job.settings(),
-            Target {
-                write: &write,
-                shown: &shown,
-            },
-            None,
-        )?;
-        let rows = write_part(std::slice::from_ref(batch), part.dir(), schema)?;
-        part.commit()?;
+        let rows = job.write_dataset(name, std::slice::from_ref(batch), schema)?;
         outputs.insert(name.to_string(), rows);
     }
     Ok(outputs)

@@ -20,7 +20,7 @@ use datafusion::prelude::{col, ident, lit, SessionContext};
 use tracing::{info, info_span, Instrument};
 
 use super::convert::register_stored_projection;
-use super::job::{JobRun, Target};
+use super::job::JobRun;
 use super::{layout, Settings};
 use crate::attribution::{self, tables};
 use crate::calendar::format_date;
@@ -29,7 +29,7 @@ use crate::input::{resolve, schema, Ingest, RejectSink, TableKind};
 use crate::marts::registry::{self, Scope};
 use crate::marts::Mart;
 use crate::storage::claim::Input;
-use crate::storage::output::{write_json_file, write_part};
+use crate::storage::output::write_json_file;
 use crate::storage::replace_table;
 use crate::storage::warehouse::register_table;
 
@@ -466,22 +466,6 @@ async fn with_period_projection<T>(
     Ok(value)
 }
 
-/// Writes a mart's rows as the dataset `NAME/` of `job`; returns its rows.
-fn write_mart(job: &JobRun, mart: &Mart, batches: &[RecordBatch]) -> Result<u64> {
-    let (write, shown) = job.part(mart.name());
-    let part = JobRun::within(
-        job.settings(),
-        Target {
-            write: &write,
-            shown: &shown,
-        },
-        None,
-    )?;
-    let rows = write_part(batches, part.dir(), mart.schema())?;
-    part.commit()?;
-    Ok(rows)
-}
-
 /// The run's marts (`Scope::Run`) for a period, each written to `output/NAME/`.
 pub async fn period_job(
     settings: &Settings,
@@ -497,7 +481,7 @@ pub async fn period_job(
             let mut outputs = BTreeMap::new();
             for mart in registry::in_scope(Scope::Run) {
                 let batches = mart.transform(ctx, settings.api).await?;
-                let rows = write_mart(job, mart, &batches)?;
+                let rows = job.write_dataset(mart.name(), &batches, mart.schema())?;
                 outputs.insert(mart.name().to_string(), rows);
                 marts.push((*mart, batches));
             }
@@ -527,7 +511,7 @@ pub async fn period_mart_job(
             output,
             async |ctx, job| {
                 let batches = mart.transform(ctx, settings.api).await?;
-                let rows = write_mart(job, mart, &batches)?;
+                let rows = job.write_dataset(mart.name(), &batches, mart.schema())?;
                 Ok((batches, BTreeMap::from([(mart.name().to_string(), rows)])))
             },
         )
