@@ -445,7 +445,7 @@ pub(super) fn write_journeys(
 }
 
 /// The spend of `--spend` (`None` without it), bad rows quarantined to `_rejected/spend.csv`
-/// when the job quarantines.
+/// when the job quarantines, and refused past `--max-bad-rows` as for the other inputs.
 pub(super) fn read_spend(
     settings: &Settings,
     options: &crate::journeys::Options,
@@ -456,9 +456,14 @@ pub(super) fn read_spend(
     };
     let sink = quarantine.map(|dir| crate::input::RejectSink::new(dir.join("spend.csv")));
     let spend = crate::input::spend::read_spend(spec, settings.delimiter, sink.as_ref())?;
-    let quarantined: u64 = spend.files.values().map(|s| s.quarantined).sum();
-    if quarantined > 0 {
-        warn!(rows = quarantined, "bad spend rows quarantined");
+    let total = crate::input::FileStats {
+        rows: spend.files.values().map(|s| s.rows).sum(),
+        quarantined: spend.files.values().map(|s| s.quarantined).sum(),
+        ..Default::default()
+    };
+    BadRowLimit::check(settings.max_bad_rows, "spend", total, sink.as_ref())?;
+    if total.quarantined > 0 {
+        warn!(rows = total.quarantined, "bad spend rows quarantined");
     }
     Ok(Some(spend))
 }

@@ -361,6 +361,15 @@ async fn run_with_spend(
     name: &str,
     quarantine: bool,
 ) -> marketing_analytics::Result<Outcome> {
+    run_with_spend_limit(text, name, quarantine, None).await
+}
+
+async fn run_with_spend_limit(
+    text: &[u8],
+    name: &str,
+    quarantine: bool,
+    max_bad_rows: Option<marketing_analytics::input::BadRowLimit>,
+) -> marketing_analytics::Result<Outcome> {
     let (clicks, purchases) = fixture();
     let dir = tempfile::tempdir().unwrap();
     let (c, p, s) = (
@@ -379,6 +388,7 @@ async fn run_with_spend(
         } else {
             marketing_analytics::input::BadRows::Fail
         },
+        max_bad_rows,
         journeys: Some(Options {
             spend: Some(s.display().to_string()),
             ..only(&[Model::Linear])
@@ -472,4 +482,30 @@ async fn a_bad_spend_row_fails_the_run_naming_file_and_line() {
         text.contains("spend.csv:6: column spend: negative spend"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn bad_spend_rows_past_max_bad_rows_fail_the_run() {
+    use marketing_analytics::input::BadRowLimit;
+    let Err(e) = run_with_spend_limit(
+        SPEND.as_bytes(),
+        "spend.csv",
+        true,
+        Some(BadRowLimit::Count(0)),
+    )
+    .await
+    else {
+        panic!("a bad spend row passed --max-bad-rows 0");
+    };
+    let text = e.to_string();
+    assert!(text.contains("spend: 1 of 5 rows were bad"), "{text}");
+    // One allowed: the run goes on.
+    run_with_spend_limit(
+        SPEND.as_bytes(),
+        "spend.csv",
+        true,
+        Some(BadRowLimit::Count(1)),
+    )
+    .await
+    .unwrap();
 }
