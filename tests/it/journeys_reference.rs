@@ -510,3 +510,67 @@ async fn a_period_agrees_with_the_reference_for_that_period() {
         "period",
     );
 }
+
+#[tokio::test]
+async fn a_period_with_models_from_the_warehouse_equals_raw_exports_and_keeps_its_marts() {
+    use marketing_analytics::app::convert::convert;
+    use marketing_analytics::app::period::{period_job, Period, Source};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), 1500);
+    let (clicks, purchases) = (
+        data.join("mobile_app_clickstream").display().to_string(),
+        data.join("user_purchases").display().to_string(),
+    );
+    let warehouse = dir.path().join("wh");
+    convert(&Settings::default(), &clicks, &purchases, &warehouse)
+        .await
+        .unwrap();
+    let day = |d: i32| marketing_analytics::calendar::parse_date("2020-08-25").unwrap() + d;
+    let period = Period::new(day(15), day(21), 2).unwrap();
+    let settings = Settings {
+        threads: 2,
+        journeys: Some(Options::new(
+            Model::ALL.to_vec(),
+            4,
+            0,
+            PathTransform::Exposure,
+            7.0,
+        )),
+        ..Settings::default()
+    };
+    let mut results = Vec::new();
+    for (name, source) in [
+        (
+            "raw",
+            Source::Raw {
+                clickstream: clicks.clone(),
+                purchases: purchases.clone(),
+            },
+        ),
+        ("warehouse", Source::Warehouse(warehouse.clone())),
+    ] {
+        let out = dir.path().join(name);
+        let marts = period_job(&settings, &source, &period, &out).await.unwrap();
+        let read = |name: &str| {
+            marketing_analytics::storage::output::read_parquet(&out.join(name)).unwrap()
+        };
+        let marts: Vec<_> = marts.into_iter().map(|(_, batches)| batches).collect();
+        results.push((marts, read("attribution_models"), read("conversion_paths")));
+    }
+    assert!(results[0].1.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
+    assert_eq!(
+        results[0], results[1],
+        "the warehouse's period differs from the raw exports'"
+    );
+    // The marts are the period's purchases' alone: those of the stored projection.
+    let plain = period_job(
+        &Settings::default(),
+        &Source::Warehouse(warehouse.clone()),
+        &period,
+        &dir.path().join("plain"),
+    )
+    .await
+    .unwrap();
+    let plain: Vec<_> = plain.into_iter().map(|(_, batches)| batches).collect();
+    assert_eq!(results[1].0, plain, "the marts of a period with models");
+}
