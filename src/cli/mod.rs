@@ -7,6 +7,7 @@ pub mod attribution;
 pub mod cluster;
 pub mod config;
 pub mod convert;
+pub mod docs;
 pub mod explain;
 pub mod generate;
 pub mod journeys;
@@ -53,7 +54,8 @@ pub enum Command {
     /// Writes OUTPUT/purchases_attribution/, OUTPUT/top_campaigns/, OUTPUT/top_channels/
     /// (Parquet) and OUTPUT/summary.json, replacing a previous output of this program in one
     /// atomic step (anything else at OUTPUT only with --overwrite; never an input). With no
-    /// inputs given (by flag or config), runs on a built-in generated dataset.
+    /// inputs given (by flag or config), runs on a built-in generated dataset. With --models,
+    /// also OUTPUT/attribution_models/ and OUTPUT/conversion_paths/ (docs/journeys.md).
     Run(run::Args),
     /// Build the purchases attribution projection only (Parquet dataset at --output).
     Attribution(attribution::Args),
@@ -84,6 +86,10 @@ pub enum Command {
     /// s3:// with AWS_* credentials in the environment of every process).
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff): `marketing-analytics manpage > marketing-analytics.1`.
+    Manpage,
 }
 
 /// This invocation's run id, the same in every log line and in summary.json.
@@ -152,6 +158,8 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         Command::PeriodMart(m) => period_mart::run(cli, m).await,
         Command::Explain(a) => explain::run(cli, a).await,
         Command::Cluster(c) => cluster::run(c).await,
+        Command::Completions(a) => docs::completions(a),
+        Command::Manpage => docs::manpage(),
     }
 }
 

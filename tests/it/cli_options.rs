@@ -315,3 +315,22 @@ fn run_models_writes_the_journey_outputs_and_checks_the_model_names() {
     assert_eq!(bad.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unknown model \"u_shaped\""), "{stderr}");
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (stdout, _) = ok(bin().args(["completions", shell]));
+        // Fish names long flags without their dashes (`-l models`).
+        for word in ["period", "weekly", "models", "lookback-days"] {
+            assert!(stdout.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let (man, _) = ok(bin().arg("manpage"));
+    assert!(man.contains(".TH marketing-analytics 1"), "{man}");
+    assert!(
+        man.contains("convert") && man.contains("completions"),
+        "{man}"
+    );
+    let bad = bin().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
