@@ -30,6 +30,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// More rows of an input were bad than `--max-bad-rows` accepts.
+    #[error("{0}")]
+    TooManyBadRows(String),
+
     /// A whole input file is not usable (no header, wrong columns, not CSV, corrupt gzip…).
     #[error("{file}: {reason}")]
     BadFile { file: String, reason: String },
@@ -118,6 +122,7 @@ fn clone_input_error(e: &Error) -> Error {
             path: path.clone(),
             source: std::io::Error::new(source.kind(), source.to_string()),
         },
+        Error::TooManyBadRows(message) => Error::TooManyBadRows(message.clone()),
         other => Error::Config(other.to_string()),
     }
 }

@@ -98,9 +98,32 @@ pub fn run_id() -> &'static str {
     ID.get_or_init(crate::calendar::new_run_id)
 }
 
-/// Exit codes: 2 for a usage or configuration error found before any work (clap's own), 1 for
-/// a job that failed.
+/// Exit codes: 2 for a usage or configuration error found before any work (clap's own, or an
+/// input path that names no file), 3 for bad input data (a row or file refused with
+/// `--on-bad-rows fail`, or more bad rows than `--max-bad-rows`), 4 when the memory cap was too
+/// small (for the thread count, or for the job), 1 for any other failure.
 const USAGE_ERROR: u8 = 2;
+const BAD_INPUT: u8 = 3;
+const OUT_OF_MEMORY: u8 = 4;
+
+/// The exit code of a job that failed with `e`.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use crate::error::Error;
+    if logging::is_memory_exhausted(e) {
+        return OUT_OF_MEMORY;
+    }
+    match e.downcast_ref::<crate::engine::LimitError>() {
+        Some(crate::engine::LimitError::MemoryCap(_)) => return OUT_OF_MEMORY,
+        Some(crate::engine::LimitError::Threads(_)) => return USAGE_ERROR,
+        None => {}
+    }
+    let ours = e.chain().find_map(|c| c.downcast_ref::<Error>());
+    match ours {
+        Some(Error::BadRow { .. } | Error::BadFile { .. } | Error::TooManyBadRows(_)) => BAD_INPUT,
+        Some(Error::NoInput { .. }) => USAGE_ERROR,
+        _ => 1,
+    }
+}
 
 /// Parses the command line (with its config), sets up logging and signals, runs the command
 /// and reports its error.
@@ -141,7 +164,7 @@ pub fn main() -> std::process::ExitCode {
                          share of it)"
                     );
                 }
-                std::process::ExitCode::FAILURE
+                std::process::ExitCode::from(exit_code(&e))
             }
         }
     })

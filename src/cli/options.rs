@@ -191,7 +191,9 @@ fn parse_threads(s: &str) -> Result<usize, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a number of threads"))?;
-    crate::engine::check_limits(n, None).map(|()| n)
+    crate::engine::check_limits(n, None)
+        .map(|()| n)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_delimiter_arg(s: &str) -> Result<u8, String> {
@@ -227,7 +229,7 @@ pub fn settings(
         Some(MemoryLimit(limit)) => limit,
         None => crate::engine::default_memory_limit(),
     };
-    crate::engine::check_limits(threads, memory_limit).map_err(anyhow::Error::msg)?;
+    crate::engine::check_limits(threads, memory_limit)?;
     let reading = reading.cloned().unwrap_or_default();
     Ok(Settings {
         engine: engine.map(|e| e.engine).unwrap_or_default(),

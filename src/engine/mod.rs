@@ -229,27 +229,36 @@ pub fn min_memory_limit(threads: usize) -> usize {
 pub fn check_limits(
     threads: usize,
     memory_limit: Option<usize>,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), LimitError> {
     if threads == 0 {
-        return Err("--threads must be at least 1".into());
+        return Err(LimitError::Threads("--threads must be at least 1".into()));
     }
     if threads > max_threads() {
-        return Err(format!(
+        return Err(LimitError::Threads(format!(
             "--threads {threads} is more than this machine can use: give at most {} (four per core)",
             max_threads()
-        ));
+        )));
     }
     if let Some(cap) = memory_limit {
         let min = min_memory_limit(threads);
         if cap < min {
-            return Err(format!(
+            return Err(LimitError::MemoryCap(format!(
                 "--memory-limit {cap} bytes is too small for {threads} thread(s): give at least \
                  {}M (sizes take a unit: 512M, 2G), or fewer --threads",
                 min.div_ceil(1 << 20)
-            ));
+            )));
         }
     }
     Ok(())
+}
+
+/// Why [`check_limits`] refused: the thread count, or a memory cap too small for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    #[error("{0}")]
+    Threads(String),
+    #[error("{0}")]
+    MemoryCap(String),
 }
 
 /// Parses a size such as `512M`, `2G`, `300k` or a plain number of bytes.

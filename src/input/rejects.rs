@@ -83,7 +83,7 @@ impl BadRowLimit {
             .and_then(RejectSink::first)
             .map(|f| format!("; the first: {f}"))
             .unwrap_or_default();
-        Err(Error::Config(format!(
+        Err(Error::TooManyBadRows(format!(
             "{table}: {bad} of {rows} rows were bad, {allowed}. Nothing was committed{first}"
         )))
     }

@@ -334,3 +334,53 @@ fn completions_and_the_man_page_come_from_the_command_line() {
     let bad = bin().args(["completions", "tcsh"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn exit_codes_say_what_kind_of_failure_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let clicks = dir.path().join("clicks.csv");
+    let purchases = dir.path().join("purchases.csv");
+    std::fs::write(
+        &clicks,
+        "userId,eventId,eventType,eventTime,attributes\n\
+         u1,e1,app_open,2020-09-01 10:00:00,\n\
+         u1,e2,app_close,2020-13-01 10:00:00,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &purchases,
+        "purchaseId,purchaseTime,billingCost,isConfirmed\n",
+    )
+    .unwrap();
+    let code = |extra: &[&str], clickstream: &Path| {
+        let out = bin()
+            .arg("run")
+            .arg("--clickstream")
+            .arg(clickstream)
+            .arg("--purchases")
+            .arg(&purchases)
+            .arg("--output")
+            .arg(dir.path().join("out"))
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out).1)
+    };
+    // Bad input data: a bad row in fail mode, or more bad rows than --max-bad-rows.
+    let (status, stderr) = code(&[], &clicks);
+    assert_eq!(status, Some(3), "{stderr}");
+    let (status, stderr) = code(
+        &["--on-bad-rows", "quarantine", "--max-bad-rows", "0"],
+        &clicks,
+    );
+    assert_eq!(status, Some(3), "{stderr}");
+    // A usage error: an input that names no file.
+    let (status, stderr) = code(&[], &dir.path().join("none*.csv"));
+    assert_eq!(status, Some(2), "{stderr}");
+    // A memory cap too small.
+    let (status, stderr) = code(&["--memory-limit", "16M"], &clicks);
+    assert_eq!(status, Some(4), "{stderr}");
+    // Quarantined within the limit: success.
+    let (status, stderr) = code(&["--on-bad-rows", "quarantine"], &clicks);
+    assert_eq!(status, Some(0), "{stderr}");
+}
