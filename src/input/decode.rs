@@ -58,41 +58,51 @@ pub struct ColumnMap {
     optional_last: Option<usize>,
 }
 
+/// Where each of `columns` is in `header` (by name, ignoring case, spaces and a BOM), for a
+/// file of `what` (a table's name, in messages): each must be there exactly once.
+pub(crate) fn header_positions(
+    columns: &[&str],
+    what: &str,
+    header: &[&str],
+    file: &str,
+) -> Result<Vec<usize>> {
+    let norm: Vec<String> = header
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase())
+        .collect();
+    let mut positions = Vec::new();
+    let mut missing = Vec::new();
+    for col in columns {
+        let want = col.to_ascii_lowercase();
+        let found: Vec<usize> = (0..norm.len()).filter(|&i| norm[i] == want).collect();
+        match found.as_slice() {
+            [one] => positions.push(*one),
+            [] => missing.push(*col),
+            _ => {
+                return Err(Error::BadFile {
+                    file: file.to_string(),
+                    reason: format!("header names column {col:?} more than once"),
+                })
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::BadFile {
+            file: file.to_string(),
+            reason: format!(
+                "header lacks {what} column(s) {}; found {:?}. Is this a {what} file (and is the delimiter right)?",
+                missing.join(", "),
+                header.join(","),
+            ),
+        });
+    }
+    Ok(positions)
+}
+
 impl ColumnMap {
     /// Matches a header to the table's columns (by name, ignoring case, spaces and a BOM).
     pub fn from_header(kind: TableKind, header: &[&str], file: &str) -> Result<Self> {
-        let norm: Vec<String> = header
-            .iter()
-            .map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase())
-            .collect();
-        let mut positions = Vec::new();
-        let mut missing = Vec::new();
-        for col in kind.columns() {
-            let want = col.to_ascii_lowercase();
-            let found: Vec<usize> = (0..norm.len()).filter(|&i| norm[i] == want).collect();
-            match found.as_slice() {
-                [one] => positions.push(*one),
-                [] => missing.push(*col),
-                _ => {
-                    return Err(Error::BadFile {
-                        file: file.to_string(),
-                        reason: format!("header names column {col:?} more than once"),
-                    })
-                }
-            }
-        }
-        if !missing.is_empty() {
-            return Err(Error::BadFile {
-                file: file.to_string(),
-                reason: format!(
-                    "header lacks {} column(s) {}; found {:?}. Is this a {} file (and is the delimiter right)?",
-                    kind.name(),
-                    missing.join(", "),
-                    header.join(","),
-                    kind.name()
-                ),
-            });
-        }
+        let positions = header_positions(kind.columns(), kind.name(), header, file)?;
         let optional_last = match kind {
             TableKind::Clickstream if positions[4] == header.len() - 1 => Some(positions[4]),
             _ => None,

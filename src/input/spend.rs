@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::calendar::parse_date;
 use crate::error::{Error, Result};
-use crate::input::decode::RowFields;
+use crate::input::decode::{header_positions, RowFields};
 use crate::input::files::{open_text, resolve, FileFormat};
 use crate::input::source::{FileStats, LineFields, Lines};
 use crate::input::values::parse_money_micros;
@@ -104,33 +104,18 @@ pub fn read_spend(
 }
 
 fn header(fields: &LineFields, parsed: bool, file: &str) -> Result<[usize; 4]> {
-    let names: Vec<String> = (0..fields.width())
-        .map(|i| {
-            String::from_utf8_lossy(fields.field(i))
-                .trim_start_matches('\u{feff}')
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .collect();
-    let mut at = [0; 4];
-    for (slot, want) in at.iter_mut().zip(COLUMNS) {
-        let found: Vec<usize> = (0..names.len())
-            .filter(|&i| names[i] == want.to_ascii_lowercase())
-            .collect();
-        match (parsed, found.as_slice()) {
-            (true, [one]) => *slot = *one,
-            _ => {
-                return Err(Error::BadFile {
-                    file: file.to_string(),
-                    reason: format!(
-                        "the header needs one column {want}; it has {:?} (is the delimiter right?)",
-                        names.join(",")
-                    ),
-                })
-            }
-        }
+    if !parsed {
+        return Err(Error::BadFile {
+            file: file.to_string(),
+            reason: "the header has a quote left open".into(),
+        });
     }
-    Ok(at)
+    let names: Vec<String> = (0..fields.width())
+        .map(|i| String::from_utf8_lossy(fields.field(i)).into_owned())
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let at = header_positions(&COLUMNS, "spend", &names, file)?;
+    Ok([at[0], at[1], at[2], at[3]])
 }
 
 type BadField = (Option<&'static str>, String);

@@ -340,6 +340,7 @@ fn assemble(
             (k, credit)
         })
         .collect();
+    let path_keys = tally.keys;
     let mut paths: BTreeMap<String, Vec<PathRow>> = BTreeMap::new();
     for ((dim, path), (c, n, v)) in tally.paths {
         paths.entry(dim).or_default().push((path, c, n, v));
@@ -370,12 +371,12 @@ fn assemble(
                 }
             }
         }
-        // The keys of converting paths (every rule-based model credits them, linear always
-        // with a share), and null when a conversion had an empty path.
-        let mut keys: BTreeSet<Option<String>> = credits
-            .keys()
-            .filter(|(d, _, _)| d == dim)
-            .map(|(_, _, k)| k.clone())
+        // The keys of converting paths, and null when a conversion had an empty path.
+        let mut keys: BTreeSet<Option<String>> = path_keys
+            .get(dim)
+            .into_iter()
+            .flatten()
+            .map(|k| Some(k.clone()))
             .collect();
         if c.empty_paths > 0 {
             keys.insert(None);

@@ -140,6 +140,7 @@ pub fn shares<'a>(
                 .map(|((k, _), w)| (Some(*k), w / total))
                 .collect()
         }
+        // Markov's credits come from the whole chain (`markov.rs`), not from one path.
         Model::Markov => Vec::new(),
     }
 }

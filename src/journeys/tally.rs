@@ -3,7 +3,7 @@
 //! with 18 decimals, so the totals are exact sums of the rounded shares: the same whatever
 //! order the users came in (a float sum depends on its order).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::paths::{self, Conversion, Path, Session};
 use super::{Model, Options, DIMENSIONS};
@@ -42,6 +42,9 @@ pub(super) struct Tally {
     pub paths: BTreeMap<(String, Option<String>), (i64, i64, i128)>,
     /// (dimension, from (null: start), to (null: the end), the end is conversion) → count.
     pub transitions: BTreeMap<(String, Option<String>, Option<String>, bool), u64>,
+    /// Per dimension, every key on a converting path: the rows the outputs have, whatever
+    /// the models credited.
+    pub keys: BTreeMap<&'static str, BTreeSet<String>>,
 }
 
 impl Tally {
@@ -67,9 +70,6 @@ impl Tally {
             _ => true,
         };
         let markov = options.models.contains(&Model::Markov);
-        // Linear always: its credits name every key of a converting path, the rows the outputs
-        // have whatever the models.
-        let linear = (!options.models.contains(&Model::Linear)).then_some(&Model::Linear);
         for (d, dim) in DIMENSIONS.into_iter().enumerate() {
             let touch: Vec<Session> = sessions
                 .iter()
@@ -81,7 +81,13 @@ impl Tally {
             for &(conv, value) in &counted {
                 let path = paths::conversion_path(&touch, conv, options);
                 self.path(dim, &path, 1, 0, value);
-                for model in options.models.iter().chain(linear) {
+                let keys = self.keys.entry(dim).or_default();
+                for key in &path.keys {
+                    if !keys.contains(*key) {
+                        keys.insert(key.to_string());
+                    }
+                }
+                for model in &options.models {
                     if *model == Model::Markov {
                         continue;
                     }
