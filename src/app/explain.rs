@@ -110,8 +110,11 @@ pub async fn explain(
     }
     let df: DataFrame = match job {
         ExplainJob::Attribution => {
-            ctx.sql(attribution::session_step(&ctx, settings.engine, super::dedup(settings)).await?)
-                .await?
+            ctx.sql(
+                &attribution::session_step(&ctx, settings.engine, super::dedup(settings), false)
+                    .await?,
+            )
+            .await?
         }
         ExplainJob::Mart(mart) => mart.dataframe(&ctx, settings.api).await?,
     };

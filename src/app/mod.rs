@@ -4,13 +4,15 @@
 //! - this file: `run` ([`run_all`]), `attribution` ([`attribution_job`]), a mart from a
 //!   projection ([`mart_job`]), and what they share ([`Settings`], [`job_context`]);
 //! - [`convert`]: raw exports into the warehouse; [`period`]: the marts of a period (and the
-//!   period marts such as `weekly`); [`explain`]: query plans; [`summary`]: the accounting;
+//!   period marts such as `weekly`); [`models`]: the journey models of an existing run;
+//!   [`explain`]: query plans; [`summary`]: the accounting;
 //!   `job`: the lifecycle every one of them runs in (claim, staging, scratch, quarantine,
 //!   commit, clean-up).
 
 pub mod convert;
 pub mod explain;
 pub(crate) mod job;
+pub mod models;
 pub mod period;
 pub mod summary;
 
@@ -309,7 +311,7 @@ async fn attribution_into(
                 .await?;
                 let how = materialize(settings, scratch);
                 let result = if settings.journeys.is_some() {
-                    attribution::transform_keeping_events(
+                    attribution::transform_keeping_sessions(
                         &ctx,
                         settings.engine,
                         &how,

@@ -313,7 +313,7 @@ async fn period_projection(
     let inputs = register_period_inputs(ctx, settings, source, &read, quarantine).await?;
     let dedup = super::dedup(settings);
     let result = match models {
-        Some(_) => attribution::transform_keeping_events(ctx, settings.engine, how, dedup).await,
+        Some(_) => attribution::transform_keeping_sessions(ctx, settings.engine, how, dedup).await,
         None => attribution::transform_with(ctx, settings.engine, how, dedup).await,
     }
     .map_err(Error::unwrap_datafusion)?;

@@ -5,7 +5,10 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
 /// The aggregate functions.
 pub fn udafs() -> Vec<AggregateUDF> {
-    vec![super::udaf::sessionize_udaf()]
+    vec![
+        super::udaf::sessionize_udaf(),
+        super::udaf::sessionize_with_sessions_udaf(),
+    ]
 }
 
 /// The scalar functions.

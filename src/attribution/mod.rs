@@ -95,6 +95,11 @@ pub mod intermediate {
     /// A view (not materialized): deduplicated boundary and purchase events.
     pub const RELEVANT_EVENTS: &str = "relevant_events";
     pub const PURCHASE_EVENTS: &str = "purchase_events";
+    /// The session step's rows when it yields the sessions too (`purchase_events` and
+    /// `sessions` are views of it).
+    pub const SESSION_STEP: &str = "session_step";
+    /// Every session (journey models): userId, sessionId, t, campaignId, channelId.
+    pub const SESSIONS: &str = "sessions";
     pub const PURCHASES_RANKED: &str = "purchases_ranked";
     pub const CLASSIFIED: &str = "purchase_events_classified";
 }
@@ -185,12 +190,14 @@ pub struct Attribution {
 
 /// Registers the shared dedup view (`dedup.sql`, or its hashing twin with the same schema and
 /// rows) and returns the engine's session-step query (the heaviest query of the job, the one
-/// `explain` shows).
+/// `explain` shows). With `sessions`, the query also yields every session (status `session`)
+/// and every row's userId, for the journey models: in the same pass over the clickstream.
 pub async fn session_step(
     ctx: &SessionContext,
     engine: Engine,
     how: dedup::Dedup,
-) -> Result<&'static str> {
+    sessions: bool,
+) -> Result<String> {
     let view = ctx.sql(DEDUP_SQL).await?;
     let relevant: Arc<dyn TableProvider> = match how {
         dedup::Dedup::Sort => view.into_view(),
@@ -201,10 +208,27 @@ pub async fn session_step(
         )),
     };
     replace_table(ctx, intermediate::RELEVANT_EVENTS, relevant)?;
-    Ok(match engine {
+    Ok(session_step_sql(engine, sessions))
+}
+
+/// The session step's query of `engine`, with or without the sessions (see [`session_step`]).
+pub fn session_step_sql(engine: Engine, sessions: bool) -> String {
+    let sql = match engine {
         Engine::Sql => SESSIONIZE_SQL,
         Engine::Udaf => SESSIONIZE_UDAF_SQL,
-    })
+    };
+    let (user, opens, function) = if sessions {
+        (
+            "userId,",
+            "OR (copy = 1 AND eventType = 'app_open')",
+            udaf::WITH_SESSIONS,
+        )
+    } else {
+        ("", "", udaf::NAME)
+    };
+    sql.replace("{user}", user)
+        .replace("{opens}", opens)
+        .replace("{sessionize}", function)
 }
 
 /// Where the transform keeps its intermediate tables (each is computed once and read several
@@ -280,9 +304,38 @@ pub async fn transform_with(
     transform_keeping(ctx, engine, how, dedup, false).await
 }
 
-/// [`transform_with`], keeping table `relevant_events` (rule 4 applied) materialized for the
-/// queries that read it afterwards (the journey models), so the inputs are read once.
-pub async fn transform_keeping_events(
+/// Computes the session step's query `step` once: table `purchase_events`, and with
+/// `sessions`, table `sessions` (both views of the one materialized result).
+async fn step_tables(
+    ctx: &SessionContext,
+    step: &str,
+    how: &Materialize,
+    sessions: bool,
+) -> Result<()> {
+    let rows = ctx.sql(step).await?;
+    if !sessions {
+        return how.table(ctx, intermediate::PURCHASE_EVENTS, rows).await;
+    }
+    how.table(ctx, intermediate::SESSION_STEP, rows).await?;
+    for (name, sql) in [
+        (intermediate::PURCHASE_EVENTS, STEP_PURCHASE_EVENTS_SQL),
+        (intermediate::SESSIONS, STEP_SESSIONS_SQL),
+    ] {
+        replace_table(ctx, name, ctx.sql(sql).await?.into_view())?;
+    }
+    Ok(())
+}
+
+/// The purchase events of a session step that yielded the sessions too.
+const STEP_PURCHASE_EVENTS_SQL: &str = "SELECT eventId, eventType, eventTime, purchaseId, status, \
+    sessionId, campaignId, channelId FROM session_step WHERE status <> 'session'";
+/// Its sessions, as the journey models read them.
+const STEP_SESSIONS_SQL: &str = "SELECT userId, sessionId, eventTime AS t, campaignId, channelId \
+    FROM session_step WHERE status = 'session'";
+
+/// [`transform_with`], keeping table `sessions` (every session: userId, sessionId, t,
+/// campaignId, channelId) for the journey models, made by the session step in its one pass.
+pub async fn transform_keeping_sessions(
     ctx: &SessionContext,
     engine: Engine,
     how: &Materialize,
@@ -296,18 +349,12 @@ async fn transform_keeping(
     engine: Engine,
     how: &Materialize,
     dedup: dedup::Dedup,
-    keep_events: bool,
+    sessions: bool,
 ) -> Result<Attribution> {
-    let step = session_step(ctx, engine, dedup).await?;
-    if keep_events {
-        let relevant = ctx.table(intermediate::RELEVANT_EVENTS).await?;
-        how.table(ctx, intermediate::RELEVANT_EVENTS, relevant)
-            .await?;
-    }
-    let purchase_events = ctx.sql(step).await?;
+    let step = session_step(ctx, engine, dedup, sessions).await?;
     let purchases_ranked = ctx.sql(PURCHASES_SQL).await?;
     futures::try_join!(
-        how.table(ctx, intermediate::PURCHASE_EVENTS, purchase_events),
+        step_tables(ctx, &step, how, sessions),
         how.table(ctx, intermediate::PURCHASES_RANKED, purchases_ranked),
     )?;
     let classified = ctx.sql(CLASSIFY_SQL).await?;
@@ -327,6 +374,19 @@ async fn transform_keeping(
         projection,
         outcomes,
     })
+}
+
+/// The session step alone (rules 1–4), with tables `purchase_events` and `sessions`: what the
+/// journey models need of the clickstream when the projection is known already
+/// (`marketing-analytics models`).
+pub async fn session_tables(
+    ctx: &SessionContext,
+    engine: Engine,
+    how: &Materialize,
+    dedup: dedup::Dedup,
+) -> Result<()> {
+    let step = session_step(ctx, engine, dedup, true).await?;
+    step_tables(ctx, &step, how, true).await
 }
 
 fn read_outcomes(batches: &[RecordBatch]) -> Result<Outcomes> {

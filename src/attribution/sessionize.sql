@@ -7,8 +7,10 @@
 --   duplicate_event   another row with the same eventId was kept (rule 4)
 --   outside_session   a purchase event that no session contains (rule 2)
 --   in_session        a purchase event inside the session `sessionId` (rules 2, 3)
--- No userId: no step after this one reads it, and every column here goes through two
--- intermediate tables (on disk under a memory cap).
+--   session           a session's app_open (sessionId: itself), for the journey models only
+-- `attribution::session_step` fills in {user} and {opens}: for the journey models, the column
+-- userId and the sessions' rows; else nothing (no step after this one reads them, and every
+-- column here goes through two intermediate tables, on disk under a memory cap).
 --
 -- Rule 1 (order): eventTime, then tieRank (app_open 0, others 1, app_close 2), then eventId;
 -- `copy` sorts a kept row before its duplicates. Duplicates never open or close a session.
@@ -47,7 +49,7 @@ own AS (
         CASE WHEN latestOpen['u'] = userId THEN latestOpen END AS lastOpen,
         CASE WHEN latestCloseBefore['u'] = userId THEN latestCloseBefore END AS lastCloseBefore
     FROM marked
-    WHERE copy > 1 OR eventType = 'purchase'
+    WHERE copy > 1 OR eventType = 'purchase' {opens}
 ),
 judged AS (
     SELECT *,
@@ -60,13 +62,14 @@ judged AS (
         ) AS inSession
     FROM own
 )
-SELECT
+SELECT {user}
     eventId,
     eventType,
     eventTime,
     purchaseId,
     CASE
         WHEN copy > 1 THEN 'duplicate_event'
+        WHEN eventType = 'app_open' THEN 'session'
         WHEN inSession THEN 'in_session'
         ELSE 'outside_session'
     END AS status,

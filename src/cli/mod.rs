@@ -13,6 +13,7 @@ pub mod generate;
 pub mod journeys;
 pub mod logging;
 pub mod mart;
+pub mod models;
 pub mod options;
 pub mod period;
 pub mod period_mart;
@@ -61,6 +62,12 @@ pub enum Command {
     Attribution(attribution::Args),
     #[command(flatten)]
     Mart(mart::MartCommand),
+    /// The journey models of an existing run, from its projection and the clickstream it read.
+    ///
+    /// Writes OUTPUT/attribution_models/, OUTPUT/conversion_paths/ and OUTPUT/summary.json
+    /// (docs/journeys.md): every model unless --models names some. The projection and the marts
+    /// are not computed again; the clickstream's sessions are.
+    Models(models::Args),
     /// Generate a synthetic dataset in the real export format, with its ground truth.
     Generate(generate::Args),
     /// Convert raw exports into a date-partitioned Parquet warehouse.
@@ -175,6 +182,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         Command::Run(a) => run::run(cli, a).await,
         Command::Attribution(a) => attribution::run(cli, a).await,
         Command::Mart(m) => mart::run(cli, m).await,
+        Command::Models(a) => models::run(cli, a).await,
         Command::Generate(a) => generate::run(a),
         Command::Convert(a) => convert::run(cli, a).await,
         Command::Period(a) => period::run(cli, a).await,

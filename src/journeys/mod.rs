@@ -199,6 +199,8 @@ pub const PATHS_DATASET: &str = "conversion_paths";
 
 /// The sessions and conversions of everyone, sorted by user (`journeys.sql`).
 pub const JOURNEYS_SQL: &str = include_str!("journeys.sql");
+/// The conversions of a stored projection, as journeys.sql reads them (`models`).
+pub const FROM_PROJECTION_SQL: &str = include_str!("from_projection.sql");
 
 /// Per dimension, the counts `summary.json` reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -220,8 +222,8 @@ pub struct Journeys {
     pub counts: BTreeMap<String, Counts>,
 }
 
-/// Computes the models from the attribution's tables on `ctx` (`relevant_events` and
-/// `purchase_events_classified`, as `attribution::transform_keeping_events` leaves them).
+/// Computes the models from the attribution's tables on `ctx` (`sessions` and
+/// `purchase_events_classified`, as `attribution::transform_keeping_sessions` leaves them).
 ///
 /// The sessions and conversions come sorted by user (the sort runs where the query runs, on
 /// executors too, and spills under a memory cap); each user's journeys are summed as they

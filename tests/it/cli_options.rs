@@ -299,6 +299,25 @@ fn run_models_writes_the_journey_outputs_and_checks_the_model_names() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert!(summary["journeys"]["campaign"]["conversions"].as_u64() > Some(0));
+    // `models` on that run's projection and clickstream: every model unless --models says.
+    let models = dir.path().join("models");
+    let (stdout, _) = ok(bin()
+        .arg("models")
+        .arg("--projection")
+        .arg(out.join("purchases_attribution"))
+        .args(["--clickstream", &clicks, "--output"])
+        .arg(&models));
+    assert!(
+        stdout.contains("| first_touch | last_touch | linear |"),
+        "{stdout}"
+    );
+    let counts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        counts["journeys"]["campaign"]["conversions"],
+        summary["journeys"]["campaign"]["conversions"]
+    );
+    assert!(models.join("conversion_paths/part-00000.parquet").is_file());
     // Without --models: no journey outputs.
     let plain = dir.path().join("plain");
     ok(bin()

@@ -574,3 +574,133 @@ async fn a_period_with_models_from_the_warehouse_equals_raw_exports_and_keeps_it
     let plain: Vec<_> = plain.into_iter().map(|(_, batches)| batches).collect();
     assert_eq!(results[1].0, plain, "the marts of a period with models");
 }
+
+/// `period --models` from a warehouse reads the purchases' partitions from the period's start
+/// less the look-back and one day (a conversion's T, its purchase event's time, may fall the
+/// day before its purchaseTime), the clickstream's from one day earlier still (`--lookback`, for
+/// sessions crossing midnight), both to the period's end, and no other.
+#[tokio::test]
+async fn a_period_with_models_reads_only_the_partitions_its_paths_can_reach() {
+    use marketing_analytics::app::convert::convert;
+    use marketing_analytics::app::period::{period_context, planned_files, Period, Source};
+    use marketing_analytics::calendar::{format_date, parse_date};
+    use marketing_analytics::input::TableKind;
+    use marketing_analytics::storage::warehouse::table_dir;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), 300);
+    let warehouse = dir.path().join("wh");
+    convert(
+        &Settings::default(),
+        &data.join("mobile_app_clickstream").display().to_string(),
+        &data.join("user_purchases").display().to_string(),
+        &warehouse,
+    )
+    .await
+    .unwrap();
+    let day = |d: i32| parse_date("2020-08-25").unwrap() + d;
+    let period = Period::new(day(15), day(21), 1).unwrap();
+    let settings = Settings {
+        threads: 2,
+        journeys: Some(Options::new(
+            Model::ALL.to_vec(),
+            4,
+            0,
+            PathTransform::Exposure,
+            7.0,
+        )),
+        ..Settings::default()
+    };
+    let ctx = period_context(&settings, &Source::Warehouse(warehouse.clone()), &period)
+        .await
+        .unwrap();
+    for (table, kind, first) in [
+        ("events", TableKind::Clickstream, day(9)),
+        ("purchases", TableKind::Purchases, day(10)),
+    ] {
+        let files = planned_files(&ctx, table).await.unwrap();
+        let mut dates: Vec<String> = files
+            .iter()
+            .map(|f| {
+                let at = f.find("date=").unwrap_or_else(|| panic!("{f}")) + 5;
+                f[at..at + 10].to_string()
+            })
+            .collect();
+        dates.sort();
+        dates.dedup();
+        // Every partition of those dates (a date without rows has none).
+        let want: Vec<String> = (first..=day(21))
+            .map(format_date)
+            .filter(|d| {
+                table_dir(&warehouse, kind)
+                    .join(format!("date={d}"))
+                    .is_dir()
+            })
+            .collect();
+        assert!(want.len() >= 8, "{table}: {want:?}");
+        assert_eq!(dates, want, "{table} partitions read");
+    }
+}
+
+/// `models` on a run's projection and clickstream gives the run's models, byte for byte, and
+/// refuses a projection the clickstream did not produce.
+#[tokio::test]
+async fn models_of_a_stored_projection_equal_the_runs_and_refuse_another_clickstream() {
+    use marketing_analytics::app::models::models_job;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), 1500);
+    let options = Options {
+        spend: Some(
+            data.join("marketing_spend/marketing_spend.csv")
+                .display()
+                .to_string(),
+        ),
+        ..Options::new(Model::ALL.to_vec(), 10, 3, PathTransform::First, 2.0)
+    };
+    let run = dir.path().join("run");
+    let (models, paths) = pipeline(&data, &run, &options).await;
+    let settings = Settings {
+        threads: 2,
+        journeys: Some(options),
+        ..Settings::default()
+    };
+    let projection = run.join("purchases_attribution").display().to_string();
+    let clicks = data.join("mobile_app_clickstream").display().to_string();
+    let out = dir.path().join("models");
+    let j = models_job(&settings, &projection, &clicks, &out)
+        .await
+        .unwrap();
+    assert!(models.num_rows() > 0 && paths.num_rows() > 0);
+    assert_eq!(j.models, models, "attribution_models");
+    assert_eq!(j.paths, paths, "conversion_paths");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let ran: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["journeys"], ran["journeys"]);
+
+    // The clickstream of other users: the projection's sessions are not in it.
+    let other = dir.path().join("other");
+    generate(
+        &GenOptions {
+            users: 50,
+            seed: 99,
+            ..GenOptions::default()
+        },
+        &other,
+    )
+    .unwrap();
+    let e = models_job(
+        &settings,
+        &projection,
+        &other.join("mobile_app_clickstream").display().to_string(),
+        &dir.path().join("refused"),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("are attributed to sessions that the clickstream"),
+        "{e}"
+    );
+    assert!(!dir.path().join("refused").exists());
+}

@@ -43,6 +43,9 @@ use crate::input::schema::{TIMESTAMP, UTC};
 
 /// The function's SQL name.
 pub const NAME: &str = "sessionize";
+/// The same function that also yields every session (status `session`), for the journey
+/// models.
+pub const WITH_SESSIONS: &str = "sessionize_sessions";
 
 /// Fields of one input event, in argument order; also the layout of the partial state.
 pub fn input_fields() -> Fields {
@@ -57,7 +60,8 @@ pub fn input_fields() -> Fields {
     ])
 }
 
-/// Fields of one output item: a purchase event or a duplicate row, with its outcome.
+/// Fields of one output item: a purchase event or a duplicate row, with its outcome (and, from
+/// [`WITH_SESSIONS`], a session: its app_open, with status `session` and itself as session).
 pub fn output_fields() -> Fields {
     Fields::from(vec![
         Field::new("eventId", DataType::Utf8, false),
@@ -82,12 +86,15 @@ fn list_of(fields: Fields) -> DataType {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Sessionize {
     signature: Signature,
+    /// Yield the sessions too ([`WITH_SESSIONS`]).
+    sessions: bool,
 }
 
 impl Default for Sessionize {
     fn default() -> Self {
         Sessionize {
             signature: Signature::user_defined(Volatility::Immutable),
+            sessions: false,
         }
     }
 }
@@ -97,6 +104,14 @@ pub fn sessionize_udaf() -> AggregateUDF {
     AggregateUDF::from(Sessionize::default())
 }
 
+/// [`WITH_SESSIONS`], ready to register on a session context.
+pub fn sessionize_with_sessions_udaf() -> AggregateUDF {
+    AggregateUDF::from(Sessionize {
+        sessions: true,
+        ..Sessionize::default()
+    })
+}
+
 /// `sessionize(...)` for the DataFrame API.
 pub fn sessionize(args: Vec<Expr>) -> Expr {
     sessionize_udaf().call(args)
@@ -104,7 +119,11 @@ pub fn sessionize(args: Vec<Expr>) -> Expr {
 
 impl AggregateUDFImpl for Sessionize {
     fn name(&self) -> &str {
-        NAME
+        if self.sessions {
+            WITH_SESSIONS
+        } else {
+            NAME
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -145,7 +164,10 @@ impl AggregateUDFImpl for Sessionize {
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::<SessionizeAccumulator>::default())
+        Ok(Box::new(SessionizeAccumulator {
+            sessions: self.sessions,
+            ..SessionizeAccumulator::default()
+        }))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -156,7 +178,10 @@ impl AggregateUDFImpl for Sessionize {
         &self,
         _args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::<SessionizeGroups>::default())
+        Ok(Box::new(SessionizeGroups {
+            sessions: self.sessions,
+            ..SessionizeGroups::default()
+        }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -454,8 +479,8 @@ impl Events {
     }
 
     /// Sorts one group's items (rule 1) and appends its purchase events and duplicates, each
-    /// with its session (rules 2 and 3), to `out`.
-    fn sessions(&self, group: &mut [usize], out: &mut Output) {
+    /// with its session (rules 2 and 3), to `out`; with `sessions`, every session too.
+    fn sessions(&self, group: &mut [usize], out: &mut Output, sessions: bool) {
         group.sort_unstable_by(|&a, &b| self.compare(&self.items[a], &self.items[b]));
         // Rule 2: the open session, if any, is the last app_open not followed by an app_close.
         let mut open: Option<&Item> = None;
@@ -466,7 +491,12 @@ impl Events {
                 continue;
             }
             match it.kind {
-                Kind::Open => open = Some(it),
+                Kind::Open => {
+                    if sessions {
+                        out.event(self, it, "session", Some(it));
+                    }
+                    open = Some(it)
+                }
                 Kind::Close => open = None,
                 Kind::Other => {}
                 Kind::Purchase => match open {
@@ -567,6 +597,7 @@ fn lists(values: StructArray, starts: &[usize], nulls: Option<NullBuffer>) -> Re
 #[derive(Debug, Default)]
 pub struct SessionizeAccumulator {
     events: Events,
+    sessions: bool,
 }
 
 impl SessionizeAccumulator {
@@ -598,7 +629,7 @@ impl Accumulator for SessionizeAccumulator {
     fn evaluate(&mut self) -> Result<ScalarValue> {
         let mut order = self.all();
         let mut out = Output::with_capacity(order.len());
-        self.events.sessions(&mut order, &mut out);
+        self.events.sessions(&mut order, &mut out, self.sessions);
         Ok(SingleRowListArrayBuilder::new(Arc::new(out.finish()?)).build_list_scalar())
     }
 
@@ -616,6 +647,7 @@ pub struct SessionizeGroups {
     /// Groups DataFusion has numbered so far: every one is emitted, even one whose rows were
     /// all filtered out.
     groups: usize,
+    sessions: bool,
 }
 
 impl SessionizeGroups {
@@ -679,8 +711,11 @@ impl GroupsAccumulator for SessionizeGroups {
         let mut out_starts = Vec::with_capacity(n + 1);
         out_starts.push(0);
         for g in 0..n {
-            self.events
-                .sessions(&mut order[starts[g]..starts[g + 1]], &mut out);
+            self.events.sessions(
+                &mut order[starts[g]..starts[g + 1]],
+                &mut out,
+                self.sessions,
+            );
             out_starts.push(out.rows());
         }
         let result = lists(out.finish()?, &out_starts, None)?;

@@ -243,3 +243,31 @@ fn duplicates_are_reported_and_never_bound_sessions() {
         ]
     );
 }
+
+/// `sessionize_sessions` yields every session (a kept app_open, its own session) beside the
+/// same purchase events; a duplicate app_open is not a session.
+#[test]
+fn with_sessions_every_kept_app_open_is_a_session_of_its_own() {
+    let mut acc = SessionizeAccumulator {
+        sessions: true,
+        ..SessionizeAccumulator::default()
+    };
+    let mut rows = USER.to_vec();
+    rows.push((10, "o1", "app_open", Some("1"), None, true));
+    acc.update_batch(&columns(&rows)).unwrap();
+    let mut items = result_items(&acc.evaluate().unwrap()).unwrap();
+    items.sort();
+    let mut want = expected_user();
+    want.extend([
+        item("o1", "duplicate_event", None),
+        item("o1", "session", Some("o1")),
+        item("o2", "session", Some("o2")),
+    ]);
+    want.sort();
+    assert_eq!(items, want);
+    assert_eq!(
+        sessionize_with_sessions_udaf().name(),
+        WITH_SESSIONS,
+        "the name the session step's SQL calls"
+    );
+}
