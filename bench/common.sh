@@ -3,8 +3,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 millions=${1:-10}
-cargo build --release --quiet
-bin=target/release/marketing-analytics
+# PROFILE=profiling measures a build that rebuilds in minutes (no LTO), to compare variants.
+profile=${PROFILE:-release}
+cargo build --profile "$profile" --quiet
+bin=target/$profile/marketing-analytics
 source bench/dataset.sh
 dataset "$millions"
 rows=$(zcat "$clicks"/*.gz | wc -l)
