@@ -263,7 +263,6 @@ pub async fn transform(
             .column_by_name("v")
             .and_then(|c| c.as_primitive_opt::<Decimal128Type>())
             .ok_or_else(|| missing("v"))?;
-        let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
         for i in 0..batch.num_rows() {
             if user.as_deref() != Some(users.value(i)) {
                 if user.is_some() {
@@ -275,9 +274,13 @@ pub async fn transform(
                 conversions.clear();
             }
             if last_session.as_deref() != Some(ids.value(i)) {
+                let mut key = |d: usize, a: &StringArray| {
+                    (!a.is_null(i)).then(|| tally.key(d, a.value(i)))
+                };
+                let keys = [key(0, &campaigns), key(1, &channels)];
                 sessions.push(tally::UserSession {
                     time: times[i].ok_or_else(|| missing("t"))?,
-                    keys: [opt(&campaigns, i), opt(&channels, i)],
+                    keys,
                 });
                 last_session = Some(ids.value(i).to_string());
             }
@@ -331,6 +334,7 @@ fn assemble(
     options: &Options,
     spend: &[crate::input::spend::SpendRow],
 ) -> Result<Journeys> {
+    let tally = tally.totals();
     let credits: BTreeMap<(String, String, Option<String>), Credit> = tally
         .credits
         .into_iter()

@@ -6,13 +6,17 @@
 
 use super::{Model, Options, PathTransform};
 
+/// A key of a dimension: the key's text, or a number standing for it (the tally's).
+pub trait Key: Copy + PartialEq {}
+impl<K: Copy + PartialEq> Key for K {}
+
 /// A touchpoint: a session (its app_open), in session order within its user.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Session<'a> {
+pub struct Session<K> {
     /// The app_open's eventTime, in microseconds.
     pub time: i64,
     /// The session's key in the dimension being modelled (campaignId or channelId).
-    pub key: Option<&'a str>,
+    pub key: Option<K>,
 }
 
 /// A conversion of the user: a confirmed attributed purchase.
@@ -25,49 +29,58 @@ pub struct Conversion {
 }
 
 /// A path before and after its transform.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Path<'a> {
+#[derive(Debug, Clone, PartialEq)]
+pub struct Path<K> {
     /// Keys and session times after dropping null keys and the steps limit (time decay
     /// weighs these positions).
-    pub raw: Vec<(&'a str, i64)>,
+    pub raw: Vec<(K, i64)>,
     /// The keys after the path transform (every other model credits these positions).
-    pub keys: Vec<&'a str>,
+    pub keys: Vec<K>,
+}
+
+impl<K> Default for Path<K> {
+    fn default() -> Self {
+        Path {
+            raw: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
 }
 
 /// The path of `conversion`: the sessions before S that start at or after T − lookback, then
 /// S; null keys dropped, the last `steps` kept, then transformed.
-pub fn conversion_path<'a>(
-    sessions: &[Session<'a>],
+pub fn conversion_path<K: Key>(
+    sessions: &[Session<K>],
     conversion: &Conversion,
     options: &Options,
-) -> Path<'a> {
+) -> Path<K> {
     let from = conversion.time.saturating_sub(options.lookback_micros);
     let before = sessions[..conversion.session]
         .iter()
         .filter(|s| s.time >= from);
-    let chosen: Vec<&Session> = before.chain(sessions.get(conversion.session)).collect();
+    let chosen: Vec<&Session<K>> = before.chain(sessions.get(conversion.session)).collect();
     finish(&chosen, options)
 }
 
 /// The user's non-converting path: the sessions after the session of the last conversion (all
 /// of them without one), those that start at or after the last one's start − lookback; null
 /// keys dropped, steps, transform. `None` when it is empty.
-pub fn non_converting_path<'a>(
-    sessions: &[Session<'a>],
+pub fn non_converting_path<K: Key>(
+    sessions: &[Session<K>],
     conversions: &[Conversion],
     options: &Options,
-) -> Option<Path<'a>> {
+) -> Option<Path<K>> {
     let start = conversions.iter().map(|c| c.session + 1).max().unwrap_or(0);
     let rest = sessions.get(start..).unwrap_or_default();
     let last = rest.last()?;
     let from = last.time.saturating_sub(options.lookback_micros);
-    let chosen: Vec<&Session> = rest.iter().filter(|s| s.time >= from).collect();
+    let chosen: Vec<&Session<K>> = rest.iter().filter(|s| s.time >= from).collect();
     let path = finish(&chosen, options);
     (!path.keys.is_empty()).then_some(path)
 }
 
-fn finish<'a>(chosen: &[&Session<'a>], options: &Options) -> Path<'a> {
-    let mut raw: Vec<(&str, i64)> = chosen
+fn finish<K: Key>(chosen: &[&Session<K>], options: &Options) -> Path<K> {
+    let mut raw: Vec<(K, i64)> = chosen
         .iter()
         .filter_map(|s| s.key.map(|k| (k, s.time)))
         .collect();
@@ -79,8 +92,8 @@ fn finish<'a>(chosen: &[&Session<'a>], options: &Options) -> Path<'a> {
 }
 
 /// Applies a path transform to a sequence of keys.
-pub fn transform<'a>(keys: impl Iterator<Item = &'a str>, how: PathTransform) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
+pub fn transform<K: Key>(keys: impl Iterator<Item = K>, how: PathTransform) -> Vec<K> {
+    let mut out: Vec<K> = Vec::new();
     for key in keys {
         let keep = match how {
             PathTransform::None => true,
@@ -97,12 +110,12 @@ pub fn transform<'a>(keys: impl Iterator<Item = &'a str>, how: PathTransform) ->
 /// The shares a rule-based model gives to a conversion's path (summing to 1), one per position
 /// (a key may hold several); `None` is the null touchpoint of an empty path. `conversion_time`
 /// and `half_life_micros` are for time decay.
-pub fn shares<'a>(
+pub fn shares<K: Key>(
     model: Model,
-    path: &Path<'a>,
+    path: &Path<K>,
     conversion_time: i64,
     half_life_micros: f64,
-) -> Vec<(Option<&'a str>, f64)> {
+) -> Vec<(Option<K>, f64)> {
     let keys = &path.keys;
     let n = keys.len();
     if n == 0 || path.raw.is_empty() {
@@ -151,7 +164,7 @@ mod tests {
 
     const DAY: i64 = 86_400_000_000;
 
-    fn s(day: i64, key: Option<&str>) -> Session<'_> {
+    fn s(day: i64, key: Option<&str>) -> Session<&str> {
         Session {
             time: day * DAY,
             key,
@@ -242,7 +255,7 @@ mod tests {
         assert_eq!(none, None);
     }
 
-    fn path<'a>(keys: &[&'a str]) -> Path<'a> {
+    fn path<'a>(keys: &[&'a str]) -> Path<&'a str> {
         Path {
             raw: keys.iter().map(|k| (*k, 0)).collect(),
             keys: keys.to_vec(),
@@ -284,7 +297,7 @@ mod tests {
     #[test]
     fn an_empty_path_gives_everything_to_the_null_touchpoint() {
         for model in [Model::FirstTouch, Model::Linear, Model::TimeDecay] {
-            assert_eq!(shares(model, &Path::default(), 0, 1.0), vec![(None, 1.0)]);
+            assert_eq!(shares(model, &Path::<&str>::default(), 0, 1.0), vec![(None, 1.0)]);
         }
     }
 }

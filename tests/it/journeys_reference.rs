@@ -451,20 +451,64 @@ async fn every_option_combination_agrees_with_the_reference() {
     }
 }
 
+/// On 100,000 users, every option combination: the attribution is computed once (the options
+/// change only the journeys) and the models of each combination from its tables.
 #[tokio::test]
-async fn a_hundred_thousand_users_agree_with_the_reference() {
+async fn a_hundred_thousand_users_agree_with_the_reference_for_every_option_combination() {
+    use marketing_analytics::attribution::{self, dedup::Dedup, Engine, Materialize};
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(dir.path(), 100_000);
     let (users, convs) = read_truth(&data.join("truth"));
     assert!(users.len() >= 100_000 && convs.len() > 10_000);
-    let o = Options::default();
-    let (models, paths) = pipeline(&data, &dir.path().join("out"), &o).await;
-    compare(
-        &models,
-        &paths,
-        &reference(&users, &convs, &o, None),
-        "defaults",
-    );
+    let ctx = marketing_analytics::engine::session_context(2);
+    let inputs = attribution::Inputs {
+        clickstream: marketing_analytics::input::resolve(
+            &data.join("mobile_app_clickstream").display().to_string(),
+            "clickstream",
+            None,
+        )
+        .unwrap(),
+        purchases: marketing_analytics::input::resolve(
+            &data.join("user_purchases").display().to_string(),
+            "purchases",
+            None,
+        )
+        .unwrap(),
+    };
+    attribution::extract(&ctx, &inputs, 2, None, None).unwrap();
+    attribution::transform_keeping_sessions(
+        &ctx,
+        Engine::Udaf,
+        &Materialize::Memory,
+        Dedup::IN_MEMORY,
+    )
+    .await
+    .unwrap();
+    let mut n = 0;
+    for transform in [
+        PathTransform::Exposure,
+        PathTransform::First,
+        PathTransform::None,
+    ] {
+        for steps in [0, 3] {
+            for lookback in [30, 3] {
+                for half_life in [7.0, 0.5] {
+                    let o =
+                        Options::new(Model::ALL.to_vec(), lookback, steps, transform, half_life);
+                    let j = marketing_analytics::journeys::transform(&ctx, &o, &[], None)
+                        .await
+                        .unwrap();
+                    let what = format!(
+                        "100k users: {transform:?}, steps {steps}, lookback {lookback}, \
+                         half-life {half_life}"
+                    );
+                    compare(&j.models, &j.paths, &reference(&users, &convs, &o, None), &what);
+                    n += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(n, 24);
 }
 
 #[tokio::test]
