@@ -274,9 +274,8 @@ pub async fn transform(
                 conversions.clear();
             }
             if last_session.as_deref() != Some(ids.value(i)) {
-                let mut key = |d: usize, a: &StringArray| {
-                    (!a.is_null(i)).then(|| tally.key(d, a.value(i)))
-                };
+                let mut key =
+                    |d: usize, a: &StringArray| (!a.is_null(i)).then(|| tally.key(d, a.value(i)));
                 let keys = [key(0, &campaigns), key(1, &channels)];
                 sessions.push(tally::UserSession {
                     time: times[i].ok_or_else(|| missing("t"))?,

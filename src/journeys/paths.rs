@@ -297,7 +297,10 @@ mod tests {
     #[test]
     fn an_empty_path_gives_everything_to_the_null_touchpoint() {
         for model in [Model::FirstTouch, Model::Linear, Model::TimeDecay] {
-            assert_eq!(shares(model, &Path::<&str>::default(), 0, 1.0), vec![(None, 1.0)]);
+            assert_eq!(
+                shares(model, &Path::<&str>::default(), 0, 1.0),
+                vec![(None, 1.0)]
+            );
         }
     }
 }

@@ -199,7 +199,9 @@ impl Tally {
             totals.transitions.insert(named, n);
         }
         for (d, converting) in self.converting.iter().enumerate() {
-            let names = converting.iter().map(|&k| keys[d].names[k as usize].clone());
+            let names = converting
+                .iter()
+                .map(|&k| keys[d].names[k as usize].clone());
             totals.keys.insert(DIMENSIONS[d], names.collect());
         }
         totals

@@ -252,6 +252,67 @@ async fn whole_pipeline_on_two_executors_equals_local_run() {
             &journeys(&local),
         );
     }
+    // A period with the models, from a warehouse: its sessions, sorts and paths on the
+    // executors, the outputs those of this process.
+    let warehouse = dir.path().join("warehouse");
+    let local_settings = Settings {
+        threads: 2,
+        journeys: Some(marketing_analytics::journeys::Options::default()),
+        ..Settings::default()
+    };
+    marketing_analytics::app::convert::convert(
+        &local_settings,
+        &g.clickstream_dir.display().to_string(),
+        &g.purchases_dir.display().to_string(),
+        &warehouse,
+    )
+    .await
+    .unwrap();
+    let period = Period::parse(Some("2020-10-01"), Some("2020-10-20"), None, 1).unwrap();
+    let source = Source::Warehouse(warehouse);
+    let period_local = dir.path().join("period-local");
+    period_job(&local_settings, &source, &period, &period_local)
+        .await
+        .unwrap();
+    let period_cluster = dir.path().join("period-cluster");
+    let on_cluster = Settings {
+        cluster: Some(cluster.url()),
+        ..local_settings.clone()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(900),
+        period_job(&on_cluster, &source, &period, &period_cluster),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "period --models on the cluster timed out\n{}",
+            cluster.logs()
+        )
+    })
+    .unwrap_or_else(|e| panic!("period --models on the cluster: {e}\n{}", cluster.logs()));
+    let want = journeys(&period_local);
+    assert!(want.lines().count() > 20, "{want}");
+    common::assert_same_text(
+        "period journey models of the cluster vs local",
+        &journeys(&period_cluster),
+        &want,
+    );
+    // `models` of the local run's projection, on the cluster.
+    let models = dir.path().join("models-cluster");
+    marketing_analytics::app::models::models_job(
+        &on_cluster,
+        &local.join(layout::PROJECTION).display().to_string(),
+        &g.clickstream_dir.display().to_string(),
+        &models,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("models on the cluster: {e}\n{}", cluster.logs()));
+    common::assert_same_text(
+        "models on the cluster vs the local run's",
+        &journeys(&models),
+        &journeys(&local),
+    );
     // Both executors did work: each wrote shuffle data for the jobs.
     for work in &cluster.executor_dirs {
         let used = std::fs::read_dir(work).map(|d| d.count()).unwrap_or(0);

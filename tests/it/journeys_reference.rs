@@ -502,7 +502,12 @@ async fn a_hundred_thousand_users_agree_with_the_reference_for_every_option_comb
                         "100k users: {transform:?}, steps {steps}, lookback {lookback}, \
                          half-life {half_life}"
                     );
-                    compare(&j.models, &j.paths, &reference(&users, &convs, &o, None), &what);
+                    compare(
+                        &j.models,
+                        &j.paths,
+                        &reference(&users, &convs, &o, None),
+                        &what,
+                    );
                     n += 1;
                 }
             }
