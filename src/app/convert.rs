@@ -77,7 +77,7 @@ pub async fn convert(
     purchases: &str,
     warehouse: &Path,
 ) -> Result<ConvertReport> {
-    let span = info_span!("job", name = %"convert");
+    let span = info_span!("job", job = %"convert");
     async {
         let job =
             JobRun::claim_warehouse(settings, warehouse, &Input::exports(clickstream, purchases))?;

@@ -276,7 +276,7 @@ async fn attribution_into(
     clickstream: &str,
     purchases: &str,
 ) -> Result<AttributionReport> {
-    let span = info_span!("job", name = %"attribution");
+    let span = info_span!("job", job = %"attribution");
     async {
         let settings = job.settings();
         let inputs = attribution::Inputs {
@@ -546,7 +546,7 @@ pub async fn mart_job(
 
 /// [`mart_job`], staged as `job` (a destination already claimed).
 async fn mart_into(job: JobRun, mart: &Mart, projection: &str) -> Result<Vec<RecordBatch>> {
-    let span = info_span!("job", name = %mart.name());
+    let span = info_span!("job", job = %mart.name());
     async {
         let settings = job.settings();
         let ctx = job_context(settings).await?;

@@ -59,7 +59,7 @@ pub async fn models_job(
         },
     ];
     let job = JobRun::claim(settings, dest, &inputs)?;
-    let span = info_span!("job", name = %"models");
+    let span = info_span!("job", job = %"models");
     async {
         let settings = job.settings();
         let inputs = attribution::Inputs {

@@ -473,7 +473,7 @@ pub async fn period_job(
     period: &Period,
     output: &Path,
 ) -> Result<Vec<(Mart, Vec<RecordBatch>)>> {
-    let span = info_span!("job", name = %"period");
+    let span = info_span!("job", job = %"period");
     async {
         info!(period = %period.describe(), lookback_days = period.lookback, %source, "computing marts for a period");
         with_period_projection("period", settings, source, period, output, async |ctx, job| {
@@ -501,7 +501,7 @@ pub async fn period_mart_job(
     period: &Period,
     output: &Path,
 ) -> Result<Vec<RecordBatch>> {
-    let span = info_span!("job", name = %mart.name());
+    let span = info_span!("job", job = %mart.name());
     async {
         with_period_projection(
             mart.name(),

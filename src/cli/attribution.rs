@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::options::{settings, ClusterArg, EngineArg, Inputs, Runtime};
-use super::print::say;
+use super::print::note;
 use super::run::PartitionArg;
 use super::Cli;
 
@@ -38,7 +38,7 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     let output = &args.output;
     let report =
         crate::app::attribution_job(&settings, &clickstream, &purchases, output, None).await?;
-    say(format!(
+    note(format!(
         "{} purchases attributed; the projection is in {}, its summary in {}/{}",
         report.projection_rows,
         output.display(),

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::options::{settings, EngineArg, Inputs, Runtime};
-use super::print::say;
+use super::print::note;
 use super::Cli;
 
 #[derive(clap::Args, Debug)]
@@ -40,7 +40,7 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     let report =
         crate::app::convert::convert(&settings, &clickstream, &purchases, &args.warehouse).await?;
     let rows = |d: &[(String, u64)]| d.iter().map(|x| x.1).sum::<u64>();
-    say(format!(
+    note(format!(
         "{} clickstream rows in {} dates, {} purchases rows in {} dates written to {}; the \
          projection of the whole warehouse stored ({} rows)",
         rows(&report.clickstream_dates),

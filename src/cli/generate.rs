@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::print::say;
+use super::print::note;
 use crate::generate::{self, Mess};
 
 #[derive(clap::Args, Debug)]
@@ -94,7 +94,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let started = std::time::Instant::now();
     let g = generate::generate_output(&opts, &args.output, args.overwrite)?;
-    say(format!(
+    note(format!(
         "{} clickstream rows in {}, {} purchases rows in {}{} ({:.1} s)",
         g.events,
         g.clickstream_dir.display(),

@@ -22,8 +22,19 @@ fn filter_for(verbose: u8, quiet: u8) -> String {
     }
 }
 
+/// How log lines are written (`--log-format`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Text lines, for people.
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format): timestamp, level, fields
+    /// (the message and counts), target, and the spans (run id, job).
+    Json,
+}
+
 /// Installs the logger on stderr.
-pub fn init(verbose: u8, quiet: u8) -> anyhow::Result<()> {
+pub fn init(verbose: u8, quiet: u8, format: LogFormat) -> anyhow::Result<()> {
     let filter = match std::env::var(LOG_ENV) {
         Ok(text) if !text.trim().is_empty() => EnvFilter::builder()
             .with_regex(false)
@@ -36,13 +47,21 @@ pub fn init(verbose: u8, quiet: u8) -> anyhow::Result<()> {
             })?,
         _ => EnvFilter::new(filter_for(verbose, quiet)),
     };
-    tracing_subscriber::fmt()
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(verbose >= 2)
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => logger
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(verbose >= 2)
+            .try_init(),
+        LogFormat::Json => logger
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }
 
 /// The error and its causes on one line, each said once: a cause whose text its parent

@@ -111,5 +111,5 @@ pub async fn run(cli: &Cli, command: &MartCommand) -> anyhow::Result<()> {
         Some(&args.api),
     )?;
     let batches = crate::app::mart_job(&settings, command.mart, &args.input, &args.output).await?;
-    print_table(&command.mart.command(), &batches)
+    print_table(command.mart.name, &command.mart.command(), &batches)
 }

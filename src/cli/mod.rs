@@ -44,6 +44,14 @@ pub struct Cli {
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, action = ArgAction::Count, global = true, help_heading = "Logging", display_order = 901)]
     pub quiet: u8,
+    /// Log lines as text, or as JSON (one object per line: time, level, message, fields such as
+    /// counts, and the spans with the run id and the job), for orchestrators and log stores.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = logging::LogFormat::Text, global = true, help_heading = "Logging", display_order = 902)]
+    pub log_format: logging::LogFormat,
+    /// How result tables are printed on stdout: table (for people), csv, or json (one object
+    /// per table and line). With csv or json, the lines about what was done go to stderr.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = print::Format::Table, global = true, help_heading = "Output", display_order = 903)]
+    pub format: print::Format,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -139,7 +147,8 @@ pub fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    if let Err(e) = logging::init(cli.verbose, cli.quiet) {
+    print::set_format(cli.format);
+    if let Err(e) = logging::init(cli.verbose, cli.quiet, cli.log_format) {
         eprintln!("error: {e}");
         return std::process::ExitCode::from(USAGE_ERROR);
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::journeys::{JourneyArgs, Models};
 use super::options::{settings, ClusterArg, EngineArg, Reading, Runtime};
-use super::print::{print_table, say};
+use super::print::{note, print_table};
 use super::Cli;
 use crate::journeys::Model;
 
@@ -57,10 +57,11 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     )
     .await?;
     print_table(
+        "journey_models",
         "Journey models: revenue credit per touchpoint",
         &[crate::journeys::side_by_side(&j.models)?],
     )?;
-    say(format!(
+    note(format!(
         "attribution_models, conversion_paths and summary.json in {}",
         args.output.display()
     ))

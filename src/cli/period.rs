@@ -64,7 +64,11 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         crate::app::period::period_job(&settings, &args.source.source()?, &range, &args.output)
             .await?;
     for (mart, batches) in &marts {
-        print_table(&format!("{}, {}", mart.short, range.describe()), batches)?;
+        print_table(
+            mart.name,
+            &format!("{}, {}", mart.short, range.describe()),
+            batches,
+        )?;
     }
     Ok(())
 }

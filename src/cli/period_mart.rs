@@ -86,6 +86,7 @@ pub async fn run(cli: &Cli, command: &PeriodMartCommand) -> anyhow::Result<()> {
     )
     .await?;
     print_table(
+        command.mart.name,
         &format!("{}, {}", command.mart.short, range.describe()),
         &batches,
     )

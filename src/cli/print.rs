@@ -1,9 +1,32 @@
-//! What the commands print on stdout: lines and tables.
+//! What the commands print on stdout: result tables in the `--format` asked for, and lines.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
+
+/// How result tables are printed (`--format`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned text tables, for people.
+    #[default]
+    Table,
+    /// Each table as CSV with a header line; tables are separated by an empty line.
+    Csv,
+    /// One JSON object per table and line: {"table": NAME, "title": TITLE, "rows": [{…}]}.
+    Json,
+}
+
+static FORMAT: OnceLock<Format> = OnceLock::new();
+
+/// Sets the format of every table this process prints (once, from the command line).
+pub fn set_format(format: Format) {
+    let _ = FORMAT.set(format);
+}
+
+fn format() -> Format {
+    FORMAT.get().copied().unwrap_or_default()
+}
 
 /// Writes a line to stdout; a closed pipe (`| head`) ends the output quietly, not in a panic.
 pub fn say(text: impl std::fmt::Display) -> anyhow::Result<()> {
@@ -14,13 +37,62 @@ pub fn say(text: impl std::fmt::Display) -> anyhow::Result<()> {
     }
 }
 
+/// A line for people about what was done ("outputs in …"): on stdout beside tables, on stderr
+/// when the tables are CSV or JSON, so stdout holds only them.
+pub fn note(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    match format() {
+        Format::Table => say(text),
+        Format::Csv | Format::Json => {
+            eprintln!("{text}");
+            Ok(())
+        }
+    }
+}
+
 /// Text cells longer than this are cut in printed tables (the Parquet files keep them whole):
 /// a table of a 10 MB campaign id took 38 s to lay out and helped no one read it.
 const CELL_CHARS: usize = 60;
 
-pub fn print_table(title: &str, batches: &[RecordBatch]) -> anyhow::Result<()> {
-    say(title)?;
-    say(pretty_format_batches(&cut_wide_cells(batches)?)?)
+/// Prints one result table: `name` is its machine name (the dataset's, in JSON), `title`
+/// what people read above it.
+pub fn print_table(name: &str, title: &str, batches: &[RecordBatch]) -> anyhow::Result<()> {
+    match format() {
+        Format::Table => {
+            say(title)?;
+            say(pretty_format_batches(&cut_wide_cells(batches)?)?)
+        }
+        Format::Csv => {
+            let mut out = Vec::new();
+            {
+                let mut writer = arrow_csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut out);
+                for batch in batches {
+                    writer.write(batch)?;
+                }
+            }
+            if batches.is_empty() {
+                out.push(b'\n');
+            }
+            say(String::from_utf8(out)?)
+        }
+        Format::Json => {
+            let mut out = Vec::new();
+            {
+                let mut writer = arrow_json::ArrayWriter::new(&mut out);
+                let refs: Vec<&RecordBatch> = batches.iter().collect();
+                writer.write_batches(&refs)?;
+                writer.finish()?;
+            }
+            let rows: serde_json::Value = if out.is_empty() {
+                serde_json::Value::Array(Vec::new())
+            } else {
+                serde_json::from_slice(&out)?
+            };
+            let table = serde_json::json!({ "table": name, "title": title, "rows": rows });
+            say(serde_json::to_string(&table)?)
+        }
+    }
 }
 
 /// `batches` with every text value longer than [`CELL_CHARS`] cut, ending in `…`.

@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::journeys::JourneyArgs;
 use super::options::{settings, ApiArg, ClusterArg, EngineArg, Inputs, Runtime};
-use super::print::{print_table, say};
+use super::print::{note, print_table};
 use super::Cli;
 use crate::generate;
 
@@ -101,16 +101,17 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     };
     let report = crate::app::run_all(&settings, &clickstream, &purchases, output).await?;
     for (mart, batches) in &report.marts {
-        print_table(mart.title, batches)?;
+        print_table(mart.name, mart.title, batches)?;
     }
     if let Some(journeys) = &report.journeys {
         print_table(
+            "journey_models",
             "Journey models: revenue credit per touchpoint",
             &[crate::journeys::side_by_side(&journeys.models)?],
         )?;
     }
     let c = &report.summary.counts;
-    say(format!(
+    note(format!(
         "{} events and {} purchases rows read; {} purchases attributed. Outputs and summary.json in {}",
         c.events,
         c.purchase_rows,

@@ -36,7 +36,7 @@ fn run_without_arguments_uses_the_built_in_dataset() {
         "log lines carry the run id: {stderr}"
     );
     assert!(
-        stderr.contains("job{name=attribution}"),
+        stderr.contains("job{job=attribution}"),
         "log lines carry the job name: {stderr}"
     );
     for d in ["purchases_attribution", "top_campaigns", "top_channels"] {

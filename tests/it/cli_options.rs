@@ -403,3 +403,100 @@ fn exit_codes_say_what_kind_of_failure_it_was() {
     let (status, stderr) = code(&["--on-bad-rows", "quarantine"], &clicks);
     assert_eq!(status, Some(0), "{stderr}");
 }
+
+/// A mart's rows as `campaignId,value` lines, read from its Parquet dataset.
+fn mart_rows(dir: &Path) -> Vec<String> {
+    use datafusion::arrow::util::display::array_value_to_string;
+    let batches = marketing_analytics::storage::output::read_parquet(dir).unwrap();
+    batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |i| {
+                (0..b.num_columns())
+                    .map(|c| array_value_to_string(b.column(c), i).unwrap())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn format_csv_and_json_print_the_marts_rows_and_log_format_json_writes_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clicks, purchases) = dataset(dir.path());
+    let run = |format: &str, out: &Path| {
+        ok(bin()
+            .args(["--log-format", "json", "run", "--format", format])
+            .args([
+                "--clickstream",
+                &clicks,
+                "--purchases",
+                &purchases,
+                "--output",
+            ])
+            .arg(out))
+    };
+    let out = dir.path().join("csv");
+    let (stdout, stderr) = run("csv", &out);
+    let tables: Vec<&str> = stdout.trim_end().split("\n\n").collect();
+    assert_eq!(tables.len(), 2, "{stdout}");
+    for (table, mart) in tables.iter().zip(["top_campaigns", "top_channels"]) {
+        let mut lines = table.lines();
+        let want = mart_rows(&out.join(mart));
+        assert!(!want.is_empty());
+        assert!(lines.next().unwrap().starts_with("campaignId,"), "{table}");
+        assert_eq!(
+            lines.map(str::to_string).collect::<Vec<_>>(),
+            want,
+            "{mart}"
+        );
+    }
+    // The line about what was done went to stderr, and every log line there is JSON with
+    // its level, message and the spans (the run's id, the job).
+    assert!(!stdout.contains("Outputs and summary.json"), "{stdout}");
+    assert!(stderr.contains("Outputs and summary.json"), "{stderr}");
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(logs.len() >= 3, "{stderr}");
+    assert!(logs.iter().all(|l| l["level"].is_string()
+        && l["fields"]["message"].is_string()
+        && l["spans"][0]["name"] == "run"
+        && l["spans"][0]["id"].is_string()));
+    assert!(
+        logs.iter()
+            .any(|l| l["spans"][1]["job"] == "attribution" && l["fields"]["events"].is_u64()),
+        "a job's counts: {stderr}"
+    );
+
+    let out = dir.path().join("json");
+    let (stdout, _) = run("json", &out);
+    let tables: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(tables.len(), 2, "{stdout}");
+    let campaigns = &tables[0];
+    assert_eq!(campaigns["table"], "top_campaigns");
+    let rows: Vec<String> = campaigns["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{},{:.2}",
+                r["campaignId"].as_str().unwrap(),
+                r["revenue"].as_f64().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(rows, mart_rows(&out.join("top_campaigns")));
+    assert_eq!(tables[1]["table"], "top_channels");
+    assert_eq!(
+        tables[1]["rows"].as_array().unwrap().len(),
+        mart_rows(&out.join("top_channels")).len()
+    );
+}
