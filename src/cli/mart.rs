@@ -23,6 +23,8 @@ pub struct Args {
     #[command(flatten)]
     pub api: ApiArg,
     #[command(flatten)]
+    pub format: super::print::FormatArg,
+    #[command(flatten)]
     pub runtime: Runtime,
     #[command(flatten)]
     pub cluster: ClusterArg,
@@ -101,6 +103,7 @@ impl<A: clap::Args, S: CommandScope> Subcommand for RegistryCommand<A, S> {
 }
 
 pub async fn run(cli: &Cli, command: &MartCommand) -> anyhow::Result<()> {
+    command.args.format.apply();
     let args = &command.args;
     let settings = settings(
         cli.quiet,

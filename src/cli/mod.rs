@@ -48,10 +48,6 @@ pub struct Cli {
     /// counts, and the spans with the run id and the job), for orchestrators and log stores.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = logging::LogFormat::Text, global = true, help_heading = "Logging", display_order = 902)]
     pub log_format: logging::LogFormat,
-    /// How result tables are printed on stdout: table (for people), csv, or json (one object
-    /// per table and line). With csv or json, the lines about what was done go to stderr.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = print::Format::Table, global = true, help_heading = "Output", display_order = 903)]
-    pub format: print::Format,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -147,7 +143,6 @@ pub fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    print::set_format(cli.format);
     if let Err(e) = logging::init(cli.verbose, cli.quiet, cli.log_format) {
         eprintln!("error: {e}");
         return std::process::ExitCode::from(USAGE_ERROR);

@@ -29,12 +29,15 @@ pub struct Args {
     #[command(flatten)]
     pub journeys: JourneyArgs,
     #[command(flatten)]
+    pub format: super::print::FormatArg,
+    #[command(flatten)]
     pub runtime: Runtime,
     #[command(flatten)]
     pub cluster: ClusterArg,
 }
 
 pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
+    args.format.apply();
     let mut settings = settings(
         cli.quiet,
         &args.runtime,

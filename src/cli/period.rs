@@ -30,6 +30,8 @@ pub struct Args {
     #[command(flatten)]
     pub journeys: super::journeys::JourneyArgs,
     #[command(flatten)]
+    pub format: super::print::FormatArg,
+    #[command(flatten)]
     pub runtime: Runtime,
     #[command(flatten)]
     pub cluster: ClusterArg,
@@ -45,6 +47,7 @@ pub struct RecomputeArg {
 }
 
 pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
+    args.format.apply();
     let mut settings = settings(
         cli.quiet,
         &args.runtime,

@@ -37,6 +37,8 @@ pub struct Args {
     #[command(flatten)]
     pub api: ApiArg,
     #[command(flatten)]
+    pub format: super::print::FormatArg,
+    #[command(flatten)]
     pub runtime: Runtime,
     #[command(flatten)]
     pub cluster: ClusterArg,
@@ -60,6 +62,7 @@ impl CommandScope for ForPeriod {
 pub type PeriodMartCommand = RegistryCommand<Args, ForPeriod>;
 
 pub async fn run(cli: &Cli, command: &PeriodMartCommand) -> anyhow::Result<()> {
+    command.args.format.apply();
     let args = &command.args;
     let mut settings = settings(
         cli.quiet,

@@ -17,6 +17,22 @@ pub enum Format {
     Json,
 }
 
+/// `--format`, for the commands that print result tables.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FormatArg {
+    /// How result tables are printed on stdout: table (for people), csv, or json (one object
+    /// per table and line). With csv or json, the lines about what was done go to stderr.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Table, help_heading = "Output")]
+    pub format: Format,
+}
+
+impl FormatArg {
+    /// Makes it the format of every table this process prints.
+    pub fn apply(&self) {
+        set_format(self.format);
+    }
+}
+
 static FORMAT: OnceLock<Format> = OnceLock::new();
 
 /// Sets the format of every table this process prints (once, from the command line).

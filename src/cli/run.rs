@@ -27,6 +27,8 @@ pub struct Args {
     #[command(flatten)]
     pub journeys: JourneyArgs,
     #[command(flatten)]
+    pub format: super::print::FormatArg,
+    #[command(flatten)]
     pub runtime: Runtime,
     #[command(flatten)]
     pub cluster: ClusterArg,
@@ -54,6 +56,7 @@ pub enum PartitionBy {
 }
 
 pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
+    args.format.apply();
     let mut settings = settings(
         cli.quiet,
         &args.runtime,
