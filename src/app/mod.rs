@@ -14,6 +14,7 @@ pub mod explain;
 pub(crate) mod job;
 pub mod models;
 pub mod period;
+pub mod sql;
 pub mod summary;
 
 use std::collections::BTreeMap;

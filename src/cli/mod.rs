@@ -19,6 +19,7 @@ pub mod period;
 pub mod period_mart;
 pub mod print;
 pub mod run;
+pub mod sql;
 
 use clap::{ArgAction, Parser, Subcommand};
 use tracing::Instrument;
@@ -87,6 +88,13 @@ pub enum Command {
     Period(period::Args),
     #[command(flatten)]
     PeriodMart(period_mart::PeriodMartCommand),
+    /// Run SQL over runs' outputs and a warehouse (read only), with the project's functions.
+    ///
+    /// Tables: a run's datasets by name (purchases_attribution, top_campaigns, top_channels,
+    /// weekly, attribution_models, conversion_paths) and summary (its summary.json as one row);
+    /// a warehouse's clickstream, purchases and projection with their `date` partition column.
+    /// The query comes from the argument, -f FILE or stdin (a prompt on a terminal).
+    Sql(sql::Args),
     /// Show the logical and physical plans of a job (and, with --analyze, its run-time metrics).
     Explain(explain::Args),
     /// Run a Ballista cluster process: the scheduler, or an executor.
@@ -192,6 +200,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         Command::Period(a) => period::run(cli, a).await,
         Command::PeriodMart(m) => period_mart::run(cli, m).await,
         Command::Explain(a) => explain::run(cli, a).await,
+        Command::Sql(a) => sql::run(cli, a).await,
         Command::Cluster(c) => cluster::run(c).await,
         Command::Completions(a) => docs::completions(a),
         Command::Manpage => docs::manpage(),

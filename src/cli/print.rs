@@ -140,3 +140,56 @@ fn cut_wide_cells(batches: &[RecordBatch]) -> anyhow::Result<Vec<RecordBatch>> {
         })
         .collect()
 }
+
+/// How `sql` prints its rows (`--format`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RowFormat {
+    /// An aligned text table.
+    #[default]
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON array of row objects.
+    Json,
+    /// A JSON object per row and line.
+    Ndjson,
+    /// A Parquet file (--out FILE).
+    Parquet,
+}
+
+/// Prints a query's rows on stdout in `format` (every value whole: nothing is cut).
+pub fn print_rows(format: RowFormat, batches: &[RecordBatch]) -> anyhow::Result<()> {
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    let mut out = Vec::new();
+    match format {
+        RowFormat::Table => return say(pretty_format_batches(batches)?),
+        RowFormat::Csv => {
+            let mut writer = arrow_csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
+            for batch in batches {
+                writer.write(batch)?;
+            }
+        }
+        RowFormat::Json => {
+            let mut writer = arrow_json::ArrayWriter::new(&mut out);
+            writer.write_batches(&refs)?;
+            writer.finish()?;
+            if out.is_empty() {
+                out.extend_from_slice(b"[]");
+            }
+            out.push(b'\n');
+        }
+        RowFormat::Ndjson => {
+            let mut writer = arrow_json::LineDelimitedWriter::new(&mut out);
+            writer.write_batches(&refs)?;
+            writer.finish()?;
+        }
+        RowFormat::Parquet => anyhow::bail!("--format parquet writes a file: give --out FILE"),
+    }
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(&out) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => Ok(other?),
+    }
+}

@@ -19,4 +19,5 @@ mod reliability;
 mod robustness;
 mod safety;
 mod semantics;
+mod sql;
 mod warehouse;
