@@ -35,8 +35,8 @@ pub struct Args {
     /// A run's output directory: its datasets become tables (purchases_attribution,
     /// top_campaigns, …, summary). Repeat it to query several runs: each run's tables are
     /// then also in a schema named after its folder (`sep.top_campaigns`).
-    #[arg(long = "output", short = 'o', value_name = "DIR")]
-    pub outputs: Vec<PathBuf>,
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Vec<PathBuf>,
     /// A warehouse: tables clickstream, purchases and projection, with their `date` partition
     /// column (filter on it to read only those partitions).
     #[arg(long, value_name = "DIR")]
@@ -55,7 +55,7 @@ pub struct Args {
 }
 
 pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
-    if args.outputs.is_empty() && args.warehouse.is_none() {
+    if args.output.is_empty() && args.warehouse.is_none() {
         bail!("sql: give --output DIR (a run's outputs) or --warehouse DIR, or both");
     }
     match (args.format, &args.out) {
@@ -78,7 +78,7 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         None,
     )?;
     let sources = Sources {
-        outputs: args.outputs.clone(),
+        outputs: args.output.clone(),
         warehouse: args.warehouse.clone(),
     };
     let (ctx, tables) = sql_context(&settings, &sources).await?;
