@@ -422,32 +422,40 @@ fn dataset(dir: &Path, users: u64) -> std::path::PathBuf {
     data
 }
 
-#[tokio::test]
-async fn every_option_combination_agrees_with_the_reference() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), 1500);
-    let (users, convs) = read_truth(&data.join("truth"));
-    let mut n = 0;
+/// Every combination of the options (path transform, steps, lookback, half-life), with a
+/// label; `steps` and `lookback` are the short ones to try beside 0 and 30.
+fn every_option_combination(steps: usize, lookback: u32) -> Vec<(Options, String)> {
+    let mut all = Vec::new();
     for transform in [
         PathTransform::Exposure,
         PathTransform::First,
         PathTransform::None,
     ] {
-        for steps in [0, 2] {
-            for lookback in [30, 2] {
+        for steps in [0, steps] {
+            for lookback in [30, lookback] {
                 for half_life in [7.0, 0.5] {
                     let o =
                         Options::new(Model::ALL.to_vec(), lookback, steps, transform, half_life);
-                    let (models, paths) =
-                        pipeline(&data, &dir.path().join(format!("o{n}")), &o).await;
                     let what = format!(
                         "{transform:?}, steps {steps}, lookback {lookback}, half-life {half_life}"
                     );
-                    compare(&models, &paths, &reference(&users, &convs, &o, None), &what);
-                    n += 1;
+                    all.push((o, what));
                 }
             }
         }
+    }
+    assert_eq!(all.len(), 24);
+    all
+}
+
+#[tokio::test]
+async fn every_option_combination_agrees_with_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path(), 1500);
+    let (users, convs) = read_truth(&data.join("truth"));
+    for (n, (o, what)) in every_option_combination(2, 2).into_iter().enumerate() {
+        let (models, paths) = pipeline(&data, &dir.path().join(format!("o{n}")), &o).await;
+        compare(&models, &paths, &reference(&users, &convs, &o, None), &what);
     }
 }
 
@@ -484,36 +492,18 @@ async fn a_hundred_thousand_users_agree_with_the_reference_for_every_option_comb
     )
     .await
     .unwrap();
-    let mut n = 0;
-    for transform in [
-        PathTransform::Exposure,
-        PathTransform::First,
-        PathTransform::None,
-    ] {
-        for steps in [0, 3] {
-            for lookback in [30, 3] {
-                for half_life in [7.0, 0.5] {
-                    let o =
-                        Options::new(Model::ALL.to_vec(), lookback, steps, transform, half_life);
-                    let j = marketing_analytics::journeys::transform(&ctx, &o, &[], None)
-                        .await
-                        .unwrap();
-                    let what = format!(
-                        "100k users: {transform:?}, steps {steps}, lookback {lookback}, \
-                         half-life {half_life}"
-                    );
-                    compare(
-                        &j.models,
-                        &j.paths,
-                        &reference(&users, &convs, &o, None),
-                        &what,
-                    );
-                    n += 1;
-                }
-            }
-        }
+    for (o, what) in every_option_combination(3, 3) {
+        let j = marketing_analytics::journeys::transform(&ctx, &o, &[], None)
+            .await
+            .unwrap();
+        let what = format!("100k users: {what}");
+        compare(
+            &j.models,
+            &j.paths,
+            &reference(&users, &convs, &o, None),
+            &what,
+        );
     }
-    assert_eq!(n, 24);
 }
 
 #[tokio::test]
