@@ -16,10 +16,10 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::{MemorySchemaProvider, TableProvider};
 use datafusion::common::TableReference;
-use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::sql::sqlparser::dialect as sqlparser_dialect;
 
 use super::{job_context, layout, Settings};
 use crate::error::{Error, Result};
@@ -142,7 +142,6 @@ async fn output_tables(
             continue;
         };
         let options = crate::storage::tables::parquet_options(ctx, partitions);
-        let url: ListingTableUrl = url;
         let table = crate::storage::tables::inferred_listing_table(ctx, vec![url], options)
             .await
             .map_err(|e| Error::BadFile {
@@ -224,8 +223,6 @@ fn dialect_of(name: &datafusion::config::Dialect) -> Result<Box<dyn sqlparser_di
     sqlparser_dialect::dialect_from_str(&name)
         .ok_or_else(|| Error::Config(format!("unknown SQL dialect {name}")))
 }
-
-use datafusion::sql::sqlparser::dialect as sqlparser_dialect;
 
 /// A planning error, with the tables there are when a table was not found.
 fn explain_error(e: datafusion::error::DataFusionError, tables: &[String]) -> Error {

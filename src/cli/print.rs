@@ -78,33 +78,15 @@ pub fn print_table(name: &str, title: &str, batches: &[RecordBatch]) -> anyhow::
             say(pretty_format_batches(&cut_wide_cells(batches)?)?)
         }
         Format::Csv => {
-            let mut out = Vec::new();
-            {
-                let mut writer = arrow_csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(&mut out);
-                for batch in batches {
-                    writer.write(batch)?;
-                }
-            }
+            let mut out = encode(RowFormat::Csv, batches)?;
             if batches.is_empty() {
                 out.push(b'\n');
             }
             say(String::from_utf8(out)?)
         }
         Format::Json => {
-            let mut out = Vec::new();
-            {
-                let mut writer = arrow_json::ArrayWriter::new(&mut out);
-                let refs: Vec<&RecordBatch> = batches.iter().collect();
-                writer.write_batches(&refs)?;
-                writer.finish()?;
-            }
-            let rows: serde_json::Value = if out.is_empty() {
-                serde_json::Value::Array(Vec::new())
-            } else {
-                serde_json::from_slice(&out)?
-            };
+            let rows: serde_json::Value =
+                serde_json::from_slice(&encode(RowFormat::Json, batches)?)?;
             let table = serde_json::json!({ "table": name, "title": title, "rows": rows });
             say(serde_json::to_string(&table)?)
         }
@@ -159,10 +141,22 @@ pub enum RowFormat {
 
 /// Prints a query's rows on stdout in `format` (every value whole: nothing is cut).
 pub fn print_rows(format: RowFormat, batches: &[RecordBatch]) -> anyhow::Result<()> {
+    if format == RowFormat::Table {
+        return say(pretty_format_batches(batches)?);
+    }
+    let out = encode(format, batches)?;
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(&out) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => Ok(other?),
+    }
+}
+
+/// `batches` as CSV (with a header), a JSON array of rows, or JSON lines.
+fn encode(format: RowFormat, batches: &[RecordBatch]) -> anyhow::Result<Vec<u8>> {
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     let mut out = Vec::new();
     match format {
-        RowFormat::Table => return say(pretty_format_batches(batches)?),
         RowFormat::Csv => {
             let mut writer = arrow_csv::WriterBuilder::new()
                 .with_header(true)
@@ -185,11 +179,9 @@ pub fn print_rows(format: RowFormat, batches: &[RecordBatch]) -> anyhow::Result<
             writer.write_batches(&refs)?;
             writer.finish()?;
         }
-        RowFormat::Parquet => anyhow::bail!("--format parquet writes a file: give --out FILE"),
+        RowFormat::Table | RowFormat::Parquet => {
+            anyhow::bail!("{format:?} is not a text encoding of rows: give --out FILE for parquet")
+        }
     }
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(&out) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        other => Ok(other?),
-    }
+    Ok(out)
 }

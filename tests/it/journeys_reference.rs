@@ -550,6 +550,21 @@ async fn a_period_agrees_with_the_reference_for_that_period() {
     );
 }
 
+/// The settings of the warehouse periods' tests: every model, paths reaching 4 days back.
+fn every_model_looking_back_4_days() -> Settings {
+    Settings {
+        threads: 2,
+        journeys: Some(Options::new(
+            Model::ALL.to_vec(),
+            4,
+            0,
+            PathTransform::Exposure,
+            7.0,
+        )),
+        ..Settings::default()
+    }
+}
+
 #[tokio::test]
 async fn a_period_with_models_from_the_warehouse_equals_raw_exports_and_keeps_its_marts() {
     use marketing_analytics::app::convert::convert;
@@ -566,17 +581,7 @@ async fn a_period_with_models_from_the_warehouse_equals_raw_exports_and_keeps_it
         .unwrap();
     let day = |d: i32| marketing_analytics::calendar::parse_date("2020-08-25").unwrap() + d;
     let period = Period::new(day(15), day(21), 2).unwrap();
-    let settings = Settings {
-        threads: 2,
-        journeys: Some(Options::new(
-            Model::ALL.to_vec(),
-            4,
-            0,
-            PathTransform::Exposure,
-            7.0,
-        )),
-        ..Settings::default()
-    };
+    let settings = every_model_looking_back_4_days();
     let mut results = Vec::new();
     for (name, source) in [
         (
@@ -638,17 +643,7 @@ async fn a_period_with_models_reads_only_the_partitions_its_paths_can_reach() {
     .unwrap();
     let day = |d: i32| parse_date("2020-08-25").unwrap() + d;
     let period = Period::new(day(15), day(21), 1).unwrap();
-    let settings = Settings {
-        threads: 2,
-        journeys: Some(Options::new(
-            Model::ALL.to_vec(),
-            4,
-            0,
-            PathTransform::Exposure,
-            7.0,
-        )),
-        ..Settings::default()
-    };
+    let settings = every_model_looking_back_4_days();
     let ctx = period_context(&settings, &Source::Warehouse(warehouse.clone()), &period)
         .await
         .unwrap();
