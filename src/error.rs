@@ -50,6 +50,10 @@ pub enum Error {
     #[error("internal accounting mismatch: {0}")]
     Accounting(String),
 
+    /// The report's page or one of its charts could not be made.
+    #[error("report: {0}")]
+    Report(String),
+
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
 

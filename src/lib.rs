@@ -48,6 +48,7 @@ pub mod generate;
 pub mod input;
 pub mod journeys;
 pub mod marts;
+pub mod report;
 pub mod storage;
 
 pub use error::{Error, Result};

@@ -14,6 +14,7 @@ pub mod explain;
 pub(crate) mod job;
 pub mod models;
 pub mod period;
+pub mod report;
 pub mod sql;
 pub mod summary;
 
@@ -93,6 +94,8 @@ pub struct Settings {
     pub max_bad_rows: Option<BadRowLimit>,
     /// Compute the journey models (`--models`) in `run`.
     pub journeys: Option<crate::journeys::Options>,
+    /// Write the HTML report into the output before it is committed (`--report`).
+    pub report: bool,
 }
 
 impl Settings {
@@ -127,6 +130,7 @@ impl Default for Settings {
             cluster_token: None,
             input_label: None,
             journeys: None,
+            report: false,
         }
     }
 }
@@ -194,6 +198,15 @@ async fn extract_for_job(
     }
     info!(scratch = scratch.base(), "inputs decoded for the cluster");
     Ok(extracted)
+}
+
+/// How the journey models walk the users: split across this process's cores, or one stream
+/// sorted by the cluster's executors.
+pub(crate) fn walk(settings: &Settings) -> crate::journeys::Walk {
+    match settings.cluster {
+        Some(_) => crate::journeys::Walk::OneStream,
+        None => crate::journeys::Walk::Partitioned,
+    }
 }
 
 /// Where the attribution keeps its intermediates: as Parquet in `scratch` on a cluster (the
@@ -339,36 +352,42 @@ async fn attribution_into(
                 if let Some((root, label)) = &settings.input_label {
                     input_files.relabel(root, label);
                 }
-                let projection_rows = if settings.partition_by_date {
-                    convert::write_projection_by_date(result.projection, job.dir())
-                        .await
-                        .map_err(Error::unwrap_datafusion)?
-                } else {
-                    write_dataframe_file(
-                        result.projection,
-                        &job.dir().join(PART_FILE),
-                        attribution::PROJECTION.clone(),
+                // The projection is written while the models walk the journeys: the write
+                // keeps one core busy, the walk the others.
+                let write = async {
+                    if settings.partition_by_date {
+                        convert::write_projection_by_date(result.projection, job.dir()).await
+                    } else {
+                        let file = job.dir().join(PART_FILE);
+                        let schema = attribution::PROJECTION.clone();
+                        write_dataframe_file(result.projection, &file, schema).await
+                    }
+                    .map_err(Error::unwrap_datafusion)
+                };
+                let models = async {
+                    let Some(options) = &settings.journeys else {
+                        return Ok(None);
+                    };
+                    let spend = read_spend(settings, options, job.quarantine())?;
+                    let rows = spend.as_ref().map(|s| s.rows.as_slice());
+                    let journeys = crate::journeys::transform(
+                        &ctx,
+                        options,
+                        rows.unwrap_or_default(),
+                        None,
+                        walk(settings),
                     )
                     .await
-                    .map_err(Error::unwrap_datafusion)?
+                    .map_err(Error::unwrap_datafusion)?;
+                    Ok(Some((journeys, spend.map(|s| s.files))))
                 };
-                let journeys = match &settings.journeys {
-                    Some(options) => {
-                        let spend = read_spend(settings, options, job.quarantine())?;
-                        let rows = spend
-                            .as_ref()
-                            .map(|s| s.rows.as_slice())
-                            .unwrap_or_default();
-                        let journeys = crate::journeys::transform(&ctx, options, rows, None)
-                            .await
-                            .map_err(Error::unwrap_datafusion)?;
-                        if let Some(spend) = spend {
-                            input_files.spend = spend.files;
-                        }
-                        Some(journeys)
+                let (projection_rows, models) = futures::try_join!(write, models)?;
+                let journeys = models.map(|(journeys, spend_files)| {
+                    if let Some(files) = spend_files {
+                        input_files.spend = files;
                     }
-                    None => None,
-                };
+                    journeys
+                });
                 let summary = Summary {
                     run_id: settings.run_id.clone(),
                     engine: settings.engine,
@@ -602,6 +621,7 @@ pub async fn run_all(
     purchases: &str,
     output: &Path,
 ) -> Result<RunReport> {
+    let started = std::time::Instant::now();
     let run = JobRun::claim(settings, output, &Input::exports(clickstream, purchases))?;
     let settings = run.settings();
     let (projection_dir, projection_shown) = run.part(layout::PROJECTION);
@@ -643,6 +663,9 @@ pub async fn run_all(
         journeys: journeys.as_ref().map(|j| j.counts.clone()),
     };
     write_json_file(&run.dir().join(layout::SUMMARY), &summary)?;
+    if settings.report {
+        report::write_staged_report(settings, run.dir(), started).await?;
+    }
     run.commit()?;
     info!("committed {}", output.display());
     Ok(RunReport {

@@ -12,7 +12,9 @@ use tracing::{info, info_span, Instrument};
 
 use super::job::JobRun;
 use super::summary::InputFiles;
-use super::{dedup, extract_for_job, job_context, materialize, read_spend, register_projection};
+use super::{
+    dedup, extract_for_job, job_context, materialize, read_spend, register_projection, walk,
+};
 use super::{layout, write_journeys, Settings};
 use crate::attribution::{self, intermediate};
 use crate::error::{Error, Result};
@@ -90,9 +92,10 @@ pub async fn models_job(
                     .as_ref()
                     .map(|s| s.rows.as_slice())
                     .unwrap_or_default();
-                let journeys = crate::journeys::transform(&ctx, &options, rows, None)
-                    .await
-                    .map_err(Error::unwrap_datafusion)?;
+                let journeys =
+                    crate::journeys::transform(&ctx, &options, rows, None, walk(settings))
+                        .await
+                        .map_err(Error::unwrap_datafusion)?;
                 let outputs = write_journeys(&job, &journeys)?;
                 let mut input_files =
                     InputFiles::new(&extracted.clickstream.stats, &extracted.purchases.stats);

@@ -345,9 +345,10 @@ async fn period_projection(
         from: period.from,
         to: period.to,
     };
-    let journeys = crate::journeys::transform(ctx, options, rows, Some(range))
-        .await
-        .map_err(Error::unwrap_datafusion)?;
+    let journeys =
+        crate::journeys::transform(ctx, options, rows, Some(range), super::walk(settings))
+            .await
+            .map_err(Error::unwrap_datafusion)?;
     Ok(PeriodProjection {
         inputs,
         from: Some(ProjectionFrom::Computed),
@@ -413,6 +414,7 @@ async fn with_period_projection<T>(
             purchases,
         } => Input::exports(clickstream, purchases).to_vec(),
     };
+    let started = std::time::Instant::now();
     let job = JobRun::claim(settings, output, &inputs)?;
     let settings = job.settings();
     let ctx = source_context(settings, source).await?;
@@ -459,6 +461,9 @@ async fn with_period_projection<T>(
                 journeys: step.journeys.map(|j| j.counts),
             };
             write_json_file(&job.dir().join(layout::SUMMARY), &summary)?;
+            if settings.report {
+                super::report::write_staged_report(settings, job.dir(), started).await?;
+            }
             Ok(value)
         })
         .await?;

@@ -8,7 +8,7 @@ use crate::journeys::{Model, Options, PathTransform};
 pub struct JourneyArgs {
     /// Compute journey attribution models: `all`, or a comma-separated list of first_touch,
     /// last_touch, linear, position_based, time_decay, markov. Writes OUTPUT/attribution_models/
-    /// and OUTPUT/conversion_paths/. Off by default: they add about 60 % to a run's time
+    /// and OUTPUT/conversion_paths/. Off by default: they add about 25 % to a run's time
     /// (docs/performance.md).
     #[arg(long, value_name = "LIST", value_parser = parse_models)]
     pub models: Option<Models>,

@@ -18,6 +18,7 @@ pub mod options;
 pub mod period;
 pub mod period_mart;
 pub mod print;
+pub mod report;
 pub mod run;
 pub mod sql;
 
@@ -95,6 +96,12 @@ pub enum Command {
     /// a warehouse's clickstream, purchases and projection with their `date` partition column.
     /// The query comes from the argument, -f FILE or stdin (a prompt on a terminal).
     Sql(sql::Args),
+    /// Write the HTML report of a run's or a period's outputs (DIR/report.html).
+    ///
+    /// One self-contained page (inline SVG charts, no script, no network): the run at a
+    /// glance, top campaigns and channels, the weekly projection and the journey models when
+    /// present, and the accounting of every row read. Every figure comes from the outputs.
+    Report(report::Args),
     /// Show the logical and physical plans of a job (and, with --analyze, its run-time metrics).
     Explain(explain::Args),
     /// Run a Ballista cluster process: the scheduler, or an executor.
@@ -201,6 +208,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         Command::PeriodMart(m) => period_mart::run(cli, m).await,
         Command::Explain(a) => explain::run(cli, a).await,
         Command::Sql(a) => sql::run(cli, a).await,
+        Command::Report(a) => report::run(cli, a).await,
         Command::Cluster(c) => cluster::run(c).await,
         Command::Completions(a) => docs::completions(a),
         Command::Manpage => docs::manpage(),

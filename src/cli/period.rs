@@ -30,6 +30,8 @@ pub struct Args {
     #[command(flatten)]
     pub journeys: super::journeys::JourneyArgs,
     #[command(flatten)]
+    pub report: super::report::ReportArg,
+    #[command(flatten)]
     pub format: super::print::FormatArg,
     #[command(flatten)]
     pub runtime: Runtime,
@@ -59,6 +61,8 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     settings.stored_projection = !args.recompute.recompute;
     // The models need the clickstream's sessions: they are computed from the partitions.
     settings.journeys = args.journeys.options();
+    settings.report = args.report.report;
+    settings.report = args.report.report;
     let range = args
         .range
         .period()?

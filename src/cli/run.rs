@@ -27,6 +27,8 @@ pub struct Args {
     #[command(flatten)]
     pub journeys: JourneyArgs,
     #[command(flatten)]
+    pub report: super::report::ReportArg,
+    #[command(flatten)]
     pub format: super::print::FormatArg,
     #[command(flatten)]
     pub runtime: Runtime,
@@ -67,6 +69,7 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     )?;
     settings.partition_by_date = args.partition_by.by_date();
     settings.journeys = args.journeys.options();
+    settings.report = args.report.report;
     let output = &args.output;
     // Keeps the built-in dataset alive until the run is over.
     let mut _default_dataset = None;

@@ -1,6 +1,7 @@
 -- Journey attribution (docs/journeys.md): every user's sessions, each with the conversions it
--- is the session of, sorted by user and in session order; `journeys::transform` sums the
--- users' journeys as they stream past. Runs where the attribution's tables are: after
+-- is the session of; `journeys::transform` sorts them by user and in session order
+-- (`USER_ORDER`: userId, t, sessionId, ct, purchaseId) and sums the users' journeys as they
+-- stream past. Runs where the attribution's tables are: after
 -- `attribution::transform_keeping_sessions`, on `sessions` (made by the session step in its
 -- pass over the clickstream) and `purchase_events_classified`.
 --
@@ -16,4 +17,3 @@ WITH conversions AS (
 SELECT s.userId, s.sessionId, s.t, s.campaignId, s.channelId, c.purchaseId, c.ct, c.pt, c.v
 FROM sessions s
 LEFT JOIN conversions c ON c.sessionId = s.sessionId
-ORDER BY s.userId, s.t, s.sessionId, c.ct, c.purchaseId

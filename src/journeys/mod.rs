@@ -5,8 +5,8 @@
 //! - [`paths`]: one user's paths and the rule-based models' shares (pure);
 //! - [`markov`]: the Markov chain's removal effects (one matrix inverse per dimension);
 //! - `tally`: every user's journeys summed as the users stream past;
-//! - this file: the options, the query (`journeys.sql`: sessions and conversions sorted by
-//!   user), and the assembly of the two outputs from the totals.
+//! - this file: the options, the query (`journeys.sql`: sessions and conversions, walked
+//!   sorted by user), and the assembly of the two outputs from the totals.
 
 pub mod markov;
 pub mod paths;
@@ -18,8 +18,16 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::{
     Array, AsArray, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Schema, SchemaRef};
-use datafusion::prelude::SessionContext;
+use datafusion::common::exec_datafusion_err;
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::physical_plan::expressions::col as physical_col;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::{ExecutionPlan, Partitioning, SendableRecordBatchStream};
+use datafusion::prelude::{ident, SessionContext};
 
 use crate::error::{Error, Result};
 
@@ -222,23 +230,98 @@ pub struct Journeys {
     pub counts: BTreeMap<String, Counts>,
 }
 
+/// How the users' journeys are walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// One stream sorted by user, sorted where the query runs: on a cluster, by its executors.
+    OneStream,
+    /// The users hash-partitioned into the context's target partitions, each partition sorted
+    /// and walked on a core of its own, in this process.
+    Partitioned,
+}
+
+/// The order the journeys are walked in: by user, then in session order, each conversion after
+/// its session (a session without one has a single row); ascending, nulls last, as SQL's.
+const USER_ORDER: [&str; 5] = ["userId", "t", "sessionId", "ct", "purchaseId"];
+
 /// Computes the models from the attribution's tables on `ctx` (`sessions` and
 /// `purchase_events_classified`, as `attribution::transform_keeping_sessions` leaves them).
 ///
-/// The sessions and conversions come sorted by user (the sort runs where the query runs, on
-/// executors too, and spills under a memory cap); each user's journeys are summed as they
-/// stream past, so nothing but the totals and one user's sessions is held.
+/// The sessions and conversions come sorted by user (the sort runs where the query runs, and
+/// spills under a memory cap); each user's journeys are summed as they stream past, so nothing
+/// but the totals and one user's sessions is held per stream. The totals are sums of integers:
+/// the outputs are the same however the users are split (`walk`).
 pub async fn transform(
     ctx: &SessionContext,
     options: &Options,
     spend: &[crate::input::spend::SpendRow],
     period: Option<Range>,
+    walk: Walk,
 ) -> Result<Journeys> {
     let micros = period.map(|p| (p.start_micros(), p.end_micros()));
-    let mut stream = ctx.sql(JOURNEYS_SQL).await?.execute_stream().await?;
+    let journeys = ctx.sql(JOURNEYS_SQL).await?;
+    let totals = match walk {
+        Walk::OneStream => {
+            let order = USER_ORDER.map(|c| ident(c).sort(true, false));
+            let stream = journeys.sort(order.to_vec())?.execute_stream().await?;
+            walk_users(stream, options, micros).await?
+        }
+        Walk::Partitioned => {
+            let parts = ctx.copied_config().target_partitions();
+            let plan = sorted_by_user(journeys.create_physical_plan().await?, parts)?;
+            let mut tasks = Vec::with_capacity(parts);
+            for part in 0..parts {
+                let stream = plan.execute(part, ctx.task_ctx())?;
+                let options = options.clone();
+                tasks.push(SpawnedTask::spawn(async move {
+                    walk_users(stream, &options, micros).await
+                }));
+            }
+            let mut totals = tally::Totals::default();
+            for task in tasks {
+                let part = task.join().await.map_err(|e| {
+                    Error::DataFusion(exec_datafusion_err!("journeys: a walk failed: {e}"))
+                })??;
+                totals.add(part);
+            }
+            totals
+        }
+    };
+    let in_range = |row: &&crate::input::spend::SpendRow| {
+        period.is_none_or(|p| (p.from..=p.to).contains(&row.date))
+    };
+    let spend: Vec<_> = spend.iter().filter(in_range).cloned().collect();
+    assemble(totals, options, &spend)
+}
+
+/// `plan`'s rows hash-partitioned by user into `parts`, each part sorted in [`USER_ORDER`].
+fn sorted_by_user(plan: Arc<dyn ExecutionPlan>, parts: usize) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = plan.schema();
+    let user = physical_col("userId", &schema)?;
+    let by_user = RepartitionExec::try_new(plan, Partitioning::Hash(vec![user], parts))?;
+    let last = SortOptions {
+        descending: false,
+        nulls_first: false,
+    };
+    let mut order = Vec::with_capacity(USER_ORDER.len());
+    for column in USER_ORDER {
+        order.push(PhysicalSortExpr::new(physical_col(column, &schema)?, last));
+    }
+    let order = LexOrdering::new(order).ok_or_else(|| missing("userId"))?;
+    let sorted = SortExec::new(order, Arc::new(by_user)).with_preserve_partitioning(true);
+    Ok(Arc::new(sorted))
+}
+
+/// Sums the journeys of the users of `stream` (sorted in [`USER_ORDER`]).
+async fn walk_users(
+    mut stream: SendableRecordBatchStream,
+    options: &Options,
+    micros: Option<(i64, i64)>,
+) -> Result<tally::Totals> {
     let mut tally = tally::Tally::default();
-    let mut user: Option<String> = None;
-    let mut last_session: Option<String> = None;
+    // The user and session of the row before, in buffers kept across rows and batches.
+    let (mut user, mut last_session) = (String::new(), String::new());
+    let mut started = false;
     let mut sessions: Vec<tally::UserSession> = Vec::new();
     let mut conversions: Vec<tally::UserConversion> = Vec::new();
     while let Some(batch) = futures::StreamExt::next(&mut stream).await {
@@ -264,16 +347,18 @@ pub async fn transform(
             .and_then(|c| c.as_primitive_opt::<Decimal128Type>())
             .ok_or_else(|| missing("v"))?;
         for i in 0..batch.num_rows() {
-            if user.as_deref() != Some(users.value(i)) {
-                if user.is_some() {
+            if !started || user != users.value(i) {
+                if started {
                     tally.add_user(&sessions, &conversions, options, micros);
                 }
-                user = Some(users.value(i).to_string());
-                last_session = None;
+                started = true;
+                user.clear();
+                user.push_str(users.value(i));
+                last_session.clear();
                 sessions.clear();
                 conversions.clear();
             }
-            if last_session.as_deref() != Some(ids.value(i)) {
+            if sessions.is_empty() || last_session != ids.value(i) {
                 let mut key =
                     |d: usize, a: &StringArray| (!a.is_null(i)).then(|| tally.key(d, a.value(i)));
                 let keys = [key(0, &campaigns), key(1, &channels)];
@@ -281,7 +366,8 @@ pub async fn transform(
                     time: times[i].ok_or_else(|| missing("t"))?,
                     keys,
                 });
-                last_session = Some(ids.value(i).to_string());
+                last_session.clear();
+                last_session.push_str(ids.value(i));
             }
             if !purchases.is_null(i) {
                 let purchased = purchase_times[i].ok_or_else(|| missing("pt"))?;
@@ -296,14 +382,10 @@ pub async fn transform(
             }
         }
     }
-    if user.is_some() {
+    if started {
         tally.add_user(&sessions, &conversions, options, micros);
     }
-    let in_range = |row: &&crate::input::spend::SpendRow| {
-        period.is_none_or(|p| (p.from..=p.to).contains(&row.date))
-    };
-    let spend: Vec<_> = spend.iter().filter(in_range).cloned().collect();
-    assemble(tally, options, &spend)
+    Ok(tally.totals())
 }
 
 fn missing(name: &str) -> Error {
@@ -329,11 +411,10 @@ type TransitionRow = (Option<String>, Option<String>, bool, u64);
 type ModelRow = (String, String, Option<String>, Credit, Option<i128>);
 
 fn assemble(
-    tally: tally::Tally,
+    tally: tally::Totals,
     options: &Options,
     spend: &[crate::input::spend::SpendRow],
 ) -> Result<Journeys> {
-    let tally = tally.totals();
     let credits: BTreeMap<(String, String, Option<String>), Credit> = tally
         .credits
         .into_iter()

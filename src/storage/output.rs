@@ -521,6 +521,30 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
     Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
+/// Writes `bytes` to `path` whole: into a hidden sibling first, then linked to `path` when
+/// nothing is there (failing, not replacing, should something appear meanwhile), or swapped in
+/// when `replaceable` says what is there may be replaced. A failure leaves `path` as it was.
+pub fn publish_file(path: &Path, bytes: &[u8], replaceable: impl Fn(&Path) -> bool) -> Result<()> {
+    let existing = path.exists();
+    if existing && !replaceable(path) {
+        return Err(Error::Config(format!(
+            "{} exists and was not written by this program: give another --out, or move it away",
+            path.display()
+        )));
+    }
+    let tmp = temp_sibling(path, "tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    let published = if existing {
+        replace_path(&tmp, path)
+    } else {
+        std::fs::hard_link(&tmp, path).map_err(|e| Error::io(path, e))
+    };
+    if tmp.exists() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    published
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Decimal128Type, Float64Type, Int64Type};
 use marketing_analytics::app::{run_all, Settings};
 use marketing_analytics::generate::{generate, Mess, Options as GenOptions};
-use marketing_analytics::journeys::{Model, Options, PathTransform};
+use marketing_analytics::journeys::{Model, Options, PathTransform, Walk};
 
 struct Touch {
     time: i64,
@@ -492,11 +492,14 @@ async fn a_hundred_thousand_users_agree_with_the_reference_for_every_option_comb
     )
     .await
     .unwrap();
-    for (o, what) in every_option_combination(3, 3) {
-        let j = marketing_analytics::journeys::transform(&ctx, &o, &[], None)
+    // Both walks: the users split across the cores (as a run here), one sorted stream (as
+    // from a cluster).
+    for (i, (o, what)) in every_option_combination(3, 3).into_iter().enumerate() {
+        let walk = [Walk::Partitioned, Walk::OneStream][i % 2];
+        let j = marketing_analytics::journeys::transform(&ctx, &o, &[], None, walk)
             .await
             .unwrap();
-        let what = format!("100k users: {what}");
+        let what = format!("100k users, {walk:?}: {what}");
         compare(
             &j.models,
             &j.paths,

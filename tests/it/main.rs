@@ -16,6 +16,7 @@ mod input;
 mod journeys;
 mod journeys_reference;
 mod reliability;
+mod report;
 mod robustness;
 mod safety;
 mod semantics;
