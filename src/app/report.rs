@@ -22,6 +22,12 @@ const GENERATOR: &str = "<meta name=\"generator\" content=\"marketing-analytics\
 /// The report of the output directory `input`, written to `out` (default
 /// `input/report.html`). Returns where it went.
 pub async fn report_job(settings: &Settings, input: &Path, out: Option<&Path>) -> Result<PathBuf> {
+    if !input.is_dir() {
+        return Err(Error::Config(format!(
+            "{} is not a directory: give --input the output directory of a run or a period",
+            input.display()
+        )));
+    }
     let ours = Marker::read(&input.join(MARKER)).is_some();
     let out = match out {
         Some(out) => out.to_path_buf(),

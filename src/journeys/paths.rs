@@ -1,7 +1,7 @@
 //! One user's journeys, as the README's Semantics ("Journey attribution") define them: the path
 //! of each conversion and the user's non-converting path, per dimension, and the credit each
 //! rule-based model gives to the positions of a path. Pure functions of one user's sessions
-//! and conversions: the SQL function of `udf.rs` calls them per user, and the tests call them
+//! and conversions: the tally (`tally.rs`) calls them per user, and the tests call them
 //! directly.
 
 use super::{Model, Options, PathTransform};

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Top to bottom. A module may use those after it in this list, never those before.
-const LAYERS: [&str; 13] = [
+const LAYERS: [&str; 14] = [
     "cli",
     "generate",
     "app",
+    "report",
     "cluster",
     "engine",
     "marts",

@@ -500,3 +500,51 @@ fn format_csv_and_json_print_the_marts_rows_and_log_format_json_writes_json_line
         mart_rows(&out.join("top_channels")).len()
     );
 }
+
+#[test]
+fn run_report_and_the_report_command_write_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clicks, purchases) = dataset(dir.path());
+    let out = dir.path().join("out");
+    ok(bin()
+        .args([
+            "-q",
+            "run",
+            "--clickstream",
+            &clicks,
+            "--purchases",
+            &purchases,
+            "--report",
+        ])
+        .arg("--output")
+        .arg(&out));
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("data-figure=\"events\"") && page.contains("data-figure=\"duration\""));
+    // The command: beside the outputs by default, anywhere with --out; it says where.
+    let (stdout, _) = ok(bin().arg("report").arg("--input").arg(&out));
+    assert!(stdout.contains("report.html"), "{stdout}");
+    let elsewhere = dir.path().join("page.html");
+    ok(bin()
+        .arg("report")
+        .arg("--input")
+        .arg(&out)
+        .arg("--out")
+        .arg(&elsewhere));
+    assert!(std::fs::read_to_string(&elsewhere)
+        .unwrap()
+        .contains("data-figure=\"events\""));
+    // Not a directory: an error naming it and the flag.
+    let missing = dir.path().join("missing");
+    let result = bin()
+        .arg("report")
+        .arg("--input")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&result);
+    assert!(!result.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("missing") && stderr.contains("--input"),
+        "{stderr}"
+    );
+}

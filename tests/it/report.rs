@@ -59,9 +59,11 @@ async fn run_with_report(dir: &Path) -> PathBuf {
     let out = dir.join("out");
     let clicks = data.join("mobile_app_clickstream").display().to_string();
     let purchases = data.join("user_purchases").display().to_string();
-    run_all(&settings(), &clicks, &purchases, &out)
-        .await
-        .unwrap();
+    let mut settings = settings();
+    if let Some(j) = &mut settings.journeys {
+        j.spend = Some(data.join("marketing_spend").display().to_string());
+    }
+    run_all(&settings, &clicks, &purchases, &out).await.unwrap();
     out
 }
 
@@ -235,16 +237,15 @@ async fn every_figure_of_the_report_equals_the_outputs_it_came_from() {
         column(&models, "touchpoint"),
         column(&models, "revenue"),
     );
-    let credit: BTreeMap<(String, String, String), String> = dataset_rows(&models)
-        .into_iter()
-        .map(|r| {
-            let k = r[key].clone().unwrap_or_else(|| "(none)".into());
-            (
-                (r[dim].clone().unwrap(), r[model].clone().unwrap(), k),
-                r[rev].clone().unwrap(),
-            )
-        })
-        .collect();
+    let roas = column(&models, "roas");
+    let mut credit: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    let mut return_on_spend: BTreeMap<(String, String, String), Option<String>> = BTreeMap::new();
+    for r in dataset_rows(&models) {
+        let k = r[key].clone().unwrap_or_else(|| "(none)".into());
+        let at = (r[dim].clone().unwrap(), r[model].clone().unwrap(), k);
+        credit.insert(at.clone(), r[rev].clone().unwrap());
+        return_on_spend.insert(at, r[roas].clone());
+    }
     let names: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
     let mut sorted = names.clone();
     sorted.sort();
@@ -252,9 +253,21 @@ async fn every_figure_of_the_report_equals_the_outputs_it_came_from() {
         let rows = &t[&format!("models-{d}")];
         assert!(!rows.is_empty(), "models-{d}");
         for r in rows {
+            // Key, a credit per model, the spend, a ROAS per model.
+            assert_eq!(r.len(), 2 + 2 * sorted.len(), "{d}: spend and ROAS shown");
             for (i, m) in sorted.iter().enumerate() {
-                let want = &credit[&(d.to_string(), m.to_string(), r[0].0.clone())];
-                assert_eq!(r[i + 1].1.as_ref(), Some(want), "{d} {} {m}", r[0].0);
+                let at = (d.to_string(), m.to_string(), r[0].0.clone());
+                assert_eq!(
+                    r[i + 1].1.as_ref(),
+                    Some(&credit[&at]),
+                    "{d} {} {m}",
+                    r[0].0
+                );
+                let shown = &r[2 + sorted.len() + i];
+                match &return_on_spend[&at] {
+                    Some(want) => assert_eq!(shown.1.as_ref(), Some(want), "ROAS {d} {m}"),
+                    None => assert_eq!(shown.0, "(none)"),
+                }
             }
         }
     }
@@ -629,4 +642,36 @@ async fn a_period_report_shows_its_marts_and_a_weekly_report_its_weeks() {
         assert_eq!((shown * 100.0).round() as i128, cents, "week {}", r[0].0);
     }
     assert!(page.contains("Confirmed revenue per ISO week"));
+}
+
+#[tokio::test]
+async fn the_report_of_a_million_events_opens_in_headless_chromium() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let _serial = crate::common::HEAVY.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = GenOptions {
+        users: 62_000,
+        files: 6,
+        seed: 2024,
+        max_sessions: 5,
+        mess: Mess::messy(),
+        truth: false,
+        ..GenOptions::default()
+    };
+    let g = generate(&opts, &dir.path().join("data")).unwrap();
+    assert!(g.events >= 1_000_000, "only {} events generated", g.events);
+    let out = dir.path().join("out");
+    let clicks = g.clickstream_dir.display().to_string();
+    let purchases = g.purchases_dir.display().to_string();
+    let report = run_all(&settings(), &clicks, &purchases, &out)
+        .await
+        .unwrap();
+    open_in_chromium(&chromium, &out, dir.path());
+    let page = std::fs::read_to_string(out.join(REPORT_FILE)).unwrap();
+    assert_eq!(
+        figure(&page, "attributed-purchases"),
+        report.summary.counts.attributed_purchases.to_string()
+    );
 }
