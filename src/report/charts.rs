@@ -2,6 +2,7 @@
 //! `<title>` naming what it shows (its accessible name); the page scales it to its width.
 
 use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
@@ -100,6 +101,35 @@ fn titled(svg: String, title: &str) -> String {
     }
 }
 
+type RowsChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Slots>>;
+
+/// A chart of rows over `area`: values from 0 to `max` across (`axis` names them), one row
+/// per label down, the first at the top; its axes drawn.
+fn rows_chart<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    max: f64,
+    labels: &[String],
+    axis: &str,
+) -> Result<RowsChart<'a, 'b>> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(MARGIN)
+        .x_label_area_size(AXIS)
+        .y_label_area_size(LABELS)
+        .build_cartesian_2d(0.0..max, slots(labels.len()))
+        .map_err(drawing)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(labels.len().max(1))
+        .y_label_formatter(&|v| row_label(labels, v))
+        .x_desc(axis)
+        .x_label_formatter(&|v| amount(*v))
+        .label_style(FONT)
+        .draw()
+        .map_err(drawing)?;
+    Ok(chart)
+}
+
 /// One series of a bar chart: its name (the legend) and one value per label.
 pub struct Series {
     pub name: String,
@@ -128,22 +158,7 @@ pub fn bars(title: &str, labels: &[String], series: &[Series], axis: &str) -> Re
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(drawing)?;
         let (area, legend_area) = root.split_vertically(height - legend);
-        let mut chart = ChartBuilder::on(&area)
-            .margin(MARGIN)
-            .x_label_area_size(AXIS)
-            .y_label_area_size(LABELS)
-            .build_cartesian_2d(0.0..max, slots(labels.len()))
-            .map_err(drawing)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(labels.len().max(1))
-            .y_label_formatter(&|v| row_label(labels, v))
-            .x_desc(axis)
-            .x_label_formatter(&|v| amount(*v))
-            .label_style(FONT)
-            .draw()
-            .map_err(drawing)?;
+        let mut chart = rows_chart(&area, max, labels, axis)?;
         let thick = (row - 8) / groups;
         for (s, one) in series.iter().enumerate() {
             let fill = color(s).filled();
@@ -197,22 +212,7 @@ pub fn split_bars(title: &str, rows: &[(String, Vec<(String, f64)>)]) -> Result<
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(drawing)?;
         let (area, legend_area) = root.split_vertically(height - legend);
-        let mut chart = ChartBuilder::on(&area)
-            .margin(MARGIN)
-            .x_label_area_size(AXIS)
-            .y_label_area_size(LABELS)
-            .build_cartesian_2d(0.0..max, slots(rows.len()))
-            .map_err(drawing)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(rows.len().max(1))
-            .y_label_formatter(&|v| row_label(&labels, v))
-            .x_desc("rows")
-            .x_label_formatter(&|v| amount(*v))
-            .label_style(FONT)
-            .draw()
-            .map_err(drawing)?;
+        let mut chart = rows_chart(&area, max, &labels, "rows")?;
         for (i, (_, parts)) in rows.iter().enumerate() {
             let slot = row_slot(i, rows.len());
             let mut from = 0.0;
