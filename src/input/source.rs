@@ -44,6 +44,8 @@ pub struct FileStats {
     /// Decoded clickstream rows whose eventType is `purchase`.
     #[serde(skip_serializing_if = "is_zero")]
     pub purchase_type_rows: u64,
+    /// The file's size as read (compressed, as on disk).
+    pub bytes: u64,
 }
 
 impl FileStats {
@@ -84,6 +86,7 @@ impl IngestStats {
                 rows: a.rows + f.rows,
                 quarantined: a.quarantined + f.quarantined,
                 purchase_type_rows: a.purchase_type_rows + f.purchase_type_rows,
+                bytes: a.bytes + f.bytes,
             })
     }
 }
@@ -216,7 +219,10 @@ pub fn decode_file(
 ) -> Result<bool> {
     let name = file.display();
     let mut builder = BatchBuilder::new(ingest.kind, BATCH_ROWS);
-    let mut stats = FileStats::default();
+    let mut stats = FileStats {
+        bytes: file.size,
+        ..FileStats::default()
+    };
     let ctx = FileContext {
         kind: ingest.kind,
         name: &name,

@@ -54,7 +54,10 @@ pub fn read_spend(
         let mut lines = Lines::new(open_text(&file, None)?);
         let mut fields = LineFields::new(delimiter);
         let mut positions: Option<[usize; 4]> = None;
-        let mut file_stats = FileStats::default();
+        let mut file_stats = FileStats {
+            bytes: file.size,
+            ..FileStats::default()
+        };
         while let Some((line, text)) = lines.next_line().map_err(|e| Error::io(&file.path, e))? {
             if text.is_empty() {
                 continue;

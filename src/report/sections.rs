@@ -60,7 +60,7 @@ pub(super) fn run_facts(summary: &Json) -> Vec<(String, String, Cell)> {
     facts
 }
 
-/// The input files: rows and rows quarantined, per file.
+/// The input files: rows, size and rows quarantined, per file.
 pub(super) fn inputs_section(summary: &Json) -> Option<Section> {
     let files = summary.get("input_files")?.as_object()?;
     let mut rows = Vec::new();
@@ -76,11 +76,12 @@ pub(super) fn inputs_section(summary: &Json) -> Option<Section> {
                 Cell::text(kind.clone()),
                 Cell::text(file.clone()),
                 cell(n("rows")),
+                cell(n("bytes")),
                 cell(n("quarantined")),
             ]);
         }
     }
-    let headers = ["input", "file", "rows", "quarantined"];
+    let headers = ["input", "file", "rows", "bytes", "quarantined"];
     Some(Section {
         id: "inputs".into(),
         heading: "Inputs".into(),

@@ -548,3 +548,47 @@ fn run_report_and_the_report_command_write_the_page() {
         "{stderr}"
     );
 }
+
+/// A memory cap too small for the job, found mid-run: one user with a million sessions
+/// holds them all in one group of the session step, which cannot be split to spill.
+#[test]
+fn a_job_that_outgrows_the_memory_cap_mid_run_exits_4_and_commits_nothing() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let clicks = dir.path().join("one_user.csv");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&clicks).unwrap());
+    writeln!(w, "userId,eventId,eventType,eventTime,attributes").unwrap();
+    for i in 0..1_000_000u32 {
+        let (s, m, h, d) = (i % 60, i / 60 % 60, i / 3600 % 24, 1 + i / 86_400 % 28);
+        writeln!(w, "u1,e{i},app_open,2020-09-{d:02} {h:02}:{m:02}:{s:02},").unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let purchases = dir.path().join("purchases.csv");
+    std::fs::write(
+        &purchases,
+        "purchaseId,purchaseTime,billingCost,isConfirmed\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let result = bin()
+        .args(["-q", "run", "--threads", "1", "--memory-limit", "48M"])
+        .arg("--clickstream")
+        .arg(&clicks)
+        .arg("--purchases")
+        .arg(&purchases)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&result);
+    assert_eq!(result.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("--memory-limit"), "{stderr}");
+    assert!(!out.exists(), "nothing is committed");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

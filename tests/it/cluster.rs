@@ -313,6 +313,34 @@ async fn whole_pipeline_on_two_executors_equals_local_run() {
         &journeys(&models),
         &journeys(&local),
     );
+    // `sql --cluster` over the local run's outputs: the executors answer as this process.
+    let query = "SELECT campaignId, COUNT(*) AS n, \
+                 SUM(CAST(billingCost AS DECIMAL(38, 6))) AS revenue \
+                 FROM purchases_attribution GROUP BY campaignId ORDER BY campaignId NULLS LAST";
+    let answer = |settings: Settings| {
+        let local = local.clone();
+        async move {
+            use marketing_analytics::app::sql::{run_statements, sql_context, Sources};
+            let sources = Sources {
+                outputs: vec![local],
+                warehouse: None,
+            };
+            let (ctx, tables) = sql_context(&settings, &sources).await?;
+            let mut text = String::new();
+            for frame in run_statements(&ctx, query, &tables).await? {
+                let batches = frame.collect().await?;
+                text +=
+                    &datafusion::arrow::util::pretty::pretty_format_batches(&batches)?.to_string();
+            }
+            Ok::<_, Box<dyn std::error::Error>>(text)
+        }
+    };
+    let here = answer(local_settings.clone()).await.unwrap();
+    let there = answer(on_cluster.clone())
+        .await
+        .unwrap_or_else(|e| panic!("sql on the cluster: {e}\n{}", cluster.logs()));
+    assert!(here.lines().count() > 5, "{here}");
+    common::assert_same_text("sql on the cluster vs here", &there, &here);
     // Both executors did work: each wrote shuffle data for the jobs.
     for work in &cluster.executor_dirs {
         let used = std::fs::read_dir(work).map(|d| d.count()).unwrap_or(0);

@@ -466,7 +466,7 @@ async fn spend_gives_each_key_its_exact_spend_and_roas_in_every_file_form() {
                 .as_object()
                 .and_then(|files| files.values().next())
                 .cloned(),
-            Some(serde_json::json!({"rows": 5, "quarantined": 1})),
+            Some(serde_json::json!({"rows": 5, "quarantined": 1, "bytes": text.len()})),
             "{name}"
         );
     }

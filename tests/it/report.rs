@@ -90,7 +90,7 @@ fn tables(page: &str) -> BTreeMap<String, Vec<Vec<PageCell>>> {
                             .nth(1)
                             .map(|v| v[..v.find('"').unwrap()].to_string());
                         let text = &cell[cell.find('>').unwrap() + 1..cell.find("</td>").unwrap()];
-                        (text.to_string(), value)
+                        (unescape(text), value)
                     })
                     .collect()
             })
@@ -98,6 +98,16 @@ fn tables(page: &str) -> BTreeMap<String, Vec<Vec<PageCell>>> {
         out.insert(id, rows);
     }
     out
+}
+
+/// The text of an HTML text node as the template escaped it.
+fn unescape(text: &str) -> String {
+    text.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// The value of the glance figure `id`.
@@ -292,7 +302,7 @@ async fn every_figure_of_the_report_equals_the_outputs_it_came_from() {
         let got: Vec<(i64, String)> = t[&format!("paths-{d}")]
             .iter()
             .map(|r| {
-                let text = r[0].0.replace("&gt;", ">");
+                let text = r[0].0.clone();
                 (r[1].1.as_deref().unwrap().parse().unwrap(), text)
             })
             .collect();
@@ -305,6 +315,34 @@ async fn every_figure_of_the_report_equals_the_outputs_it_came_from() {
         let above =
             |v: &[(i64, String)]| v.iter().filter(|x| x.0 > last).cloned().collect::<Vec<_>>();
         assert_eq!(above(&got), above(&want[..got.len()]));
+    }
+
+    // Every input file: its rows and quarantined rows as the summary says, its size on disk.
+    let inputs = &t["input-files"];
+    let files: usize = ["clickstream", "purchases", "spend"]
+        .iter()
+        .map(|k| summary["input_files"][k].as_object().map_or(0, |f| f.len()))
+        .sum();
+    assert_eq!(inputs.len(), files, "every file read, the spend's too");
+    assert_eq!(
+        files,
+        4 + 1 + 4 + 1,
+        "the generated files, extra.csv, the spend"
+    );
+    for r in inputs {
+        let (kind, file) = (&r[0].0, &r[1].0);
+        let stats = &summary["input_files"][kind][file];
+        assert_eq!(
+            r[2].1.as_deref(),
+            Some(stats["rows"].to_string().as_str()),
+            "{file}"
+        );
+        let size = std::fs::metadata(file).unwrap().len().to_string();
+        assert_eq!(r[3].1.as_deref(), Some(size.as_str()), "{file}");
+        assert_eq!(
+            r[4].1.as_deref(),
+            Some(stats["quarantined"].to_string().as_str())
+        );
     }
 
     // The accounting: every count of the summary, and each file's quarantined rows.

@@ -280,3 +280,65 @@ fn sql_reads_only_and_its_errors_say_what_exists() {
         format!("n\n{}\n", rows(&run.join("top_channels")).len())
     );
 }
+
+/// The prompt, on a terminal: `script` (util-linux) gives `sql` a pseudo-terminal and types
+/// the lines. A statement spans lines until its `;`, `\d` lists the tables, an error leaves
+/// the session open, the up arrow brings back the last statement, `\q` quits.
+#[test]
+fn the_prompt_on_a_terminal_runs_statements_and_recalls_them() {
+    let Some(script) = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+    else {
+        eprintln!("SKIPPED: no `script` (util-linux) to give the prompt a terminal");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (run, _) = fixture(dir.path());
+    let command = format!(
+        "{} sql --output {}",
+        env!("CARGO_BIN_EXE_marketing-analytics"),
+        run.display()
+    );
+    let typed =
+        "SELECT COUNT(*) AS n\nFROM top_channels;\n\\d\nSELECT * FROM nowhere;\n\x1b[A\n\\q\n";
+    let mut child = Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("MARKETING_ANALYTICS_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        // One line at a time, as a person types: the editor reads each before the next.
+        for line in typed.split_inclusive('\n') {
+            stdin.write_all(line.as_bytes()).unwrap();
+            stdin.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{text}");
+    let n = rows(&run.join("top_channels")).len();
+    let answer = format!("| {n:<2} |");
+    assert_eq!(text.matches(&answer).count(), 1, "{text}");
+    assert!(
+        text.contains("...> "),
+        "a statement continues on the next line:\n{text}"
+    );
+    assert!(
+        text.contains("\npurchases_attribution\n"),
+        "\\d lists the tables:\n{text}"
+    );
+    // The unknown table is named, the session goes on, and the up arrow runs it again.
+    let error = "table 'datafusion.public.nowhere' not found; the tables are:";
+    assert_eq!(
+        text.matches(error).count(),
+        2,
+        "the error and its recall:\n{text}"
+    );
+}
