@@ -105,7 +105,7 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         let Some(out) = &args.out else {
             bail!("sql: --format parquet needs --out FILE");
         };
-        let rows = write_parquet(frame, out).await?;
+        let rows = crate::storage::output::write_new_parquet(frame, out).await?;
         eprintln!("{rows} rows written to {}", out.display());
         return Ok(());
     }
@@ -114,40 +114,6 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         print_rows(args.format, &batches)?;
     }
     Ok(())
-}
-
-/// Writes `frame` to `out` through a hidden file beside it, renamed once complete (a failed
-/// query leaves nothing at `out`).
-async fn write_parquet(
-    frame: datafusion::prelude::DataFrame,
-    out: &std::path::Path,
-) -> anyhow::Result<u64> {
-    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = out
-        .file_name()
-        .with_context(|| format!("{} names no file", out.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = crate::storage::output::write_dataframe_file(frame, &tmp, schema).await;
-    let rows = match written {
-        Ok(rows) => rows,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-    };
-    // A link, not a rename: it fails, instead of replacing, if `out` appeared meanwhile.
-    let linked = std::fs::hard_link(&tmp, out);
-    let _ = std::fs::remove_file(&tmp);
-    linked.with_context(|| format!("writing {}", out.display()))?;
-    Ok(rows)
 }
 
 /// A prompt on the terminal: each line (or lines up to a `;`) is run; `\d` lists the tables,

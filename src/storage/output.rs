@@ -521,26 +521,50 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
     Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
-/// Writes `bytes` to `path` whole: into a hidden sibling first, then linked to `path` when
-/// nothing is there (failing, not replacing, should something appear meanwhile), or swapped in
-/// when `replaceable` says what is there may be replaced. A failure leaves `path` as it was.
+/// Writes `bytes` to `path` whole: into a hidden sibling first, then [`publish`]ed.
 pub fn publish_file(path: &Path, bytes: &[u8], replaceable: impl Fn(&Path) -> bool) -> Result<()> {
-    let existing = path.exists();
-    if existing && !replaceable(path) {
+    refuse_unless_replaceable(path, &replaceable)?;
+    let tmp = temp_sibling(path, "tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    publish(&tmp, path, replaceable)
+}
+
+/// Writes the rows of `frame` to the new Parquet file `path` whole (a failed query leaves
+/// nothing there, and nothing there is replaced); returns the rows written.
+pub async fn write_new_parquet(frame: DataFrame, path: &Path) -> Result<u64> {
+    refuse_unless_replaceable(path, &|_| false)?;
+    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
+    let tmp = temp_sibling(path, "tmp");
+    match write_dataframe_file(frame, &tmp, schema).await {
+        Ok(rows) => publish(&tmp, path, |_| false).map(|()| rows),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn refuse_unless_replaceable(path: &Path, replaceable: &impl Fn(&Path) -> bool) -> Result<()> {
+    if (path.exists() || path.is_symlink()) && !replaceable(path) {
         return Err(Error::Config(format!(
             "{} exists and was not written by this program: give another --out, or move it away",
             path.display()
         )));
     }
-    let tmp = temp_sibling(path, "tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    let published = if existing {
-        replace_path(&tmp, path)
+    Ok(())
+}
+
+/// Moves the complete file `tmp` to `path`: linked there when nothing is (failing, not
+/// replacing, should something appear meanwhile), or swapped in when `replaceable` says what
+/// is there may be replaced. `tmp` is gone afterwards; a failure leaves `path` as it was.
+pub fn publish(tmp: &Path, path: &Path, replaceable: impl Fn(&Path) -> bool) -> Result<()> {
+    let published = if path.exists() && replaceable(path) {
+        replace_path(tmp, path)
     } else {
-        std::fs::hard_link(&tmp, path).map_err(|e| Error::io(path, e))
+        std::fs::hard_link(tmp, path).map_err(|e| Error::io(path, e))
     };
     if tmp.exists() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(tmp);
     }
     published
 }
