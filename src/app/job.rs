@@ -50,6 +50,7 @@ pub(crate) struct JobRun {
     shown: PathBuf,
     rejected: PathBuf,
     rejected_shown: PathBuf,
+    started: std::time::Instant,
 }
 
 enum Commit {
@@ -83,6 +84,7 @@ impl JobRun {
             rejected_shown: rejected.clone(),
             rejected,
             settings,
+            started: std::time::Instant::now(),
         })
     }
 
@@ -106,6 +108,7 @@ impl JobRun {
             shown: dest.shown.to_path_buf(),
             rejected,
             rejected_shown,
+            started: std::time::Instant::now(),
         })
     }
 
@@ -121,6 +124,11 @@ impl JobRun {
     /// The settings the job runs with (spill files in its claim's directory).
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Seconds since the job was claimed (its summary's duration).
+    pub fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
     }
 
     /// Where the job writes what its commit makes visible.

@@ -140,8 +140,8 @@ pub use crate::calendar::new_run_id;
 /// What the attribution job produced.
 #[derive(Debug, Clone)]
 pub struct AttributionReport {
-    pub counts: Counts,
-    pub input_files: InputFiles,
+    /// The summary of the attribution (written beside the projection).
+    pub summary: Summary,
     pub projection_rows: u64,
     /// The journey models, when the settings ask for them.
     pub journeys: Option<crate::journeys::Journeys>,
@@ -342,11 +342,14 @@ async fn attribution_into(
                 for ingest in [&extracted.clickstream, &extracted.purchases] {
                     ingest.settle_bad_rows(settings.max_bad_rows)?;
                 }
+                let opens = extracted.clickstream.stats.opens();
                 let counts = Counts::new(
                     extracted.clickstream.stats.total(),
                     extracted.purchases.stats.total(),
+                    &opens,
                     &result.outcomes,
                 )?;
+                let sessions_by_channel = summary::sessions_by_channel(&opens, &result.outcomes)?;
                 let mut input_files =
                     InputFiles::new(&extracted.clickstream.stats, &extracted.purchases.stats);
                 if let Some((root, label)) = &settings.input_label {
@@ -395,6 +398,9 @@ async fn attribution_into(
                     input_files,
                     outputs: BTreeMap::from([(layout::PROJECTION.to_string(), projection_rows)]),
                     journeys: journeys.as_ref().map(|j| j.counts.clone()),
+                    sessions_by_channel,
+                    options: summary::run_options(settings),
+                    seconds: job.seconds(),
                 };
                 Ok((summary, journeys))
             })
@@ -406,13 +412,8 @@ async fn attribution_into(
         let shown = job.shown().to_path_buf();
         let rejected = job.rejected().shown.to_path_buf();
         job.commit_with(&marker)?;
-        let Summary {
-            counts,
-            input_files,
-            outputs,
-            ..
-        } = summary;
-        let projection_rows = outputs[layout::PROJECTION];
+        let counts = &summary.counts;
+        let projection_rows = summary.outputs[layout::PROJECTION];
         info!(
             events = counts.events,
             purchase_rows = counts.purchase_rows,
@@ -432,8 +433,7 @@ async fn attribution_into(
             );
         }
         Ok(AttributionReport {
-            counts,
-            input_files,
+            summary,
             projection_rows,
             journeys,
         })
@@ -621,7 +621,6 @@ pub async fn run_all(
     purchases: &str,
     output: &Path,
 ) -> Result<RunReport> {
-    let started = std::time::Instant::now();
     let run = JobRun::claim(settings, output, &Input::exports(clickstream, purchases))?;
     let settings = run.settings();
     let (projection_dir, projection_shown) = run.part(layout::PROJECTION);
@@ -655,16 +654,13 @@ pub async fn run_all(
     }
     let journeys = report.journeys;
     let summary = Summary {
-        run_id: settings.run_id.clone(),
-        engine: settings.engine,
-        counts: report.counts,
-        input_files: report.input_files,
         outputs,
-        journeys: journeys.as_ref().map(|j| j.counts.clone()),
+        seconds: run.seconds(),
+        ..report.summary
     };
     write_json_file(&run.dir().join(layout::SUMMARY), &summary)?;
     if settings.report {
-        report::write_staged_report(settings, run.dir(), started).await?;
+        report::write_staged_report(settings, run.dir()).await?;
     }
     run.commit()?;
     info!("committed {}", output.display());

@@ -36,6 +36,10 @@ pub struct ModelsSummary {
     pub outputs: BTreeMap<String, u64>,
     /// Per dimension, the journeys' counts.
     pub journeys: BTreeMap<String, crate::journeys::Counts>,
+    /// The options worth showing beside the figures.
+    pub options: serde_json::Map<String, serde_json::Value>,
+    /// Seconds from the job's start to its summary.
+    pub seconds: f64,
 }
 
 /// Computes the journey models of `settings.journeys` from the projection at `projection` and
@@ -112,6 +116,8 @@ pub async fn models_job(
                     input_files,
                     outputs,
                     journeys: journeys.counts.clone(),
+                    options: super::summary::run_options(settings),
+                    seconds: job.seconds(),
                 };
                 write_json_file(&job.dir().join(layout::SUMMARY), &summary)?;
                 Ok((journeys, summary))

@@ -386,6 +386,10 @@ pub struct PeriodSummary {
     /// Per dimension, the journeys' counts (`--models`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journeys: Option<BTreeMap<String, crate::journeys::Counts>>,
+    /// The options worth showing beside the figures.
+    pub options: serde_json::Map<String, serde_json::Value>,
+    /// Seconds from the job's start to its summary.
+    pub seconds: f64,
 }
 
 /// Runs `work` on a context with the period's projection, its intermediates kept as the
@@ -414,7 +418,6 @@ async fn with_period_projection<T>(
             purchases,
         } => Input::exports(clickstream, purchases).to_vec(),
     };
-    let started = std::time::Instant::now();
     let job = JobRun::claim(settings, output, &inputs)?;
     let settings = job.settings();
     let ctx = source_context(settings, source).await?;
@@ -459,10 +462,12 @@ async fn with_period_projection<T>(
                 input_files,
                 outputs,
                 journeys: step.journeys.map(|j| j.counts),
+                options: crate::app::summary::run_options(settings),
+                seconds: job.seconds(),
             };
             write_json_file(&job.dir().join(layout::SUMMARY), &summary)?;
             if settings.report {
-                super::report::write_staged_report(settings, job.dir(), started).await?;
+                super::report::write_staged_report(settings, job.dir()).await?;
             }
             Ok(value)
         })

@@ -47,15 +47,6 @@ pub async fn report_job(settings: &Settings, input: &Path, out: Option<&Path>) -
 
 /// The page of the output directory `dir` (its datasets, summary.json and quarantined rows).
 pub async fn render_report(settings: &Settings, dir: &Path) -> Result<String> {
-    render_with(settings, dir, serde_json::Map::new()).await
-}
-
-/// The page of `dir`, with `facts` added to its summary's.
-async fn render_with(
-    settings: &Settings,
-    dir: &Path,
-    facts: serde_json::Map<String, serde_json::Value>,
-) -> Result<String> {
     // The outputs are local files: read here, even for a run on a cluster.
     let settings = Settings {
         cluster: None,
@@ -74,13 +65,6 @@ async fn render_with(
             reason: format!("not the JSON of a summary: {e}"),
         })?),
         Err(_) => None,
-    };
-    let summary = match summary {
-        Some(serde_json::Value::Object(mut s)) => {
-            s.extend(facts);
-            Some(serde_json::Value::Object(s))
-        }
-        other => other,
     };
     let run_id = summary
         .as_ref()
@@ -136,45 +120,9 @@ fn is_our_report(path: &Path) -> bool {
     String::from_utf8_lossy(&head[..n]).contains(GENERATOR)
 }
 
-/// Writes the report of the staged output `dir` into it (`run --report`, `period --report`),
-/// with what only the running job knows: its options and duration.
-pub async fn write_staged_report(
-    settings: &Settings,
-    dir: &Path,
-    started: std::time::Instant,
-) -> Result<()> {
-    let mut facts = serde_json::Map::new();
-    facts.insert(
-        "seconds".into(),
-        serde_json::json!(started.elapsed().as_secs_f64()),
-    );
-    facts.insert(
-        "options".into(),
-        serde_json::Value::Object(options(settings)),
-    );
-    let page = render_with(settings, dir, facts).await?;
+/// Writes the report of the staged output `dir` into it (`run --report`, `period --report`).
+pub async fn write_staged_report(settings: &Settings, dir: &Path) -> Result<()> {
+    let page = render_report(settings, dir).await?;
     let path = dir.join(REPORT_FILE);
     std::fs::write(&path, page).map_err(|e| Error::io(&path, e))
-}
-
-/// The options of a run worth showing beside its figures.
-fn options(settings: &Settings) -> serde_json::Map<String, serde_json::Value> {
-    let mut o = serde_json::Map::new();
-    o.insert("threads".into(), serde_json::json!(settings.threads));
-    let memory = settings
-        .memory_limit
-        .map_or("none".to_string(), |m| format!("{} MiB", m >> 20));
-    o.insert("memory_limit".into(), serde_json::json!(memory));
-    o.insert(
-        "on_bad_rows".into(),
-        serde_json::json!(format!("{:?}", settings.on_bad_rows).to_lowercase()),
-    );
-    if let Some(j) = &settings.journeys {
-        let models: Vec<&str> = j.models.iter().map(|m| m.name()).collect();
-        o.insert("models".into(), serde_json::json!(models.join(",")));
-    }
-    if settings.cluster.is_some() {
-        o.insert("cluster".into(), serde_json::json!(true));
-    }
-    o
 }

@@ -8,6 +8,8 @@
 //! `events = events_quarantined + duplicate_events + non_purchase_events + purchase_events` and
 //! `purchase_events = purchase_events_outside_session + purchase_events_superseded
 //!                   + purchase_events_without_purchase + attributed_purchases`.
+//! Sessions: `sessions` = the distinct `app_open` events (each opens one, rule 2), also per
+//! channel in [`Summary::sessions_by_channel`].
 //! Purchases rows:
 //! `purchase_rows = purchase_rows_quarantined + duplicate_purchases + purchases_without_event
 //!                + attributed_purchases`.
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attribution::Outcomes;
 use crate::error::{Error, Result};
-use crate::input::{FileStats, IngestStats};
+use crate::input::{FileStats, IngestStats, Opens};
 
 /// The counts of rule 8 and the totals they add up to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,12 +46,55 @@ pub struct Counts {
     pub purchase_events_without_purchase: u64,
     /// Distinct purchases that no in-session purchase event attributes.
     pub purchases_without_event: u64,
+    /// Sessions: distinct `app_open` events (rule 2).
+    #[serde(default)]
+    pub sessions: u64,
+}
+
+/// The sessions opened with one channel_id (`None`: the app_open has none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelSessions {
+    pub channel_id: Option<String>,
+    pub sessions: u64,
+}
+
+/// The sessions per channel: the decoded `app_open` rows less their duplicates, per the rows'
+/// own channel_id (each row is kept or a duplicate); most sessions first, then by channel.
+pub fn sessions_by_channel(opens: &Opens, o: &Outcomes) -> Result<Vec<ChannelSessions>> {
+    let mut counts = opens.counts();
+    for (channel, duplicates) in &o.duplicate_opens {
+        let read = counts.entry(channel.clone()).or_default();
+        *read = read.checked_sub(*duplicates).ok_or_else(|| {
+            Error::Accounting(format!(
+                "{duplicates} duplicate app_open rows of channel {channel:?} but {read} read"
+            ))
+        })?;
+    }
+    let mut out: Vec<ChannelSessions> = counts
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(channel_id, sessions)| ChannelSessions {
+            channel_id,
+            sessions,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.sessions
+            .cmp(&a.sessions)
+            .then_with(|| a.channel_id.cmp(&b.channel_id))
+    });
+    Ok(out)
 }
 
 impl Counts {
     /// Combines what the decoders read with what the transform decided, and checks that every
     /// row is accounted for.
-    pub fn new(events_read: FileStats, purchases_read: FileStats, o: &Outcomes) -> Result<Counts> {
+    pub fn new(
+        events_read: FileStats,
+        purchases_read: FileStats,
+        opens: &Opens,
+        o: &Outcomes,
+    ) -> Result<Counts> {
         let mismatch = |what: String| Err(Error::Accounting(what));
         if purchases_read.decoded() != o.duplicate_purchases + o.distinct_purchases {
             return mismatch(format!(
@@ -89,6 +134,10 @@ impl Counts {
             purchase_events_superseded: o.purchase_events_superseded,
             purchase_events_without_purchase: o.purchase_events_without_purchase,
             purchases_without_event: o.distinct_purchases - o.attributed_purchases,
+            sessions: sessions_by_channel(opens, o)?
+                .iter()
+                .map(|c| c.sessions)
+                .sum(),
         };
         counts.check()?;
         Ok(counts)
@@ -206,4 +255,32 @@ pub struct Summary {
     /// Per dimension, the journeys' counts (`--models`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journeys: Option<BTreeMap<String, crate::journeys::Counts>>,
+    /// The sessions per channel_id (their sum is `counts.sessions`).
+    pub sessions_by_channel: Vec<ChannelSessions>,
+    /// The options of the run worth showing beside its figures (the report shows them).
+    pub options: serde_json::Map<String, serde_json::Value>,
+    /// Seconds from the job's start to its summary.
+    pub seconds: f64,
+}
+
+/// The options of a run worth showing beside its figures.
+pub fn run_options(settings: &super::Settings) -> serde_json::Map<String, serde_json::Value> {
+    let mut o = serde_json::Map::new();
+    o.insert("threads".into(), serde_json::json!(settings.threads));
+    let memory = settings
+        .memory_limit
+        .map_or("none".to_string(), |m| format!("{} MiB", m >> 20));
+    o.insert("memory_limit".into(), serde_json::json!(memory));
+    o.insert(
+        "on_bad_rows".into(),
+        serde_json::json!(format!("{:?}", settings.on_bad_rows).to_lowercase()),
+    );
+    if let Some(j) = &settings.journeys {
+        let models: Vec<&str> = j.models.iter().map(|m| m.name()).collect();
+        o.insert("models".into(), serde_json::json!(models.join(",")));
+    }
+    if settings.cluster.is_some() {
+        o.insert("cluster".into(), serde_json::json!(true));
+    }
+    o
 }

@@ -179,6 +179,10 @@ pub struct Outcomes {
     pub duplicate_purchases: u64,
     /// Distinct purchaseIds.
     pub distinct_purchases: u64,
+    /// Duplicate `app_open` rows per their own channel_id: with the decoded `app_open` rows,
+    /// the sessions per channel (every distinct app_open opens one, rule 2).
+    #[serde(default)]
+    pub duplicate_opens: Vec<(Option<String>, u64)>,
 }
 
 /// The transform's results.
@@ -359,7 +363,9 @@ async fn transform_keeping(
     )?;
     let classified = ctx.sql(CLASSIFY_SQL).await?;
     how.table(ctx, intermediate::CLASSIFIED, classified).await?;
-    let outcomes = read_outcomes(&ctx.sql(COUNTS_SQL).await?.collect().await?)?;
+    let mut outcomes = read_outcomes(&ctx.sql(COUNTS_SQL).await?.collect().await?)?;
+    outcomes.duplicate_opens =
+        read_duplicate_opens(&ctx.sql(DUPLICATE_OPENS_SQL).await?.collect().await?)?;
     // From here on only the classified rows are read. Under a cap the ranked purchases stay in
     // memory (about 490 MB at 50M events) for as long as their table is registered: dropped,
     // the projection's sort has that memory instead (the peak RSS of a capped run was there).
@@ -387,6 +393,34 @@ pub async fn session_tables(
 ) -> Result<()> {
     let step = session_step(ctx, engine, dedup, true).await?;
     step_tables(ctx, &step, how, true).await
+}
+
+/// The duplicate `app_open` rows per channel (their own channel_id: the session step keeps it
+/// on duplicate rows for this count).
+const DUPLICATE_OPENS_SQL: &str =
+    "SELECT channelId, COUNT(*) AS n FROM purchase_events_classified \
+    WHERE status = 'duplicate_event' AND eventType = 'app_open' GROUP BY channelId";
+
+fn read_duplicate_opens(batches: &[RecordBatch]) -> Result<Vec<(Option<String>, u64)>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let column = |i: usize| batch.column(i);
+        let channels = datafusion::arrow::compute::cast(column(0), &DataType::Utf8)?;
+        let (Some(channels), Some(n)) = (
+            channels.as_string_opt::<i32>(),
+            column(1).as_primitive_opt::<Int64Type>(),
+        ) else {
+            return Err(Error::Accounting(
+                "the duplicate app_open count has unexpected types".into(),
+            ));
+        };
+        for i in 0..batch.num_rows() {
+            let channel = channels.is_valid(i).then(|| channels.value(i).to_string());
+            out.push((channel, n.value(i) as u64));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn read_outcomes(batches: &[RecordBatch]) -> Result<Outcomes> {
@@ -417,5 +451,6 @@ fn read_outcomes(batches: &[RecordBatch]) -> Result<Outcomes> {
         attributed_purchases: get("attributed_purchases")?,
         duplicate_purchases: get("duplicate_purchases")?,
         distinct_purchases: get("distinct_purchases")?,
+        duplicate_opens: Vec::new(),
     })
 }

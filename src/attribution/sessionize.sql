@@ -75,5 +75,7 @@ SELECT {user}
     END AS status,
     CASE WHEN inSession THEN lastOpen['id'] END AS sessionId,
     CASE WHEN inSession THEN lastOpen['campaignId'] END AS campaignId,
-    CASE WHEN inSession THEN lastOpen['channelId'] END AS channelId
+    -- A duplicate keeps its own channelId: the duplicate app_opens per channel are taken
+    -- from the decoded ones to count the sessions per channel (attribution/mod.rs).
+    CASE WHEN copy > 1 THEN channelId WHEN inSession THEN lastOpen['channelId'] END AS channelId
 FROM judged

@@ -65,6 +65,29 @@ impl Truth {
         });
     }
 
+    /// The sessions per channel_id, as `summary.json` gives them.
+    pub fn sessions_by_channel(&self) -> Vec<crate::app::summary::ChannelSessions> {
+        let mut per: BTreeMap<Option<String>, u64> = BTreeMap::new();
+        for s in &self.sessions {
+            *per.entry(s.channel_id.clone()).or_default() += 1;
+        }
+        let mut out: Vec<_> = per
+            .into_iter()
+            .map(
+                |(channel_id, sessions)| crate::app::summary::ChannelSessions {
+                    channel_id,
+                    sessions,
+                },
+            )
+            .collect();
+        out.sort_by(|a, b| {
+            b.sessions
+                .cmp(&a.sessions)
+                .then_with(|| a.channel_id.cmp(&b.channel_id))
+        });
+        out
+    }
+
     /// Sessions in CSV: `userId,sessionId,time,campaignId,channelId`, in generation order.
     pub fn sessions_csv(&self) -> String {
         let mut out = String::from("userId,sessionId,time,campaignId,channelId\n");
@@ -171,8 +194,15 @@ impl Truth {
             ("sessions.csv", self.sessions_csv()),
             ("conversions.csv", self.conversions_csv()),
             (
+                "sessions_by_channel.json",
+                serde_json::to_string_pretty(&self.sessions_by_channel())? + "\n",
+            ),
+            (
                 "counts.json",
-                serde_json::to_string_pretty(&self.counts)? + "\n",
+                serde_json::to_string_pretty(&Counts {
+                    sessions: self.sessions.len() as u64,
+                    ..self.counts.clone()
+                })? + "\n",
             ),
         ];
         for (name, text) in files {

@@ -14,6 +14,7 @@ use datafusion::arrow::array::{
 
 use super::attributes::parse_attributes;
 use super::schema::{self, source_row, CLICKSTREAM_COLUMNS, PURCHASES_COLUMNS};
+use super::source::Opens;
 use super::values::{parse_confirmed, parse_money_micros, parse_timestamp_micros};
 use crate::error::{Error, Result};
 
@@ -174,6 +175,14 @@ impl BatchBuilder {
         }
     }
 
+    /// Clickstream `app_open` rows decoded so far, per channel_id (never reset by `finish`).
+    pub fn take_opens(&mut self) -> Opens {
+        match self {
+            BatchBuilder::Clickstream(b) => std::mem::take(&mut b.opens),
+            BatchBuilder::Purchases(_) => Opens::default(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -250,6 +259,8 @@ pub struct EventsBuilder {
     source_row: Int64Builder,
     rows: usize,
     purchase_type_rows: u64,
+    /// Decoded `app_open` rows per channel_id (the sessions' count, with the duplicates).
+    opens: Opens,
 }
 
 impl EventsBuilder {
@@ -267,6 +278,7 @@ impl EventsBuilder {
             source_row: Int64Builder::with_capacity(capacity),
             rows: 0,
             purchase_type_rows: 0,
+            opens: Opens::default(),
         }
     }
 
@@ -305,6 +317,9 @@ impl EventsBuilder {
         self.source_row.append_value(source_row(file_index, line));
         self.rows += 1;
         self.purchase_type_rows += u64::from(is_purchase);
+        if event_type == "app_open" {
+            self.opens.add(attrs.channel_id.as_deref(), 1);
+        }
         Ok(())
     }
 

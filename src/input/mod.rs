@@ -16,5 +16,5 @@ pub mod values;
 pub use decode::TableKind;
 pub use files::{is_url, resolve, InputFile};
 pub use rejects::{BadRowLimit, BadRows, RejectSink};
-pub use source::{FileStats, Ingest, IngestStats};
+pub use source::{FileStats, Ingest, IngestStats, Opens};
 pub use values::parse_delimiter;

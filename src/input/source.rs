@@ -59,18 +59,76 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
+/// Rows per channel_id (`None`: the row has none), as the decoders count the `app_open` rows
+/// (each distinct one opens a session, rule 2).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Opens {
+    /// Keyed by the channel_id's text; a lookup borrows the row's value.
+    by_channel: ahash::AHashMap<String, u64>,
+    without_channel: u64,
+}
+
+impl Opens {
+    pub fn add(&mut self, channel: Option<&str>, n: u64) {
+        match channel {
+            None => self.without_channel += n,
+            Some(c) => match self.by_channel.get_mut(c) {
+                Some(count) => *count += n,
+                None => {
+                    self.by_channel.insert(c.to_string(), n);
+                }
+            },
+        }
+    }
+
+    /// Every channel with its count, in channel order (`None` first).
+    pub fn counts(&self) -> BTreeMap<Option<String>, u64> {
+        let mut out: BTreeMap<Option<String>, u64> = self
+            .by_channel
+            .iter()
+            .map(|(c, n)| (Some(c.clone()), *n))
+            .collect();
+        if self.without_channel > 0 {
+            out.insert(None, self.without_channel);
+        }
+        out
+    }
+
+    fn merge(&mut self, other: &Opens) {
+        self.without_channel += other.without_channel;
+        for (c, n) in &other.by_channel {
+            self.add(Some(c), *n);
+        }
+    }
+}
+
 /// Rows read from each input file, keyed by path. Re-reading a file (a query that scans a
 /// table twice) overwrites its counts rather than adding to them.
 #[derive(Debug, Default)]
 pub struct IngestStats {
     files: Mutex<BTreeMap<String, FileStats>>,
+    opens: Mutex<BTreeMap<String, Opens>>,
 }
 
 impl IngestStats {
-    fn record(&self, file: &str, stats: FileStats) {
+    fn record(&self, file: &str, stats: FileStats, opens: Opens) {
         if let Ok(mut m) = self.files.lock() {
             m.insert(file.to_string(), stats);
         }
+        if let Ok(mut m) = self.opens.lock() {
+            m.insert(file.to_string(), opens);
+        }
+    }
+
+    /// The `app_open` rows of all files, per channel_id.
+    pub fn opens(&self) -> Opens {
+        let mut all = Opens::default();
+        if let Ok(m) = self.opens.lock() {
+            for opens in m.values() {
+                all.merge(opens);
+            }
+        }
+        all
     }
 
     /// Counts per file, in path order.
@@ -248,7 +306,7 @@ pub fn decode_file(
         return Ok(false);
     }
     stats.purchase_type_rows = builder.purchase_type_rows();
-    ingest.stats.record(&name, stats);
+    ingest.stats.record(&name, stats, builder.take_opens());
     Ok(true)
 }
 

@@ -142,7 +142,10 @@ pub async fn gather(
                 ),
                 ("confirmed-purchases", "Confirmed purchases"),
                 ("confirmed-revenue", "Confirmed revenue"),
-                ("sessions", "Sessions with an attributed purchase"),
+                (
+                    "converting-sessions",
+                    "Sessions with an attributed purchase",
+                ),
             ]
             .into_iter()
             .enumerate()
@@ -161,7 +164,13 @@ pub async fn gather(
     }
     if has("top_channels") || has("purchases_attribution") {
         sections.push(
-            sections::channels(ctx, has("top_channels"), has("purchases_attribution")).await?,
+            sections::channels(
+                ctx,
+                summary,
+                has("top_channels"),
+                has("purchases_attribution"),
+            )
+            .await?,
         );
     }
     if has("weekly") {

@@ -14,6 +14,17 @@ use crate::error::Result;
 const TOP_KEYS: usize = 8;
 const TOP_PATHS: usize = 10;
 
+/// `summary.json`'s sessions per channel, most first (as written).
+fn sessions_by_channel(summary: Option<&Json>) -> Option<Vec<(Option<String>, Option<String>)>> {
+    let list = summary?.get("sessions_by_channel")?.as_array()?;
+    let row = |c: &Json| {
+        let channel = c.get("channel_id")?;
+        let n = c.get("sessions")?.as_u64()?;
+        Some((channel.as_str().map(String::from), Some(n.to_string())))
+    };
+    list.iter().map(row).collect()
+}
+
 /// Run id, engine and the counts read and written, from `summary.json`.
 pub(super) fn run_facts(summary: &Json) -> Vec<(String, String, Cell)> {
     let mut facts = Vec::new();
@@ -47,6 +58,7 @@ pub(super) fn run_facts(summary: &Json) -> Vec<(String, String, Cell)> {
     for (id, key, label) in [
         ("events", "events", "Clickstream rows read"),
         ("purchase-rows", "purchase_rows", "Purchases rows read"),
+        ("sessions", "sessions", "Sessions"),
         (
             "attributed-purchases",
             "attributed_purchases",
@@ -136,9 +148,14 @@ pub(super) async fn top_campaigns(ctx: &SessionContext) -> Result<Section> {
     })
 }
 
-/// The top channel per campaign, and each channel's share of the sessions with an attributed
-/// purchase.
-pub(super) async fn channels(ctx: &SessionContext, top: bool, projection: bool) -> Result<Section> {
+/// Each channel's sessions and share of all sessions (a run's summary counts them), with the
+/// sessions that led to an attributed purchase; and the top channel per campaign.
+pub(super) async fn channels(
+    ctx: &SessionContext,
+    summary: Option<&Json>,
+    top: bool,
+    projection: bool,
+) -> Result<Section> {
     let mut section = Section {
         id: "channels".into(),
         heading: "Channels".into(),
@@ -146,18 +163,39 @@ pub(super) async fn channels(ctx: &SessionContext, top: bool, projection: bool) 
         charts: Vec::new(),
         tables: Vec::new(),
     };
-    if projection {
-        let r = rows(
+    let converting: BTreeMap<Option<String>, Option<String>> = if projection {
+        rows(
             ctx,
             "SELECT channelId, COUNT(DISTINCT sessionId) AS n FROM purchases_attribution \
-             GROUP BY channelId ORDER BY n DESC, channelId NULLS LAST",
+             GROUP BY channelId",
         )
-        .await?;
-        let total: f64 = r.iter().map(|r| float(&r[1])).sum();
+        .await?
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect()
+    } else {
+        BTreeMap::new()
+    };
+    // Most sessions first; where only the projection is known, its sessions.
+    let all: Vec<(Option<String>, Option<String>)> = match sessions_by_channel(summary) {
+        Some(all) => all,
+        None => {
+            let mut r: Vec<_> = converting.clone().into_iter().collect();
+            r.sort_by(|a, b| float(&b.1).total_cmp(&float(&a.1)).then(a.0.cmp(&b.0)));
+            r
+        }
+    };
+    let of_all = sessions_by_channel(summary).is_some();
+    if !all.is_empty() {
+        let total: f64 = all.iter().map(|r| float(&r.1)).sum();
         let total = if total > 0.0 { total } else { 1.0 };
-        let labels: Vec<String> = r.iter().map(|r| label(&r[0])).collect();
-        let shares: Vec<f64> = r.iter().map(|r| float(&r[1]) / total).collect();
-        let title = "Channel share of the sessions with an attributed purchase";
+        let labels: Vec<String> = all.iter().map(|r| label(&r.0)).collect();
+        let shares: Vec<f64> = all.iter().map(|r| float(&r.1) / total).collect();
+        let title = if of_all {
+            "Channel share of all sessions"
+        } else {
+            "Channel share of the sessions with an attributed purchase"
+        };
         section.charts.push(Chart {
             caption: title.into(),
             svg: charts::bars(
@@ -170,15 +208,30 @@ pub(super) async fn channels(ctx: &SessionContext, top: bool, projection: bool) 
                 "% of sessions",
             )?,
         });
+        let mut headers = vec!["channel".into(), "sessions".into(), "share".into()];
+        if of_all && projection {
+            headers.push("sessions with an attributed purchase".into());
+            headers.push("conversion".into());
+        }
+        let rows = all
+            .iter()
+            .zip(&shares)
+            .map(|(r, s)| {
+                let mut row = vec![text_cell(&r.0), number_cell(&r.1), Cell::share(*s)];
+                if of_all && projection {
+                    let n = converting.get(&r.0).cloned().flatten();
+                    let rate = float(&n) / float(&r.1).max(1.0);
+                    row.push(Cell::number(n.as_deref().unwrap_or("0")));
+                    row.push(Cell::share(rate));
+                }
+                row
+            })
+            .collect();
         section.tables.push(Table {
             id: "channel-share".into(),
             caption: title.into(),
-            headers: vec!["channel".into(), "sessions".into(), "share".into()],
-            rows: r
-                .iter()
-                .zip(&shares)
-                .map(|(r, s)| vec![text_cell(&r[0]), number_cell(&r[1]), Cell::share(*s)])
-                .collect(),
+            headers,
+            rows,
             note: None,
         });
     }

@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
-use marketing_analytics::app::summary::Counts;
+use marketing_analytics::app::summary::{sessions_by_channel, ChannelSessions, Counts};
 use marketing_analytics::attribution::dedup::Dedup;
 use marketing_analytics::attribution::{self, Materialize, Outcomes};
 use marketing_analytics::attribution::{tables, Engine};
@@ -34,6 +35,7 @@ pub struct Outputs {
     pub top_channels: String,
     pub counts: Counts,
     pub outcomes: Outcomes,
+    pub sessions_by_channel: Vec<ChannelSessions>,
 }
 
 impl Outputs {
@@ -92,7 +94,6 @@ pub async fn run_inline_with(
 /// earliest event by grouping, and a collision must never change a pick.
 pub fn colliding_key_hash() -> datafusion::logical_expr::ScalarUDF {
     use datafusion::arrow::array::Int64Array;
-    use datafusion::arrow::datatypes::DataType;
     use datafusion::logical_expr::{ColumnarValue, Volatility};
     datafusion::logical_expr::create_udf(
         marketing_analytics::attribution::bucket::KEY_HASH,
@@ -110,6 +111,30 @@ pub fn colliding_key_hash() -> datafusion::logical_expr::ScalarUDF {
             ]))))
         }),
     )
+}
+
+/// The decoded `app_open` rows per channel, counted here by a query of their own.
+async fn opens(ctx: &datafusion::prelude::SessionContext) -> marketing_analytics::input::Opens {
+    let batches = ctx
+        .sql("SELECT channelId, COUNT(*) FROM events WHERE eventType = 'app_open' GROUP BY channelId")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut opens = marketing_analytics::input::Opens::default();
+    for b in &batches {
+        let channel = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8).unwrap();
+        let channel = channel.as_string::<i32>();
+        let n = b
+            .column(1)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        for i in 0..b.num_rows() {
+            let c = channel.is_valid(i).then(|| channel.value(i));
+            opens.add(c, n.value(i) as u64);
+        }
+    }
+    opens
 }
 
 /// [`run_inline_with`] on a context of the caller's.
@@ -157,8 +182,11 @@ pub async fn run_inline_in(
             conform(b, &attribution::PROJECTION).expect("the projection has the promised schema")
         })
         .collect();
-    let counts = Counts::new(events_read, purchases_read, &result.outcomes)
+    let opens = opens(&ctx).await;
+    let counts = Counts::new(events_read, purchases_read, &opens, &result.outcomes)
         .expect("accounting identities hold");
+    let sessions_by_channel =
+        sessions_by_channel(&opens, &result.outcomes).expect("sessions add up");
     let mart_ctx = session_context(2);
     mart_ctx
         .register_table(
@@ -180,6 +208,7 @@ pub async fn run_inline_in(
         top_channels: canonical::top_channels_csv(&top_channels).unwrap(),
         counts,
         outcomes: result.outcomes,
+        sessions_by_channel,
     }
 }
 
@@ -222,6 +251,10 @@ pub async fn run_sql(clickstream_rows: &str, purchases_rows: &str) -> Outputs {
             &first.top_channels,
         );
         assert_eq!(other.counts, first.counts, "counts of {what}");
+        assert_eq!(
+            other.sessions_by_channel, first.sessions_by_channel,
+            "sessions of {what}"
+        );
     }
     let ctx = session_context(2);
     ctx.register_udf(colliding_key_hash());

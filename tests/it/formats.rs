@@ -158,7 +158,7 @@ async fn every_command_that_writes_output_writes_a_summary_of_what_it_read_and_w
         .unwrap();
     assert_eq!(
         summary["counts"]["attributed_purchases"],
-        report.counts.attributed_purchases
+        report.summary.counts.attributed_purchases
     );
     let mart = dir.path().join("mart");
     let input = projection.display().to_string();

@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use marketing_analytics::app::summary::Counts;
+use marketing_analytics::app::summary::{ChannelSessions, Counts};
 use marketing_analytics::app::{layout, run_all, Settings};
 use marketing_analytics::canonical;
 use marketing_analytics::generate::{generate, Options};
@@ -38,6 +38,10 @@ async fn messy_generated_dataset_matches_ground_truth() {
 
     let truth_counts: Counts = serde_json::from_str(&read("counts.json")).unwrap();
     assert_eq!(report.summary.counts, truth_counts);
+    let truth_sessions: Vec<ChannelSessions> =
+        serde_json::from_str(&read("sessions_by_channel.json")).unwrap();
+    assert_eq!(report.summary.sessions_by_channel, truth_sessions);
+    assert!(truth_sessions.len() > 2 && truth_counts.sessions > 10_000);
     // The mess is really there.
     let c = &truth_counts;
     for (what, n) in [

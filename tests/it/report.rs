@@ -200,7 +200,11 @@ async fn every_figure_of_the_report_equals_the_outputs_it_came_from() {
         "{revenue} vs {micros} µ"
     );
     let sessions: std::collections::BTreeSet<_> = rows.iter().map(|r| r[session].clone()).collect();
-    assert_eq!(figure(&page, "sessions"), sessions.len().to_string());
+    assert_eq!(
+        figure(&page, "converting-sessions"),
+        sessions.len().to_string()
+    );
+    assert_eq!(figure(&page, "sessions"), counts["sessions"].to_string());
     assert_eq!(
         figure(&page, "projection-purchases"),
         rows.len().to_string()
@@ -221,6 +225,52 @@ async fn every_figure_of_the_report_equals_the_outputs_it_came_from() {
         .map(|r| (r[0].0.clone(), r[1].1.clone().unwrap()))
         .collect();
     assert_eq!(got, want);
+
+    // Channels: each one's sessions (the summary's), share of all of them, and its sessions
+    // with an attributed purchase (the projection's).
+    let channel = column(&projection, "channelId");
+    let mut converting: BTreeMap<Option<String>, std::collections::BTreeSet<_>> = BTreeMap::new();
+    for r in &rows {
+        converting
+            .entry(r[channel].clone())
+            .or_default()
+            .insert(r[session].clone());
+    }
+    let per_channel = summary["sessions_by_channel"].as_array().unwrap();
+    let total: u64 = per_channel
+        .iter()
+        .map(|c| c["sessions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, counts["sessions"].as_u64().unwrap());
+    let want: Vec<Vec<String>> = per_channel
+        .iter()
+        .map(|c| {
+            let id = c["channel_id"].as_str().map(String::from);
+            let n = c["sessions"].as_u64().unwrap();
+            vec![
+                id.clone().unwrap_or_else(|| "(none)".into()),
+                n.to_string(),
+                (n as f64 / total as f64).to_string(),
+                converting.get(&id).map_or(0, |s| s.len()).to_string(),
+            ]
+        })
+        .collect();
+    let got: Vec<Vec<String>> = t["channel-share"]
+        .iter()
+        .map(|r| {
+            [0, 1, 2, 3]
+                .map(|i| {
+                    if i == 0 {
+                        r[0].0.clone()
+                    } else {
+                        r[i].1.clone().unwrap()
+                    }
+                })
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert!(want.len() > 2, "too few channels: {want:?}");
 
     // Top channels: every row of the mart.
     let mut want: Vec<Vec<String>> = dataset_rows(&out.join("top_channels"))
@@ -422,9 +472,11 @@ async fn the_report_command_writes_beside_the_outputs_and_replaces_only_its_own_
     let written = report_job(&settings, &out, None).await.unwrap();
     assert_eq!(written, out.join(REPORT_FILE));
     let again = std::fs::read_to_string(&written).unwrap();
-    // Only the run's options and duration, which the running job alone knows, differ.
-    assert!(again.len() < first.len() && !again.contains("data-figure=\"duration\""));
-    assert!(first.contains("data-figure=\"duration\""));
+    // The same page: the run's options and duration are in its summary.
+    assert_eq!(again, first);
+    assert!(
+        first.contains("data-figure=\"duration\"") && first.contains("data-figure=\"options\"")
+    );
     // A file that is not one of our reports is never replaced.
     let theirs = dir.path().join("theirs.html");
     std::fs::write(&theirs, "<html>mine</html>").unwrap();
@@ -546,6 +598,7 @@ fn open_in_chromium(chromium: &Path, out: &Path, work: &Path) {
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     for (id, key) in [
         ("events", "events"),
+        ("sessions", "sessions"),
         ("attributed-purchases", "attributed_purchases"),
     ] {
         let want = format!(

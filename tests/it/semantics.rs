@@ -226,6 +226,30 @@ async fn rule4_duplicate_events_keep_the_least_row() {
 }
 
 #[tokio::test]
+async fn rule2_each_distinct_app_open_is_a_session_of_its_channel() {
+    let clicks = rows(&[
+        open("u1", "o1", "10:00:00", 1, "A"),
+        // An app_open while a session is open ends it and starts another.
+        open("u1", "o2", "10:10:00", 1, "B"),
+        close("u1", "c1", "10:20:00"),
+        open("u1", "o3", "11:00:00", 2, "A"),
+        // The same app_open re-sent later with another channel: the earlier row is kept.
+        open("u1", "o3", "12:00:00", 2, "C"),
+        ev("u2", "o4", "app_open", "10:00:00", ""),
+        // A duplicate of an app_open that is not an app_open itself.
+        ev("u2", "o4", "search_product", "10:00:00", ""),
+    ]);
+    let out = run_sql(&clicks, "").await;
+    assert_eq!(out.counts.sessions, 4);
+    let got: Vec<(Option<&str>, u64)> = out
+        .sessions_by_channel
+        .iter()
+        .map(|c| (c.channel_id.as_deref(), c.sessions))
+        .collect();
+    assert_eq!(got, vec![(Some("A"), 2), (None, 1), (Some("B"), 1)]);
+}
+
+#[tokio::test]
 async fn rule4_duplicate_purchases_keep_the_greatest_row() {
     let clicks = rows(&[
         open("u1", "o1", "10:00:00", 1, "A"),

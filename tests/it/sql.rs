@@ -145,13 +145,16 @@ fn a_runs_tables_in_every_format_equal_its_parquet() {
         "--format",
         "csv",
         "SELECT counts['events'] AS e, (SELECT count(*) FROM purchases_attribution) AS p, \
-         (SELECT count(*) FROM attribution_models) AS m FROM summary",
+         (SELECT count(*) FROM attribution_models) AS m, \
+         sessions_by_channel[1]['sessions'] AS s, options['threads'] AS t FROM summary",
     ]);
     let want = format!(
-        "e,p,m\n{},{},{}\n",
+        "e,p,m,s,t\n{},{},{},{},{}\n",
         summary["counts"]["events"],
         rows(&run.join("purchases_attribution")).len(),
-        rows(&run.join("attribution_models")).len()
+        rows(&run.join("attribution_models")).len(),
+        summary["sessions_by_channel"][0]["sessions"],
+        summary["options"]["threads"],
     );
     assert_eq!(got, want);
 }

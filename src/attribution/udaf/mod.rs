@@ -487,7 +487,7 @@ impl Events {
         for &i in group.iter() {
             let it = &self.items[i];
             if it.duplicate {
-                out.event(self, it, "duplicate_event", None);
+                out.duplicate(self, it);
                 continue;
             }
             match it.kind {
@@ -539,12 +539,17 @@ impl Output {
         self.status.len()
     }
 
-    fn event(&mut self, events: &Events, it: &Item, status: &str, open: Option<&Item>) {
+    /// The columns of `it` itself and its status.
+    fn head(&mut self, events: &Events, it: &Item, status: &str) {
         self.id.append_value(events.text(it.event_id));
         self.kind.append_value(events.text(it.event_type));
         self.time.append_value(it.time);
         self.purchase.append_option(events.opt_text(it.purchase));
         self.status.append_value(status);
+    }
+
+    fn event(&mut self, events: &Events, it: &Item, status: &str, open: Option<&Item>) {
+        self.head(events, it, status);
         match open {
             Some(o) => {
                 self.session.append_value(events.text(o.event_id));
@@ -557,6 +562,15 @@ impl Output {
                 self.channel.append_null();
             }
         }
+    }
+
+    /// A duplicate row, with its own channel_id (as sessionize.sql gives it: the duplicate
+    /// app_opens per channel are part of the sessions' count).
+    fn duplicate(&mut self, events: &Events, it: &Item) {
+        self.head(events, it, "duplicate_event");
+        self.session.append_null();
+        self.campaign.append_null();
+        self.channel.append_option(events.opt_text(it.channel));
     }
 
     fn finish(mut self) -> Result<StructArray> {
