@@ -1,10 +1,11 @@
 //! Where data lands: datasets written and committed in one atomic step ([`output`]), what a
 //! job may replace and one writer at a time ([`claim`]), what a stopped job leaves behind
-//! ([`cleanup`]), intermediates ([`scratch`], [`intermediate`]) and the warehouse's layout
-//! ([`warehouse`]).
+//! ([`cleanup`]), intermediates ([`scratch`], [`intermediate`]), the warehouse's layout
+//! ([`warehouse`]) and its Delta Lake tables ([`delta`]).
 
 pub mod claim;
 pub mod cleanup;
+pub mod delta;
 pub mod intermediate;
 pub mod output;
 pub mod scratch;
