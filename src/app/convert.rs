@@ -1,76 +1,75 @@
-//! The warehouse: raw exports converted once into date-partitioned Parquet, then queried for
-//! any period reading only the partitions it needs.
+//! The warehouse: raw exports converted into Delta Lake tables partitioned by date, then
+//! queried for any period reading only the dates it needs.
 //!
-//! Layout (Hive style): `WAREHOUSE/clickstream/date=YYYY-MM-DD/part-00000.parquet` partitioned by
-//! the date of eventTime and sorted by userId, eventTime inside a partition;
-//! `WAREHOUSE/purchases/date=YYYY-MM-DD/part-00000.parquet` partitioned by the date of
-//! purchaseTime and sorted by purchaseTime. Columns are the decoded inputs' (see
-//! `input::schema`): typed timestamps, billingCost as decimal, isConfirmed as bool, and the
-//! attributes parsed into campaignId, channelId and purchaseId next to the raw text. Row groups
-//! carry min/max statistics. A conversion replaces exactly the dates its input touches, each in
-//! one atomic step, and leaves the other dates alone.
+//! Tables: `WAREHOUSE/clickstream` (by the date of eventTime, each file sorted by userId,
+//! eventTime) and `WAREHOUSE/purchases` (by the date of purchaseTime), with the decoded
+//! inputs' columns (see `input::schema`): typed timestamps, billingCost as decimal, isConfirmed
+//! as bool, and the attributes parsed into campaignId, channelId and purchaseId next to the raw
+//! text. Row groups carry min/max statistics.
 //!
-//! A conversion also stores the attribution projection of everything the warehouse then holds
-//! (`WAREHOUSE/projection/date=YYYY-MM-DD/`, by the date of purchaseTime, sorted by
-//! purchaseId), with the list of partition files it was computed from (in its `_SUCCESS`). A
-//! period then reads only its dates of that projection ([`register_stored_projection`]):
-//! exactly the full pipeline filtered to the period, without sessionizing again. Should the
-//! partitions no longer be the listed ones (a conversion that did not finish, files copied in
-//! by hand), the period computes the projection from the partitions instead, and says so.
+//! A conversion adds the rows of its new files to the dates they touch and keeps what was
+//! there. Each table records the files it holds rows of (`storage::sources`): a file converted
+//! before is skipped, a file whose content changed replaces its own earlier rows and nothing
+//! else, and `--replace-dates` replaces every date the files touch with their rows alone. A
+//! table changes in one transaction: readers see all of it or none.
+//!
+//! The conversion then stores the attribution projection of everything the warehouse holds
+//! (`WAREHOUSE/projection`, by the date of purchaseTime), in one transaction whose property
+//! names the versions of `clickstream` and `purchases` it was computed from. A period reads
+//! the three tables at those versions (`storage::warehouse::Snapshot`): the work of a
+//! conversion that did not finish is never seen, and the next one carries it on.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::error::DataFusionError;
-use datafusion::object_store::ObjectStoreExt;
-use datafusion::prelude::{cast, col, ident, lit, SessionContext};
+use datafusion::prelude::{cast, ident, SessionContext};
 use tracing::{info, info_span, Instrument};
 
-use crate::app::job::{JobRun, Target};
+use crate::app::job::JobRun;
 use crate::app::Settings;
 use crate::attribution;
-use crate::calendar::format_date;
 use crate::engine::session_context_with_limit;
 use crate::error::{Error, Result};
-use crate::input::{resolve, schema, TableKind};
+use crate::input::{resolve, InputFile, TableKind};
 use crate::storage::claim::{Input, Marker};
-use crate::storage::replace_table;
+use crate::storage::delta::{self, AsOf, Change, DataFile};
+use crate::storage::sources::{sha256_file, Seen, Sources};
 use crate::storage::warehouse::{
-    register_listing, table_dir, table_files, table_url, write_partitioned, DateSources,
-    PROJECTION_DIR,
+    file_schema, refuse_old_layout, rewrite_without, table_dir, write_data_files, Snapshot,
+    INPUTS_PROPERTY, PROJECTION_DIR,
 };
 
-/// The partition files a stored projection was computed from: per table, each file's path
-/// under the table's folder and its size (sizes survive a copy of the warehouse to an object
-/// store; modification times do not).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ProjectionInputs {
-    pub clickstream: Vec<(String, u64)>,
-    pub purchases: Vec<(String, u64)>,
-}
-
-impl ProjectionInputs {
-    /// The partition files `warehouse` holds now.
-    pub async fn list(ctx: &SessionContext, warehouse: &Path) -> Result<Self> {
-        Ok(ProjectionInputs {
-            clickstream: table_files(ctx, warehouse, TableKind::Clickstream).await?,
-            purchases: table_files(ctx, warehouse, TableKind::Purchases).await?,
-        })
-    }
-}
-
-/// What a conversion wrote.
+/// What a conversion did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ConvertReport {
-    /// Dates written per table, with their rows.
+    /// Dates written per table, with their new rows.
     pub clickstream_dates: Vec<(String, u64)>,
     pub purchases_dates: Vec<(String, u64)>,
+    /// Input files skipped: converted before with the same content.
+    pub unchanged_files: Vec<String>,
+    /// Input files whose earlier rows were replaced: converted before with other content.
+    pub changed_files: Vec<String>,
     pub quarantined: u64,
     /// Rows of the projection stored for the whole warehouse.
     pub projection_rows: u64,
+    /// The tables' versions after the conversion.
+    pub versions: HashMap<String, u64>,
 }
 
-/// Converts raw exports into the warehouse, replacing the dates they touch.
+/// One table's side of a conversion: its Delta table and the input files to decode.
+struct Plan {
+    kind: TableKind,
+    table: deltalake::DeltaTable,
+    sources: Sources,
+    decode: Vec<InputFile>,
+    changed: BTreeSet<u32>,
+    /// The data files written for it, not yet committed.
+    new: Vec<DataFile>,
+}
+
+/// Converts raw exports into the warehouse: adds the rows of the files it has not converted,
+/// replaces those of the files that changed, then stores the projection of it all.
 pub async fn convert(
     settings: &Settings,
     clickstream: &str,
@@ -82,92 +81,76 @@ pub async fn convert(
         let job =
             JobRun::claim_warehouse(settings, warehouse, &Input::exports(clickstream, purchases))?;
         let settings = job.settings();
-        // What a killed conversion left: its date and projection stagings, its scratch.
-        for dir in [
-            warehouse.to_path_buf(),
-            table_dir(warehouse, TableKind::Clickstream),
-            table_dir(warehouse, TableKind::Purchases),
-        ] {
-            crate::storage::output::reclaim_all_in(&dir)?;
-        }
-        let inputs = attribution::Inputs {
-            clickstream: resolve(clickstream, "clickstream", settings.delimiter)?,
-            purchases: resolve(purchases, "purchases", settings.delimiter)?,
-        };
-        let absolute = |files: &[crate::input::InputFile]| -> Result<Vec<String>> {
-            files
-                .iter()
-                .map(|f| {
-                    Ok(crate::storage::claim::absolute(&f.path)?
-                        .display()
-                        .to_string())
-                })
-                .collect()
-        };
-        let clickstream_files = absolute(&inputs.clickstream)?;
-        let purchases_files = absolute(&inputs.purchases)?;
+        refuse_old_layout(warehouse)?;
+        // What a killed conversion left: its scratch (its data files no commit named stay
+        // invisible, for `vacuum` to remove).
+        crate::storage::output::reclaim_all_in(warehouse)?;
         let ctx = session_context_with_limit(
             settings.threads,
             settings.memory_limit,
             settings.spill_dir.as_deref(),
         )?;
+        let mut report = ConvertReport::default();
+        let mut plans = Vec::new();
+        for (kind, spec) in [
+            (TableKind::Clickstream, clickstream),
+            (TableKind::Purchases, purchases),
+        ] {
+            let files = resolve(spec, kind.name(), settings.delimiter)?;
+            plans.push(plan(&ctx, warehouse, kind, files, &mut report).await?);
+        }
+        let inputs = attribution::Inputs {
+            clickstream: plans[0].decode.clone(),
+            purchases: plans[1].decode.clone(),
+        };
         let extracted =
             attribution::extract(&ctx, &inputs, settings.threads, None, job.quarantine())?;
-        // From the first partition replaced until the new projection is in place, the stored
-        // one no longer matches the partitions: without its list of inputs no period reads it.
-        forget_projection_inputs(warehouse)?;
-        let mut report = ConvertReport::default();
-        for (kind, order) in [
-            (
-                TableKind::Clickstream,
-                "userId, eventTime, eventId, sourceRow",
-            ),
-            (TableKind::Purchases, "purchaseTime, purchaseId, sourceRow"),
-        ] {
-            let (table, time) = match kind {
-                TableKind::Clickstream => ("events", "eventTime"),
-                TableKind::Purchases => ("purchases", "purchaseTime"),
-            };
-            let sql = format!(
-                "SELECT *, CAST({time} AS DATE) AS date FROM {table} ORDER BY date, {order}"
+        // Every table's new files are written, and the bad-row limit settled on both, before
+        // either table commits: a conversion over the limit adds no row anywhere.
+        let mut written = Ok(());
+        for plan in &mut plans {
+            written = write_new(&ctx, settings, warehouse, plan)
+                .await
+                .map_err(Error::unwrap_datafusion);
+            if written.is_err() {
+                break;
+            }
+        }
+        let settled = written.and_then(|()| {
+            [&extracted.clickstream, &extracted.purchases]
+                .iter()
+                .try_for_each(|ingest| ingest.settle_bad_rows(settings.max_bad_rows))
+        });
+        if let Err(e) = settled {
+            for plan in &plans {
+                discard(&table_dir(warehouse, plan.kind), &plan.new);
+            }
+            return Err(e);
+        }
+        for plan in &mut plans {
+            let (dates, version) = commit_plan(settings, warehouse, plan).await?;
+            info!(
+                table = plan.kind.name(),
+                dates = dates.len(),
+                version,
+                "converted"
             );
-            let df = ctx.sql(&sql).await?;
-            let file_schema = match kind {
-                TableKind::Clickstream => schema::EVENTS.clone(),
-                TableKind::Purchases => schema::PURCHASES.clone(),
-            };
-            let files = match kind {
-                TableKind::Clickstream => &clickstream_files,
-                TableKind::Purchases => &purchases_files,
-            };
-            let ingest = match kind {
-                TableKind::Clickstream => &extracted.clickstream,
-                TableKind::Purchases => &extracted.purchases,
-            };
-            let limit = || ingest.settle_bad_rows(settings.max_bad_rows);
-            let sources = DateSources {
-                table: kind.name(),
-                files,
-                replace_dates: settings.replace_dates,
-                before_commit: &limit,
-            };
-            let dates =
-                write_partitioned(df, &table_dir(warehouse, kind), file_schema, Some(&sources))
-                    .await
-                    .map_err(Error::unwrap_datafusion)?;
-            info!(table = kind.name(), dates = dates.len(), "converted");
-            match kind {
+            report
+                .versions
+                .insert(plan.kind.name().to_string(), version);
+            match plan.kind {
                 TableKind::Clickstream => report.clickstream_dates = dates,
                 TableKind::Purchases => report.purchases_dates = dates,
             }
         }
-        // Each table's rejects were finished before its dates were committed.
         for ingest in [&extracted.clickstream, &extracted.purchases] {
             report.quarantined += ingest.stats.total().quarantined;
         }
         drop(ctx);
-        report.projection_rows = store_projection(settings, warehouse).await?;
-        info!(rows = report.projection_rows, "stored the projection");
+        let (rows, version) = store_projection(&job, warehouse).await?;
+        report.projection_rows = rows;
+        report.versions.insert(PROJECTION_DIR.to_string(), version);
+        info!(rows, version, "stored the projection");
         // The conversion's summary, in the warehouse's marker: what it read and wrote.
         let marker_path = warehouse.join(crate::storage::claim::WAREHOUSE_MARKER);
         let marker = Marker::read(&marker_path).unwrap_or_else(|| Marker::ours(Vec::new()));
@@ -192,29 +175,195 @@ pub async fn convert(
     .await
 }
 
-/// Computes the projection of everything `warehouse` holds and replaces its stored projection
-/// with it, in one atomic step, beside the list of the partition files it read. Returns its
-/// rows.
-async fn store_projection(settings: &Settings, warehouse: &Path) -> Result<u64> {
+/// Opens (or creates) `kind`'s table and sorts its input files into those to skip and those
+/// to decode, numbered for their rows' sourceRow.
+async fn plan(
+    ctx: &SessionContext,
+    warehouse: &Path,
+    kind: TableKind,
+    files: Vec<InputFile>,
+    report: &mut ConvertReport,
+) -> Result<Plan> {
+    let location = table_dir(warehouse, kind).display().to_string();
+    let table = match delta::open(ctx, &location, AsOf::Latest).await? {
+        Some(t) => t,
+        None => delta::create(ctx, &location, &file_schema(kind), HashMap::new()).await?,
+    };
+    let mut sources = Sources::of(&delta::properties(&table)?, &location)?;
+    let mut next = sources.next_number();
+    let mut decode = Vec::new();
+    let mut changed = BTreeSet::new();
+    for mut file in files {
+        let path = crate::storage::claim::absolute(&file.path)?;
+        let name = path.display().to_string();
+        let hash = sha256_file(&path)?;
+        match sources.see(&name, file.size, &hash, &mut next) {
+            Seen::Same => report.unchanged_files.push(name),
+            Seen::New(number) => {
+                file.index = number;
+                decode.push(file);
+            }
+            Seen::Changed(number) => {
+                changed.insert(number);
+                report.changed_files.push(name);
+                file.index = number;
+                decode.push(file);
+            }
+        }
+    }
+    Ok(Plan {
+        kind,
+        table,
+        sources,
+        decode,
+        changed,
+        new: Vec::new(),
+    })
+}
+
+/// Writes `plan`'s new rows as data files of its table, not yet committed (`plan.new`).
+async fn write_new(
+    ctx: &SessionContext,
+    settings: &Settings,
+    warehouse: &Path,
+    plan: &mut Plan,
+) -> Result<()> {
+    if plan.decode.is_empty() {
+        return Ok(());
+    }
+    let (table, time, order) = match plan.kind {
+        TableKind::Clickstream => (
+            "events",
+            "eventTime",
+            "userId, eventTime, eventId, sourceRow",
+        ),
+        TableKind::Purchases => (
+            "purchases",
+            "purchaseTime",
+            "purchaseTime, purchaseId, sourceRow",
+        ),
+    };
+    let sql = format!("SELECT *, CAST({time} AS DATE) AS date FROM {table} ORDER BY date, {order}");
+    let df = ctx.sql(&sql).await?;
+    let dir = table_dir(warehouse, plan.kind);
+    plan.new = write_data_files(df, &dir, file_schema(plan.kind), &settings.run_id).await?;
+    Ok(())
+}
+
+/// Commits `plan`'s new files (and the replacement of changed files' rows and, with
+/// `--replace-dates`, of the touched dates' rows) to its table in one transaction. Returns the
+/// dates written with their rows, and the table's version.
+async fn commit_plan(
+    settings: &Settings,
+    warehouse: &Path,
+    plan: &mut Plan,
+) -> Result<(Vec<(String, u64)>, u64)> {
+    let kind = plan.kind;
+    let dir = table_dir(warehouse, kind);
+    if plan.decode.is_empty() {
+        return Ok((Vec::new(), plan.table.version().unwrap_or(0)));
+    }
+    let mut add = std::mem::take(&mut plan.new);
+    let existing = delta::files(&plan.table).await?;
+    let touched: BTreeSet<i32> = add.iter().map(|f| f.date).collect();
+    let mut remove = Vec::new();
+    for (n, file) in existing.into_iter().enumerate() {
+        if settings.replace_dates && touched.contains(&file.date) {
+            remove.push(file);
+            continue;
+        }
+        let holds_changed = match &file.sources {
+            Some(numbers) => numbers.iter().any(|n| plan.changed.contains(n)),
+            None => !plan.changed.is_empty(),
+        };
+        if holds_changed {
+            let kept = format!("{}-kept-{n}", settings.run_id);
+            if let Some(rewritten) =
+                rewrite_without(&dir, &file, &plan.changed, &file_schema(kind), &kept)?
+            {
+                add.push(rewritten);
+            }
+            remove.push(file);
+        }
+    }
+    let dates = written_dates(&add, &touched);
+    let change = Change {
+        add,
+        remove,
+        properties: HashMap::from([plan.sources.property()?]),
+        app_metadata: HashMap::from([(
+            "marketing-analytics.run".to_string(),
+            serde_json::json!(settings.run_id),
+        )]),
+    };
+    let added = change.add.clone();
+    match delta::commit(&mut plan.table, change).await {
+        Ok(version) => Ok((dates, version)),
+        Err(e) => {
+            discard(&dir, &added);
+            Err(e)
+        }
+    }
+}
+
+/// Removes data files this conversion wrote and did not commit (and their date's folder when
+/// that leaves it empty); what cannot be removed stays for `vacuum`.
+fn discard(dir: &Path, files: &[DataFile]) {
+    for f in files {
+        let path = dir.join(&f.path);
+        let _ = std::fs::remove_file(&path);
+        if let Some(folder) = path.parent() {
+            let _ = std::fs::remove_dir(folder);
+        }
+    }
+}
+
+/// The new rows per date of `files` (the dates the inputs touched).
+fn written_dates(files: &[DataFile], touched: &BTreeSet<i32>) -> Vec<(String, u64)> {
+    touched
+        .iter()
+        .map(|d| {
+            let rows = files.iter().filter(|f| f.date == *d).map(|f| f.rows).sum();
+            (crate::calendar::format_date(*d), rows)
+        })
+        .collect()
+}
+
+/// Computes the projection of everything the warehouse holds now and stores it in one
+/// transaction of its `projection` table, naming the versions it was computed from; skipped
+/// when the stored one was computed from these versions already. Returns its rows and the
+/// table's version.
+async fn store_projection(job: &JobRun, warehouse: &Path) -> Result<(u64, u64)> {
+    let settings = &Settings {
+        read: crate::storage::warehouse::Read::Newest,
+        ..job.settings().clone()
+    };
     use crate::app::period::{register_period_inputs, Period, Source};
     let ctx = session_context_with_limit(
         settings.threads,
         settings.memory_limit,
         settings.spill_dir.as_deref(),
     )?;
-    let tables = [TableKind::Clickstream, TableKind::Purchases].map(|k| table_dir(warehouse, k));
-    if let Some(missing) = tables.iter().find(|dir| !dir.is_dir()) {
-        // Exports without a single row of one table: there is nothing to attribute, and a
-        // period would say the table is missing.
-        info!(missing = %missing.display(), "no projection stored");
-        return Ok(0);
+    let latest = Snapshot::latest_inputs(&ctx, warehouse).await?;
+    let location = warehouse.join(PROJECTION_DIR).display().to_string();
+    let mut table = match delta::open(&ctx, &location, AsOf::Latest).await? {
+        Some(t) => t,
+        None => {
+            let schema = attribution::PROJECTION.as_ref().clone();
+            delta::create(&ctx, &location, &schema, HashMap::new()).await?
+        }
+    };
+    let inputs = latest.versions_property()?;
+    let stored = delta::properties(&table)?;
+    let old = delta::files(&table).await?;
+    if stored.get(INPUTS_PROPERTY) == Some(&inputs.1) {
+        let rows = old.iter().map(|f| f.rows).sum();
+        return Ok((rows, table.version().unwrap_or(0)));
     }
-    let inputs = ProjectionInputs::list(&ctx, warehouse).await?;
-    let dest = warehouse.join(PROJECTION_DIR);
-    let job = JobRun::within(settings, Target::at(&dest), None)?;
-    let rows = job
+    let source = Source::Warehouse(warehouse.to_path_buf());
+    let dir = warehouse.join(PROJECTION_DIR);
+    let add = job
         .with_scratch(&ctx, async |scratch| {
-            let source = Source::Warehouse(warehouse.to_path_buf());
             register_period_inputs(&ctx, settings, &source, &Period::all(), None).await?;
             let result = attribution::transform_with(
                 &ctx,
@@ -224,28 +373,27 @@ async fn store_projection(settings: &Settings, warehouse: &Path) -> Result<u64> 
             )
             .await
             .map_err(Error::unwrap_datafusion)?;
-            write_projection_by_date(result.projection, job.dir())
+            let df = result
+                .projection
+                .with_column("date", cast(ident("purchaseTime"), DataType::Date32))?
+                .sort(vec![
+                    ident("date").sort(true, false),
+                    ident("purchaseId").sort(true, false),
+                ])?;
+            write_data_files(df, &dir, attribution::PROJECTION.clone(), &settings.run_id)
                 .await
                 .map_err(Error::unwrap_datafusion)
         })
         .await?;
-    job.commit_with(&Marker {
-        inputs: Some(serde_json::to_value(&inputs)?),
-        ..Marker::ours(Vec::new())
-    })?;
-    Ok(rows)
-}
-
-/// Takes the list of inputs out of the stored projection's marker: until a conversion stores
-/// a new projection, no period reads the old one.
-pub fn forget_projection_inputs(warehouse: &Path) -> Result<()> {
-    let marker = warehouse
-        .join(PROJECTION_DIR)
-        .join(crate::storage::output::SUCCESS_MARKER);
-    match Marker::read(&marker) {
-        Some(m) if m.inputs.is_some() => Marker { inputs: None, ..m }.replace(&marker),
-        _ => Ok(()),
-    }
+    let rows = add.iter().map(|f| f.rows).sum();
+    let change = Change {
+        add,
+        remove: old,
+        properties: HashMap::from([inputs]),
+        app_metadata: HashMap::new(),
+    };
+    let version = delta::commit(&mut table, change).await?;
+    Ok((rows, version))
 }
 
 /// Writes a projection (schema `attribution::PROJECTION`) as `date=YYYY-MM-DD/` partitions of
@@ -260,79 +408,8 @@ pub async fn write_projection_by_date(
             ident("date").sort(true, false),
             ident("purchaseId").sort(true, false),
         ])?;
-    let dates = write_partitioned(df, dir, attribution::PROJECTION.clone(), None).await?;
+    let dates =
+        crate::storage::warehouse::write_partitioned(df, dir, attribution::PROJECTION.clone())
+            .await?;
     Ok(dates.iter().map(|(_, rows)| rows).sum())
-}
-
-/// Registers, as table `projection`, the dates of `period` of the projection a conversion
-/// stored in `warehouse`, and returns `true`; or returns `false` (and says why) when there is
-/// none or it was computed from other partition files than the warehouse holds now.
-pub async fn register_stored_projection(
-    ctx: &SessionContext,
-    warehouse: &Path,
-    period: &crate::app::period::Period,
-) -> Result<bool> {
-    let dir = warehouse.join(PROJECTION_DIR);
-    let Some(url) = table_url(&dir)? else {
-        info!(warehouse = %warehouse.display(), "no stored projection: computing it from the partitions (a conversion stores one)");
-        return Ok(false);
-    };
-    let store = ctx.runtime_env().object_store(&url)?;
-    let marker = match store
-        .get(
-            &url.prefix()
-                .clone()
-                .join(crate::storage::output::SUCCESS_MARKER),
-        )
-        .await
-    {
-        Ok(got) => got.bytes().await.map_err(DataFusionError::from)?,
-        Err(datafusion::object_store::Error::NotFound { .. }) => {
-            info!(warehouse = %warehouse.display(), "the stored projection has no _SUCCESS (a conversion did not finish): computing the projection from the partitions");
-            return Ok(false);
-        }
-        Err(e) => return Err(DataFusionError::from(e).into()),
-    };
-    let unreadable = |e: String| {
-        Error::Config(format!(
-            "{}/_SUCCESS: {e}. Run `marketing-analytics convert` again to rewrite it",
-            dir.display()
-        ))
-    };
-    let marker: Marker = serde_json::from_slice(&marker).map_err(|e| unreadable(e.to_string()))?;
-    let Some(listed) = marker.inputs else {
-        info!(warehouse = %warehouse.display(), "the stored projection lists no inputs (a conversion did not finish, or an older version wrote it): computing the projection from the partitions");
-        return Ok(false);
-    };
-    let listed: ProjectionInputs =
-        serde_json::from_value(listed).map_err(|e| unreadable(e.to_string()))?;
-    let now = ProjectionInputs::list(ctx, warehouse).await?;
-    if listed != now {
-        tracing::warn!(
-            warehouse = %warehouse.display(),
-            "the stored projection was computed from other partition files than the warehouse \
-             holds now: computing the projection from the partitions (convert again to store \
-             an up-to-date one)"
-        );
-        return Ok(false);
-    }
-    const STORED: &str = "stored_projection";
-    register_listing(ctx, url, attribution::PROJECTION.clone(), STORED)?;
-    let columns: Vec<_> = attribution::PROJECTION
-        .fields()
-        .iter()
-        .map(|f| ident(f.name()))
-        .collect();
-    let rows = ctx
-        .table(STORED)
-        .await?
-        .filter(
-            col("date")
-                .gt_eq(lit(format_date(period.from)))
-                .and(col("date").lt_eq(lit(format_date(period.to)))),
-        )?
-        .select(columns)?;
-    replace_table(ctx, attribution::tables::PROJECTION, rows.into_view())?;
-    info!(period = %period.describe(), "reading the stored projection");
-    Ok(true)
 }

@@ -74,12 +74,14 @@ pub struct Settings {
     /// Where intermediate files go (a path or object-store URL every executor reaches);
     /// `None`: a hidden directory beside the output.
     pub scratch: Option<String>,
-    /// A period from a warehouse reads the projection `convert` stored there while it is up to
-    /// date (`warehouse::register_stored_projection`); `false` computes it from the partitions.
+    /// A period from a warehouse reads the projection `convert` stored there
+    /// (`warehouse::register_projection`); `false` computes it from the input tables.
     pub stored_projection: bool,
+    /// Which state of a warehouse a job reads (`--as-of`; a conversion reads the newest).
+    pub read: crate::storage::warehouse::Read,
     /// Replace a destination this program did not write (`--overwrite`).
     pub overwrite: bool,
-    /// Let `convert` replace dates that hold rows of files not in the conversion
+    /// Let `convert` replace every date its files touch with their rows alone
     /// (`--replace-dates`).
     pub replace_dates: bool,
     /// Where spill files go (a directory the job's claim owns); `None`: the OS's temporary
@@ -123,6 +125,7 @@ impl Default for Settings {
             cluster: None,
             scratch: None,
             stored_projection: true,
+            read: Default::default(),
             overwrite: false,
             replace_dates: false,
             spill_dir: None,

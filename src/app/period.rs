@@ -19,7 +19,6 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::{col, ident, lit, SessionContext};
 use tracing::{info, info_span, Instrument};
 
-use super::convert::register_stored_projection;
 use super::job::JobRun;
 use super::{layout, Settings};
 use crate::attribution::{self, tables};
@@ -31,7 +30,7 @@ use crate::marts::Mart;
 use crate::storage::claim::Input;
 use crate::storage::output::write_json_file;
 use crate::storage::replace_table;
-use crate::storage::warehouse::register_table;
+use crate::storage::warehouse::{register_projection, register_table, Snapshot};
 
 /// Where a period's data comes from.
 #[derive(Debug, Clone)]
@@ -155,8 +154,9 @@ pub async fn register_period_inputs(
     let mut raw = None;
     let (events, purchases) = match source {
         Source::Warehouse(w) => {
-            register_table(ctx, w, TableKind::Clickstream, RAW_EVENTS).await?;
-            register_table(ctx, w, TableKind::Purchases, RAW_PURCHASES).await?;
+            let snapshot = Snapshot::resolve(ctx, w, settings.read).await?;
+            register_table(ctx, w, TableKind::Clickstream, RAW_EVENTS, &snapshot).await?;
+            register_table(ctx, w, TableKind::Purchases, RAW_PURCHASES, &snapshot).await?;
             let date = |from: i32, to: i32| {
                 col("date")
                     .gt_eq(lit(format_date(from)))
@@ -280,6 +280,48 @@ struct PeriodProjection {
     spend_files: Option<BTreeMap<String, crate::input::FileStats>>,
 }
 
+/// Registers, as table `projection`, the dates of `period` of the projection a conversion
+/// stored in `warehouse` (as of `settings.read`), and returns `true`; `false` when there is
+/// none.
+pub async fn register_stored_projection(
+    ctx: &SessionContext,
+    settings: &Settings,
+    warehouse: &Path,
+    period: &Period,
+) -> Result<bool> {
+    const STORED: &str = "stored_projection";
+    let snapshot = Snapshot::resolve(ctx, warehouse, settings.read).await?;
+    if !register_projection(
+        ctx,
+        warehouse,
+        STORED,
+        &snapshot,
+        attribution::PROJECTION.clone(),
+    )
+    .await?
+    {
+        info!(warehouse = %warehouse.display(), "no stored projection: computing it from the input tables (a conversion stores one)");
+        return Ok(false);
+    }
+    let columns: Vec<_> = attribution::PROJECTION
+        .fields()
+        .iter()
+        .map(|f| ident(f.name()))
+        .collect();
+    let rows = ctx
+        .table(STORED)
+        .await?
+        .filter(
+            col("date")
+                .gt_eq(lit(format_date(period.from)))
+                .and(col("date").lt_eq(lit(format_date(period.to)))),
+        )?
+        .select(columns)?;
+    replace_table(ctx, attribution::tables::PROJECTION, rows.into_view())?;
+    info!(period = %period.describe(), "reading the stored projection");
+    Ok(true)
+}
+
 /// Registers the period's inputs and its projection (as table `projection`) on `ctx`; with
 /// `--models`, computes the journey models too. They need the clickstream of the paths'
 /// look-back before the period, and the conversions since then (which end the users'
@@ -296,7 +338,7 @@ async fn period_projection(
     let models = settings.journeys.as_ref();
     if let (Source::Warehouse(warehouse), true, None) = (source, settings.stored_projection, models)
     {
-        if register_stored_projection(ctx, warehouse, period).await? {
+        if register_stored_projection(ctx, settings, warehouse, period).await? {
             return Ok(PeriodProjection {
                 from: Some(ProjectionFrom::Stored),
                 ..Default::default()

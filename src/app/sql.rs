@@ -75,17 +75,23 @@ pub async fn sql_context(
         }
     }
     if let Some(w) = &sources.warehouse {
+        let snapshot = warehouse::Snapshot::resolve(&ctx, w, settings.read).await?;
         for (kind, name) in [
             (TableKind::Clickstream, "clickstream"),
             (TableKind::Purchases, "purchases"),
         ] {
-            warehouse::register_table(&ctx, w, kind, name).await?;
+            warehouse::register_table(&ctx, w, kind, name, &snapshot).await?;
             names.push(name.to_string());
         }
-        let dir = w.join(warehouse::PROJECTION_DIR);
-        if let Some(url) = warehouse::table_url(&dir)? {
-            let schema = crate::attribution::PROJECTION.clone();
-            warehouse::register_listing(&ctx, url, schema, "projection")?;
+        if warehouse::register_projection(
+            &ctx,
+            w,
+            "projection",
+            &snapshot,
+            crate::attribution::PROJECTION.clone(),
+        )
+        .await?
+        {
             names.push("projection".to_string());
         }
     }

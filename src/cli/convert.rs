@@ -1,4 +1,6 @@
-//! `marketing-analytics convert`: raw exports into the date-partitioned warehouse. It runs in
+//! `marketing-analytics convert`: raw exports added to the warehouse's Delta Lake tables
+//! (partitioned by date; files converted before are skipped, re-exported ones replace their
+//! own rows), and the projection of it all stored. It runs in
 //! this process (it is what makes raw exports readable by a cluster), so it takes no
 //! `--cluster`.
 
@@ -15,9 +17,8 @@ pub struct Args {
     /// Warehouse directory.
     #[arg(long, value_name = "DIR")]
     pub warehouse: PathBuf,
-    /// Replace every date these files touch with their rows only, also a date that holds rows
-    /// of files not in this conversion (which are then dropped). Without it such a conversion
-    /// fails before it replaces any date.
+    /// Replace every date these files touch with their rows only, dropping the rows other
+    /// files had there. Without it a conversion adds its files' rows and keeps the rest.
     #[arg(long)]
     pub replace_dates: bool,
     #[command(flatten)]
@@ -40,9 +41,13 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     let report =
         crate::app::convert::convert(&settings, &clickstream, &purchases, &args.warehouse).await?;
     let rows = |d: &[(String, u64)]| d.iter().map(|x| x.1).sum::<u64>();
+    let skipped = match report.unchanged_files.len() {
+        0 => String::new(),
+        n => format!(" ({n} files converted before skipped)"),
+    };
     note(format!(
-        "{} clickstream rows in {} dates, {} purchases rows in {} dates written to {}; the \
-         projection of the whole warehouse stored ({} rows)",
+        "{} clickstream rows in {} dates, {} purchases rows in {} dates written to {}{skipped}; \
+         the projection of the whole warehouse stored ({} rows)",
         rows(&report.clickstream_dates),
         report.clickstream_dates.len(),
         rows(&report.purchases_dates),

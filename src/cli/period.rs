@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::storage::delta::AsOf;
+use crate::storage::warehouse::Read;
+
 use super::options::{
     settings, ApiArg, ClusterArg, EngineArg, PeriodRange, Reading, Runtime, SourceArgs,
 };
@@ -39,13 +42,38 @@ pub struct Args {
     pub cluster: ClusterArg,
 }
 
-/// `--recompute`.
+/// `--recompute`, `--as-of`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RecomputeArg {
-    /// From a warehouse, compute the projection from the clickstream and purchases partitions
+    /// From a warehouse, compute the projection from the clickstream and purchases tables
     /// (with --lookback) instead of reading the one `convert` stored there.
     #[arg(long)]
     pub recompute: bool,
+    /// Read the warehouse as a conversion left it: VERSION of its `projection` table (each
+    /// conversion that changed the warehouse made one), or the one current at TIMESTAMP
+    /// (RFC 3339, such as 2026-12-01T09:00:00Z). Default: the last conversion.
+    #[arg(long, value_name = "VERSION|TIMESTAMP", value_parser = parse_as_of)]
+    pub as_of: Option<AsOf>,
+}
+
+impl RecomputeArg {
+    /// Applies these options to `settings`.
+    pub fn apply(&self, settings: &mut crate::app::Settings) {
+        settings.stored_projection = !self.recompute;
+        settings.read = Read::Converted(self.as_of.unwrap_or(AsOf::Latest));
+    }
+}
+
+/// `--as-of`: a version number, or an RFC 3339 time.
+fn parse_as_of(text: &str) -> Result<AsOf, String> {
+    if let Ok(v) = text.parse::<u64>() {
+        return Ok(AsOf::Version(v));
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| AsOf::Timestamp(t.timestamp_micros()))
+        .map_err(|e| {
+            format!("{text:?} is neither a version nor an RFC 3339 time such as 2026-12-01T09:00:00Z ({e})")
+        })
 }
 
 pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
@@ -58,7 +86,7 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         Some(&args.engine),
         Some(&args.api),
     )?;
-    settings.stored_projection = !args.recompute.recompute;
+    args.recompute.apply(&mut settings);
     // The models need the clickstream's sessions: they are computed from the partitions.
     settings.journeys = args.journeys.options();
     settings.report = args.report.report;

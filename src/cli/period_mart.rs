@@ -72,7 +72,7 @@ pub async fn run(cli: &Cli, command: &PeriodMartCommand) -> anyhow::Result<()> {
         Some(&args.engine),
         Some(&args.api),
     )?;
-    settings.stored_projection = !args.recompute.recompute;
+    args.recompute.apply(&mut settings);
     let range = match &args.quarter {
         Some(q) => Period::quarter(q, args.range.lookback)?,
         None => args

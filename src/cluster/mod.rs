@@ -14,6 +14,7 @@
 //! setting of CSV scans it ships (apache/datafusion#24180).
 
 pub mod auth;
+pub mod codec;
 mod processes;
 
 pub use processes::{executor, scheduler, ExecutorOptions, SchedulerOptions};
@@ -57,7 +58,9 @@ pub fn parse_url(url: &str) -> Result<String> {
 /// The session configuration on every side of a cluster: the jobs' own settings, Ballista's
 /// extension, and the S3 options the object store registry reads.
 pub fn cluster_config(threads: usize) -> SessionConfig {
-    session_config(threads).upgrade_for_ballista()
+    session_config(threads)
+        .upgrade_for_ballista()
+        .with_ballista_logical_extension_codec(Arc::new(codec::Codec::default()))
 }
 
 /// A runtime whose object store registry serves local paths and `s3://` URLs.

@@ -113,6 +113,8 @@ pub async fn scheduler(opts: &SchedulerOptions) -> Result<()> {
         expire_dead_executor_interval_seconds: (opts.executor_timeout_secs / 4).clamp(1, 15),
         no_executors_grace_period_seconds: opts.executor_timeout_secs,
         scheduling_policy: SCHEDULING,
+        // The warehouse's snapshots arrive as their files (cluster/codec.rs).
+        override_logical_codec: Some(Arc::new(super::codec::Codec::default())),
         ..SchedulerConfig::default()
     };
     config = config

@@ -47,13 +47,18 @@ pub enum AsOf {
     Timestamp(i64),
 }
 
-/// One data file of a table: its path under the table's folder, its date, size and rows.
+/// The data file tag naming the source files (their numbers) it holds rows of.
+pub const SOURCES_TAG: &str = "marketing-analytics.sources";
+
+/// One data file of a table: its path under the table's folder, its date, size and rows, and
+/// the numbers of the source files it holds rows of (`None`: not recorded, any of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataFile {
     pub path: String,
     pub date: i32,
     pub size: u64,
     pub rows: u64,
+    pub sources: Option<Vec<u32>>,
 }
 
 impl DataFile {
@@ -69,7 +74,10 @@ impl DataFile {
             modification_time: now_millis(),
             data_change: true,
             stats: Some(format!("{{\"numRecords\":{}}}", self.rows)),
-            tags: None,
+            tags: self.sources.as_ref().map(|numbers| {
+                let list: Vec<String> = numbers.iter().map(u32::to_string).collect();
+                HashMap::from([(SOURCES_TAG.to_string(), Some(list.join(",")))])
+            }),
             deletion_vector: None,
             base_row_id: None,
             default_row_commit_version: None,
@@ -113,6 +121,58 @@ pub fn table_url(location: &str) -> Result<url::Url> {
     url::Url::parse(&text).map_err(|e| Error::Config(format!("{location}: not a location ({e})")))
 }
 
+/// Lets delta-rs open tables of `url`'s scheme through the store we hand it (the session's,
+/// which knows `s3://` from the environment): it knows `file://` only, and would refuse the
+/// URL before looking at that store.
+fn accept_scheme(url: &url::Url) -> Result<()> {
+    use deltalake::logstore::{logstore_factories, object_store_factories};
+    if url.scheme() == "file" {
+        return Ok(());
+    }
+    let scheme = url::Url::parse(&format!("{}://", url.scheme()))
+        .map_err(|e| Error::Config(format!("{url}: not a location ({e})")))?;
+    logstore_factories()
+        .entry(scheme.clone())
+        .or_insert_with(|| Arc::new(SessionStores));
+    object_store_factories()
+        .entry(scheme)
+        .or_insert_with(|| Arc::new(SessionStores));
+    Ok(())
+}
+
+/// delta-rs's factories for the schemes of the session's stores: the default log store over
+/// the store given; no store of its own (every table is opened with the session's).
+struct SessionStores;
+
+impl deltalake::logstore::LogStoreFactory for SessionStores {
+    fn with_options(
+        &self,
+        prefixed_store: deltalake::logstore::ObjectStoreRef,
+        root_store: deltalake::logstore::ObjectStoreRef,
+        location: &url::Url,
+        options: &deltalake::logstore::StorageConfig,
+    ) -> deltalake::DeltaResult<Arc<dyn deltalake::logstore::LogStore>> {
+        Ok(deltalake::logstore::default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+impl deltalake::logstore::ObjectStoreFactory for SessionStores {
+    fn parse_url_opts(
+        &self,
+        url: &url::Url,
+        _: &deltalake::logstore::StorageConfig,
+    ) -> deltalake::DeltaResult<(deltalake::logstore::ObjectStoreRef, deltalake::Path)> {
+        Err(deltalake::DeltaTableError::InvalidTableLocation(format!(
+            "{url}: opened through the session's object store only"
+        )))
+    }
+}
+
 /// Opens the Delta table at `location` as of `as_of`, through `ctx`'s object stores; `None`
 /// when there is no Delta table there.
 pub async fn open(ctx: &SessionContext, location: &str, as_of: AsOf) -> Result<Option<DeltaTable>> {
@@ -120,6 +180,7 @@ pub async fn open(ctx: &SessionContext, location: &str, as_of: AsOf) -> Result<O
         return Ok(None);
     }
     let url = table_url(location)?;
+    accept_scheme(&url)?;
     let listing = ListingTableUrl::parse(url.as_str())?;
     let store = ctx.runtime_env().object_store(&listing)?;
     let mut builder = DeltaTableBuilder::from_url(url.clone())
@@ -139,10 +200,7 @@ pub async fn open(ctx: &SessionContext, location: &str, as_of: AsOf) -> Result<O
     };
     match builder.load().await {
         Ok(table) => Ok(Some(table)),
-        Err(
-            deltalake::DeltaTableError::NotATable(_)
-            | deltalake::DeltaTableError::InvalidTableLocation(_),
-        ) => Ok(None),
+        Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),
         Err(e) => Err(delta_error(location, e)),
     }
 }
@@ -164,6 +222,7 @@ pub async fn create(
         .try_into_kernel()
         .map_err(|e| Error::Config(format!("{location}: no Delta type for a column ({e})")))?;
     let url = table_url(location)?;
+    accept_scheme(&url)?;
     let listing = ListingTableUrl::parse(url.as_str())?;
     let store = ctx.runtime_env().object_store(&listing)?;
     let table = DeltaTableBuilder::from_url(url.clone())
@@ -202,11 +261,23 @@ pub async fn files(table: &DeltaTable) -> Result<Vec<DataFile>> {
                 file: format!("{location}{}", v.path()),
                 reason: "a data file of the warehouse without a valid date partition value".into(),
             })?;
+        // deltalake 1.1 gives a file's tags only through its Add action.
+        #[allow(deprecated)]
+        let sources = v
+            .add_action()
+            .tags
+            .and_then(|t| t.get(SOURCES_TAG).cloned().flatten())
+            .map(|list| {
+                list.split(',')
+                    .filter_map(|n| n.parse().ok())
+                    .collect::<Vec<u32>>()
+            });
         out.push(DataFile {
             path: v.object_store_path().to_string(),
             date,
             size: v.size().max(0) as u64,
             rows: v.num_records().unwrap_or(0) as u64,
+            sources,
         });
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -279,6 +350,13 @@ fn delta_error(location: &str, e: deltalake::DeltaTableError) -> Error {
     }
 }
 
+/// A [`SnapshotTable`] as the cluster's codec sends it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Encoded {
+    store: String,
+    files: Vec<(String, u64, i32)>,
+}
+
 /// One snapshot of a table, read by DataFusion's Parquet source.
 #[derive(Debug)]
 pub struct SnapshotTable {
@@ -325,6 +403,45 @@ impl SnapshotTable {
             store: root.object_store(),
             files,
             format,
+        })
+    }
+
+    /// The snapshot as bytes (its object store and files; the schema travels beside them).
+    pub fn encode(&self) -> datafusion::error::Result<Vec<u8>> {
+        let encoded = Encoded {
+            store: self.store.as_str().to_string(),
+            files: self.files.clone(),
+        };
+        serde_json::to_vec(&encoded)
+            .map_err(|e| datafusion::error::DataFusionError::External(e.into()))
+    }
+
+    /// The snapshot [`SnapshotTable::encode`] gave, of the table whose schema is `schema`.
+    pub fn decode(
+        bytes: &[u8],
+        schema: SchemaRef,
+        ctx: &datafusion::execution::TaskContext,
+    ) -> datafusion::error::Result<Self> {
+        let e: Encoded = serde_json::from_slice(bytes)
+            .map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != DATE)
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let options = ctx.session_config().options().execution.parquet.clone();
+        let format = datafusion::datasource::file_format::parquet::ParquetFormat::default()
+            .with_options(datafusion::config::TableParquetOptions {
+                global: options,
+                ..Default::default()
+            });
+        Ok(SnapshotTable {
+            schema,
+            file_schema: Arc::new(Schema::new(fields)),
+            store: ObjectStoreUrl::parse(&e.store)?,
+            files: e.files,
+            format: Arc::new(format),
         })
     }
 
@@ -436,6 +553,7 @@ mod tests {
             date: parse_date(date).unwrap(),
             size: std::fs::metadata(&path).unwrap().len(),
             rows: ids.len() as u64,
+            sources: Some(vec![7, 9]),
         }
     }
 
@@ -490,9 +608,16 @@ mod tests {
             .await
             .unwrap();
         let a2 = data_file(&root, "2020-09-01", "a2", &[1, 2, 4]);
-        let v2 = commit(&mut table, change(vec![a2.clone()], vec![a.clone()]))
-            .await
-            .unwrap();
+        let props = HashMap::from([("marketing-analytics.more".to_string(), "2".to_string())]);
+        let v2 = commit(
+            &mut table,
+            Change {
+                properties: props,
+                ..change(vec![a2.clone()], vec![a.clone()])
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(v2, v1 + 1);
         assert_eq!(files(&table).await.unwrap(), vec![a2.clone(), b.clone()]);
         let day = |d: &str| d.to_string();

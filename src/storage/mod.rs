@@ -1,7 +1,8 @@
 //! Where data lands: datasets written and committed in one atomic step ([`output`]), what a
 //! job may replace and one writer at a time ([`claim`]), what a stopped job leaves behind
 //! ([`cleanup`]), intermediates ([`scratch`], [`intermediate`]), the warehouse's layout
-//! ([`warehouse`]) and its Delta Lake tables ([`delta`]).
+//! ([`warehouse`]), its Delta Lake tables ([`delta`]) and the files they were converted from
+//! ([`sources`]).
 
 pub mod claim;
 pub mod cleanup;
@@ -9,6 +10,7 @@ pub mod delta;
 pub mod intermediate;
 pub mod output;
 pub mod scratch;
+pub mod sources;
 pub mod tables;
 pub mod warehouse;
 

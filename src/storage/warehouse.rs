@@ -1,23 +1,26 @@
-//! The warehouse layout: one Hive-style folder per table, `WAREHOUSE/TABLE/date=YYYY-MM-DD/`,
-//! each date a dataset of its own committed in one atomic step; how its tables are listed,
-//! registered (with their `date` partition column, for pruning) and written. What goes into
-//! the tables, and when, is `app::convert`'s business.
+//! The warehouse layout: one Delta Lake table per dataset (`WAREHOUSE/TABLE/`, partitioned by
+//! `date`, see [`delta`]); which versions of them a job reads ([`Snapshot`]), how they are
+//! registered (with their `date` partition column, for pruning) and how their data files are
+//! written. What goes into the tables, and when, is `app::convert`'s business. A run's
+//! `--partition-by-date` projection uses the same writer with plain `date=` datasets.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
 use datafusion::datasource::listing::ListingTableUrl;
-use datafusion::error::DataFusionError;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::prelude::SessionContext;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use crate::calendar::format_date;
 use crate::error::{Error, Result};
 use crate::input::{schema, TableKind};
 use crate::storage::claim::Marker;
+use crate::storage::delta::{self, AsOf, DataFile, SnapshotTable};
 use crate::storage::output::{ColumnParallelWriter, Staging, PART_FILE};
 
 /// Folder of each table in a warehouse.
@@ -41,137 +44,40 @@ fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// The Parquet files of a warehouse table (a local directory or an object store URL), as
-/// (path under the table's folder, size), sorted; an error naming `warehouse` when a local
-/// table's folder does not exist.
-pub async fn table_files(
-    ctx: &SessionContext,
-    warehouse: &Path,
-    kind: TableKind,
-) -> Result<Vec<(String, u64)>> {
-    let dir = table_dir(warehouse, kind);
-    let Some(url) = table_url(&dir)? else {
-        return Err(not_a_table(&dir, warehouse));
-    };
-    let store = ctx.runtime_env().object_store(&url)?;
-    let prefix = url.prefix().as_ref().to_string();
-    let mut files: Vec<(String, u64)> = store
-        .list(Some(url.prefix()))
-        .map_ok(|meta| {
-            let path = meta.location.as_ref();
-            let under = path.strip_prefix(prefix.as_str()).unwrap_or(path);
-            (under.trim_start_matches('/').to_string(), meta.size)
-        })
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(DataFusionError::from)?
-        .into_iter()
-        // Staging directories of a conversion under way or killed are hidden.
-        .filter(|(path, _)| {
-            path.ends_with(".parquet") && !path.split('/').any(|part| part.starts_with('.'))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
+/// Where [`write_by_date`] puts each date's rows.
+trait DateSink {
+    /// The writer of a new date's file.
+    fn open(&mut self, day: i32) -> Result<ColumnParallelWriter>;
+    /// The date's file is written: its rows, and the numbers of the input files they came
+    /// from (`sourceRow >> 40`; empty when the rows have no sourceRow).
+    fn close(&mut self, day: i32, rows: u64, sources: Vec<u32>) -> Result<()>;
 }
 
-/// The input files of a conversion, for the partitions' markers and the check that a date
-/// replaced holds no rows of other files.
-pub struct DateSources<'a> {
-    /// The table, in messages.
-    pub table: &'a str,
-    /// Absolute path of each input file, by its number in the input set (`sourceRow >> 40`).
-    pub files: &'a [String],
-    /// Replace dates holding rows of other files all the same (`--replace-dates`).
-    pub replace_dates: bool,
-    /// Run once every date is written, before any is committed (the bad-row limit).
-    pub before_commit: &'a (dyn Fn() -> Result<()> + Sync),
-}
-
-impl DateSources<'_> {
-    /// Refuses to replace `partition` when it holds rows of files not in this conversion
-    /// (or of files no marker names: written by hand or by an older version).
-    fn check(&self, partition: &Path) -> Result<()> {
-        if self.replace_dates || !partition.exists() {
-            return Ok(());
-        }
-        let marker = Marker::read(&partition.join(crate::storage::output::SUCCESS_MARKER));
-        let others: Vec<&String> = match &marker {
-            Some(m) => m
-                .sources
-                .iter()
-                .filter(|s| !self.files.contains(s))
-                .collect(),
-            None => Vec::new(),
-        };
-        if marker.is_some() && others.is_empty() {
-            return Ok(());
-        }
-        let held = match others.as_slice() {
-            [] => "rows of files it does not name (no marker of ours)".to_string(),
-            [one] => format!("rows of {one}, which this conversion does not include"),
-            [one, rest @ ..] => format!(
-                "rows of {one} and {} more file(s) this conversion does not include",
-                rest.len()
-            ),
-        };
-        Err(Error::Config(format!(
-            "{}: this {} date holds {held}; replacing it would drop them. Convert those files \
-             together with these, or give --replace-dates to replace every date these files \
-             touch with their rows only",
-            partition.display(),
-            self.table
-        )))
-    }
-}
-
-/// Writes a stream sorted by its last column `date` (a Date32) as one `date=YYYY-MM-DD/`
-/// dataset per date under `dir`; the files hold `file_schema`, the other columns. With
-/// `sources`, each date's marker lists the input files its rows came from, and a date that
-/// holds rows of other files is not replaced (see [`DateSources`]). The dates are committed,
-/// each in one atomic step, once all are written: an error leaves every date as it was.
-/// Returns the dates written with their rows.
-pub async fn write_partitioned(
+/// Streams `df`, sorted by its last column `date` (a Date32), into one file per date of
+/// `sink`; the files hold `file_schema`, the other columns.
+async fn write_by_date<S: DateSink>(
     df: datafusion::dataframe::DataFrame,
-    dir: &Path,
     file_schema: SchemaRef,
-    sources: Option<&DateSources<'_>>,
-) -> Result<Vec<(String, u64)>> {
+    sink: &mut S,
+) -> Result<()> {
     struct Date {
         day: i32,
-        staging: Staging,
         writer: ColumnParallelWriter,
         rows: u64,
         /// Whether each input file (by its number) has rows in this date: a flag per file,
         /// set row by row, as cheap as it gets on convert's path.
         files: Vec<bool>,
     }
-    // Only a conversion records the files of its dates.
-    let source_column = sources.and_then(|_| file_schema.index_of(schema::SOURCE_ROW).ok());
-    let file_count = sources.map_or(0, |s| s.files.len());
+    let finish = |date: Date, sink: &mut S| -> Result<()> {
+        date.writer.close()?;
+        let sources = (0..date.files.len() as u32)
+            .filter(|n| date.files[*n as usize])
+            .collect();
+        sink.close(date.day, date.rows, sources)
+    };
+    let source_column = file_schema.index_of(schema::SOURCE_ROW).ok();
     let mut stream = df.execute_stream().await?;
     let mut current: Option<Date> = None;
-    let mut done: Vec<(Staging, Marker, String, u64)> = Vec::new();
-    let finish = |date: Date, done: &mut Vec<(Staging, Marker, String, u64)>| -> Result<()> {
-        date.writer.close()?;
-        let files = sources
-            .map(|s| {
-                date.files
-                    .iter()
-                    .zip(s.files)
-                    .filter(|(has, _)| **has)
-                    .map(|(_, file)| file.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        done.push((
-            date.staging,
-            Marker::ours(files),
-            format_date(date.day),
-            date.rows,
-        ));
-        Ok(())
-    };
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let dates = batch
@@ -194,27 +100,13 @@ pub async fn write_partitioned(
             }
             if current.as_ref().is_none_or(|c| c.day != day) {
                 if let Some(date) = current.take() {
-                    finish(date, &mut done)?;
+                    finish(date, sink)?;
                 }
-                let dest = dir.join(format!("date={}", format_date(day)));
-                if let Some(s) = sources {
-                    s.check(&dest)?;
-                }
-                let staging = Staging::new(&dest)?;
-                let path = staging.path().join(PART_FILE);
-                let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-                let writer = ColumnParallelWriter::try_new(
-                    file,
-                    &path,
-                    file_schema.clone(),
-                    writer_properties(),
-                )?;
                 current = Some(Date {
                     day,
-                    staging,
-                    writer,
+                    writer: sink.open(day)?,
                     rows: 0,
-                    files: vec![false; file_count],
+                    files: Vec::new(),
                 });
             }
             if let Some(c) = current.as_mut() {
@@ -222,9 +114,11 @@ pub async fn write_partitioned(
                 c.rows += (end - start) as u64;
                 if let Some(rows) = &source_rows {
                     for i in start..end {
-                        if let Some(has) = c.files.get_mut((rows.value(i) >> 40) as usize) {
-                            *has = true;
+                        let n = (rows.value(i) >> 40) as usize;
+                        if n >= c.files.len() {
+                            c.files.resize(n + 1, false);
                         }
+                        c.files[n] = true;
                     }
                 }
             }
@@ -232,17 +126,118 @@ pub async fn write_partitioned(
         }
     }
     if let Some(date) = current.take() {
-        finish(date, &mut done)?;
+        finish(date, sink)?;
     }
-    if let Some(s) = sources {
-        (s.before_commit)()?;
+    Ok(())
+}
+
+fn date_writer(path: &Path, file_schema: &SchemaRef) -> Result<ColumnParallelWriter> {
+    // A new file, never one that exists: a data file is written once and only read after.
+    let file = std::fs::File::create_new(path).map_err(|e| Error::io(path, e))?;
+    ColumnParallelWriter::try_new(file, path, file_schema.clone(), writer_properties())
+}
+
+/// Writes a stream sorted by its last column `date` (a Date32) as one `date=YYYY-MM-DD/`
+/// dataset per date under `dir`; the files hold `file_schema`, the other columns. The dates
+/// are committed, each in one atomic step, once all are written: an error leaves every date
+/// as it was. Returns the dates written with their rows.
+pub async fn write_partitioned(
+    df: datafusion::dataframe::DataFrame,
+    dir: &Path,
+    file_schema: SchemaRef,
+) -> Result<Vec<(String, u64)>> {
+    struct Staged<'a> {
+        dir: &'a Path,
+        file_schema: SchemaRef,
+        open: Option<Staging>,
+        done: Vec<(Staging, String, u64)>,
     }
+    impl DateSink for Staged<'_> {
+        fn open(&mut self, day: i32) -> Result<ColumnParallelWriter> {
+            let staging = Staging::new(&self.dir.join(format!("date={}", format_date(day))))?;
+            let writer = date_writer(&staging.path().join(PART_FILE), &self.file_schema)?;
+            self.open = Some(staging);
+            Ok(writer)
+        }
+        fn close(&mut self, day: i32, rows: u64, _: Vec<u32>) -> Result<()> {
+            if let Some(staging) = self.open.take() {
+                self.done.push((staging, format_date(day), rows));
+            }
+            Ok(())
+        }
+    }
+    let mut sink = Staged {
+        dir,
+        file_schema: file_schema.clone(),
+        open: None,
+        done: Vec::new(),
+    };
+    write_by_date(df, file_schema, &mut sink).await?;
     let mut written = Vec::new();
-    for (staging, marker, date, rows) in done {
-        staging.commit_with(&marker)?;
+    for (staging, date, rows) in sink.done {
+        staging.commit_with(&Marker::ours(Vec::new()))?;
         written.push((date, rows));
     }
     Ok(written)
+}
+
+/// Writes a stream sorted by its last column `date` (a Date32) as new data files of the Delta
+/// table at `dir`, one per date (`date=YYYY-MM-DD/part-RUN-UUID.parquet`, a new name), for a
+/// commit to add. Until then no reader sees them.
+pub async fn write_data_files(
+    df: datafusion::dataframe::DataFrame,
+    dir: &Path,
+    file_schema: SchemaRef,
+    run_id: &str,
+) -> Result<Vec<DataFile>> {
+    struct Files<'a> {
+        dir: &'a Path,
+        file_schema: SchemaRef,
+        run_id: &'a str,
+        open: Option<String>,
+        done: Vec<DataFile>,
+    }
+    impl DateSink for Files<'_> {
+        fn open(&mut self, day: i32) -> Result<ColumnParallelWriter> {
+            let folder = format!("date={}", format_date(day));
+            std::fs::create_dir_all(self.dir.join(&folder))
+                .map_err(|e| Error::io(self.dir.join(&folder), e))?;
+            let rel = format!(
+                "{folder}/part-{}-{}.parquet",
+                self.run_id,
+                uuid::Uuid::new_v4().simple()
+            );
+            let writer = date_writer(&self.dir.join(&rel), &self.file_schema)?;
+            self.open = Some(rel);
+            Ok(writer)
+        }
+        fn close(&mut self, day: i32, rows: u64, sources: Vec<u32>) -> Result<()> {
+            if let Some(rel) = self.open.take() {
+                let path = self.dir.join(&rel);
+                let size = std::fs::metadata(&path)
+                    .map_err(|e| Error::io(&path, e))?
+                    .len();
+                let has_sources = self.file_schema.index_of(schema::SOURCE_ROW).is_ok();
+                self.done.push(DataFile {
+                    path: rel,
+                    date: day,
+                    size,
+                    rows,
+                    sources: has_sources.then_some(sources),
+                });
+            }
+            Ok(())
+        }
+    }
+    let mut sink = Files {
+        dir,
+        file_schema: file_schema.clone(),
+        run_id,
+        open: None,
+        done: Vec::new(),
+    };
+    write_by_date(df, file_schema, &mut sink).await?;
+    Ok(sink.done)
 }
 
 pub fn not_a_table(dir: &Path, warehouse: &Path) -> Error {
@@ -287,19 +282,240 @@ pub fn register_listing(
     )
 }
 
-/// Registers a warehouse table under `name`, with its `date` partition column. The warehouse
-/// is a local directory or an object-store URL such as `s3://bucket/warehouse`.
+/// The property of the projection table naming the versions of the input tables it was
+/// computed from (JSON: `{"clickstream": 3, "purchases": 3}`).
+pub const INPUTS_PROPERTY: &str = "marketing-analytics.inputs";
+
+/// Which state of a warehouse a job reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// As a complete conversion left it (the last one, or the one current at `AsOf`): its
+    /// projection, and the input tables at the versions the projection names.
+    Converted(AsOf),
+    /// The input tables' newest versions: what a conversion computes the projection of.
+    Newest,
+}
+
+impl Default for Read {
+    fn default() -> Self {
+        Read::Converted(AsOf::Latest)
+    }
+}
+
+/// The versions of a warehouse's tables a job reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    pub clickstream: u64,
+    pub purchases: u64,
+    /// The stored projection's version (none before a conversion stored one).
+    #[serde(skip)]
+    pub projection: Option<u64>,
+}
+
+impl Snapshot {
+    /// The versions `read` asks for.
+    pub async fn resolve(ctx: &SessionContext, warehouse: &Path, read: Read) -> Result<Snapshot> {
+        refuse_old_layout(warehouse)?;
+        let as_of = match read {
+            Read::Newest => return Snapshot::latest_inputs(ctx, warehouse).await,
+            Read::Converted(as_of) => as_of,
+        };
+        let location = location(warehouse, PROJECTION_DIR);
+        let Some(projection) = delta::open(ctx, &location, as_of).await? else {
+            if as_of != AsOf::Latest {
+                return Err(Error::Config(format!(
+                    "{}: no conversion had finished at {as_of:?}",
+                    warehouse.display()
+                )));
+            }
+            return Snapshot::latest_inputs(ctx, warehouse).await;
+        };
+        let properties = delta::properties(&projection)?;
+        let Some(text) = properties.get(INPUTS_PROPERTY) else {
+            if as_of != AsOf::Latest {
+                return Err(Error::Config(format!(
+                    "{}: no conversion had finished at {as_of:?} (its projection table was \
+                     created, not yet written)",
+                    warehouse.display()
+                )));
+            }
+            // Created by a conversion that stopped before its first projection was stored.
+            return Snapshot::latest_inputs(ctx, warehouse).await;
+        };
+        let mut snapshot: Snapshot = serde_json::from_str(text).map_err(|e| Error::BadFile {
+            file: location.clone(),
+            reason: format!("its property {INPUTS_PROPERTY} is not a pair of versions ({e})"),
+        })?;
+        snapshot.projection = projection.version();
+        Ok(snapshot)
+    }
+
+    /// The newest versions of the input tables.
+    pub async fn latest_inputs(ctx: &SessionContext, warehouse: &Path) -> Result<Snapshot> {
+        let mut versions = [0u64; 2];
+        for (i, kind) in [TableKind::Clickstream, TableKind::Purchases]
+            .into_iter()
+            .enumerate()
+        {
+            let location = table_dir(warehouse, kind).display().to_string();
+            let table = delta::open(ctx, &location, AsOf::Latest)
+                .await?
+                .ok_or_else(|| not_a_table(&table_dir(warehouse, kind), warehouse))?;
+            versions[i] = table.version().unwrap_or(0);
+        }
+        Ok(Snapshot {
+            clickstream: versions[0],
+            purchases: versions[1],
+            projection: None,
+        })
+    }
+
+    /// The projection's property naming these input versions.
+    pub fn versions_property(&self) -> Result<(String, String)> {
+        Ok((INPUTS_PROPERTY.to_string(), serde_json::to_string(self)?))
+    }
+
+    fn version(&self, kind: TableKind) -> u64 {
+        match kind {
+            TableKind::Clickstream => self.clickstream,
+            TableKind::Purchases => self.purchases,
+        }
+    }
+}
+
+fn location(warehouse: &Path, table: &str) -> String {
+    warehouse.join(table).display().to_string()
+}
+
+/// The columns of `kind`'s data files (the table adds `date`).
+pub fn file_schema(kind: TableKind) -> SchemaRef {
+    match kind {
+        TableKind::Clickstream => schema::EVENTS.clone(),
+        TableKind::Purchases => schema::PURCHASES.clone(),
+    }
+}
+
+/// Refuses a warehouse an earlier version wrote (a table of `date=` folders, no Delta log),
+/// saying what to do.
+pub fn refuse_old_layout(warehouse: &Path) -> Result<()> {
+    if crate::input::is_url(&warehouse.display().to_string()) {
+        return Ok(());
+    }
+    for table in ["clickstream", "purchases", PROJECTION_DIR] {
+        let dir = warehouse.join(table);
+        if dir.is_dir() && !dir.join(delta::LOG_DIR).is_dir() {
+            return Err(Error::Config(format!(
+                "{} was written by an earlier version of marketing-analytics (date folders, no                  Delta log in {}): convert the raw exports again into a new warehouse                  (`marketing-analytics convert --warehouse NEW_DIR`), then remove this one",
+                warehouse.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Registers `kind`'s table of `warehouse` at the version of `snapshot` under `name`, with
+/// its `date` partition column (a filter on it reads only its dates' files).
 pub async fn register_table(
     ctx: &SessionContext,
     warehouse: &Path,
     kind: TableKind,
     name: &str,
+    snapshot: &Snapshot,
 ) -> Result<()> {
     let dir = table_dir(warehouse, kind);
-    let url = table_url(&dir)?.ok_or_else(|| not_a_table(&dir, warehouse))?;
-    let file_schema = match kind {
-        TableKind::Clickstream => schema::EVENTS.clone(),
-        TableKind::Purchases => schema::PURCHASES.clone(),
+    let table = delta::open(
+        ctx,
+        &dir.display().to_string(),
+        AsOf::Version(snapshot.version(kind)),
+    )
+    .await?
+    .ok_or_else(|| not_a_table(&dir, warehouse))?;
+    let provider = SnapshotTable::new(ctx, &table, file_schema(kind)).await?;
+    super::replace_table(ctx, name, Arc::new(provider))
+}
+
+/// Registers the stored projection of `snapshot` (its files' columns: `schema`) under `name`;
+/// `false` when there is none.
+pub async fn register_projection(
+    ctx: &SessionContext,
+    warehouse: &Path,
+    name: &str,
+    snapshot: &Snapshot,
+    schema: SchemaRef,
+) -> Result<bool> {
+    let Some(version) = snapshot.projection else {
+        return Ok(false);
     };
-    register_listing(ctx, url, file_schema, name)
+    let location = location(warehouse, PROJECTION_DIR);
+    let Some(table) = delta::open(ctx, &location, AsOf::Version(version)).await? else {
+        return Ok(false);
+    };
+    let provider = SnapshotTable::new(ctx, &table, schema).await?;
+    super::replace_table(ctx, name, Arc::new(provider))?;
+    Ok(true)
+}
+
+/// Writes `file`'s rows but those of the source files `drop` (by number) as a new data file
+/// of the same date (`part-NAME.parquet`); `None` when no row is left.
+pub fn rewrite_without(
+    dir: &Path,
+    file: &DataFile,
+    drop: &BTreeSet<u32>,
+    file_schema: &SchemaRef,
+    name: &str,
+) -> Result<Option<DataFile>> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let path = dir.join(&file.path);
+    let reader = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let batches = ParquetRecordBatchReaderBuilder::try_new(reader)?.build()?;
+    let source = file_schema.index_of(schema::SOURCE_ROW)?;
+    let rel = format!(
+        "date={}/part-{name}-{}.parquet",
+        format_date(file.date),
+        uuid::Uuid::new_v4().simple()
+    );
+    let out = dir.join(&rel);
+    let mut writer: Option<ColumnParallelWriter> = None;
+    let mut rows = 0u64;
+    let mut kept_sources = BTreeSet::new();
+    for batch in batches {
+        let batch = batch?;
+        let numbers = batch.column(source).as_primitive::<Int64Type>();
+        let keep: datafusion::arrow::array::BooleanArray = numbers
+            .iter()
+            .map(|v| Some(v.is_some_and(|v| !drop.contains(&((v >> 40) as u32)))))
+            .collect();
+        let kept = datafusion::arrow::compute::filter_record_batch(&batch, &keep)?;
+        if kept.num_rows() == 0 {
+            continue;
+        }
+        for v in kept.column(source).as_primitive::<Int64Type>().values() {
+            kept_sources.insert((v >> 40) as u32);
+        }
+        if writer.is_none() {
+            writer = Some(date_writer(&out, file_schema)?);
+        }
+        if let Some(w) = writer.as_mut() {
+            w.write(&RecordBatch::try_new(
+                file_schema.clone(),
+                kept.columns().to_vec(),
+            )?)?;
+        }
+        rows += kept.num_rows() as u64;
+    }
+    let Some(writer) = writer else {
+        return Ok(None);
+    };
+    writer.close()?;
+    let size = std::fs::metadata(&out)
+        .map_err(|e| Error::io(&out, e))?
+        .len();
+    Ok(Some(DataFile {
+        path: rel,
+        date: file.date,
+        size,
+        rows,
+        sources: Some(kept_sources.into_iter().collect()),
+    }))
 }

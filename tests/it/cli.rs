@@ -216,9 +216,11 @@ fn warehouse_commands_end_to_end() {
         .arg("--warehouse")
         .arg(d.join("wh")));
     assert!(stdout.contains("dates written to"), "{stdout}");
-    assert!(d
-        .join("wh/clickstream/date=2020-11-11/part-00000.parquet")
-        .is_file());
+    assert!(d.join("wh/clickstream/_delta_log").is_dir());
+    assert!(std::fs::read_dir(d.join("wh/clickstream/date=2020-11-11"))
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".parquet")));
     let stdout = ok(bin()
         .args(["-q", "period", "--day", "2020-11-11", "--warehouse"])
         .arg(d.join("wh"))
@@ -243,6 +245,41 @@ fn warehouse_commands_end_to_end() {
         .arg("--output")
         .arg(d.join("p2")));
     assert_eq!(recomputed, stdout);
+    // As of the one conversion (version 1 of its projection): the same tables.
+    let as_of = ok(bin()
+        .args([
+            "-q",
+            "period",
+            "--day",
+            "2020-11-11",
+            "--as-of",
+            "1",
+            "--warehouse",
+        ])
+        .arg(d.join("wh"))
+        .arg("--output")
+        .arg(d.join("p3")));
+    assert_eq!(as_of, stdout);
+    let bad = run(bin()
+        .args([
+            "period",
+            "--day",
+            "2020-11-11",
+            "--as-of",
+            "yesterday",
+            "--warehouse",
+        ])
+        .arg(d.join("wh"))
+        .arg("--output")
+        .arg(d.join("p4")));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad)
+            .1
+            .contains("neither a version nor an RFC 3339 time"),
+        "{:?}",
+        text(&bad)
+    );
     let stdout = ok(bin()
         .args(["-q", "weekly", "--quarter", "2020-Q4", "--warehouse"])
         .arg(d.join("wh"))

@@ -625,8 +625,9 @@ async fn warehouse_and_scratch_on_s3_equal_local_files() {
     // there too: the sizes its `_SUCCESS` lists survive the upload).
     let listed = marketing_analytics::engine::session_context(2);
     assert!(
-        marketing_analytics::app::convert::register_stored_projection(
+        marketing_analytics::app::period::register_stored_projection(
             &listed,
+            &settings,
             Path::new("s3://lake/warehouse"),
             &period
         )

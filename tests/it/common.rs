@@ -389,3 +389,44 @@ pub async fn run_all_combinations(
     }
     first.expect("at least one combination")
 }
+
+/// A Python interpreter with pyarrow and polars, or `None` (and why) when there is none.
+pub fn python() -> Option<String> {
+    match std::env::var("MARKETING_ANALYTICS_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ if std::env::var_os("MARKETING_ANALYTICS_REQUIRE_PYTHON").is_some() => {
+            panic!(
+                "MARKETING_ANALYTICS_REQUIRE_PYTHON is set but MARKETING_ANALYTICS_PYTHON is not"
+            )
+        }
+        _ => {
+            eprintln!(
+                "skipped the pyarrow/polars checks: set MARKETING_ANALYTICS_PYTHON to a Python \
+                 with pyarrow and polars (.ci/run does)"
+            );
+            None
+        }
+    }
+}
+
+/// The files of one date of a warehouse table, as its latest version lists them.
+pub async fn date_files(
+    warehouse: &std::path::Path,
+    table: &str,
+    date: &str,
+) -> Vec<marketing_analytics::storage::delta::DataFile> {
+    use marketing_analytics::storage::delta;
+    let ctx = marketing_analytics::engine::session_context(2);
+    let location = warehouse.join(table).display().to_string();
+    let table = delta::open(&ctx, &location, delta::AsOf::Latest)
+        .await
+        .unwrap()
+        .unwrap();
+    let day = marketing_analytics::calendar::parse_date(date).unwrap();
+    delta::files(&table)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.date == day)
+        .collect()
+}

@@ -3,6 +3,7 @@
 //! and polars; CI installs one) and print why they skipped without it, except where
 //! `MARKETING_ANALYTICS_REQUIRE_PYTHON` is set (CI), where its absence fails.
 
+use crate::common;
 use std::path::Path;
 use std::process::Command;
 
@@ -37,25 +38,6 @@ fn assert_utc_micros(t: Option<LogicalType>) {
     );
 }
 
-/// A Python interpreter with pyarrow and polars, or `None` (and why) when there is none.
-fn python() -> Option<String> {
-    match std::env::var("MARKETING_ANALYTICS_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if std::env::var_os("MARKETING_ANALYTICS_REQUIRE_PYTHON").is_some() => {
-            panic!(
-                "MARKETING_ANALYTICS_REQUIRE_PYTHON is set but MARKETING_ANALYTICS_PYTHON is not"
-            )
-        }
-        _ => {
-            eprintln!(
-                "skipped the pyarrow/polars checks: set MARKETING_ANALYTICS_PYTHON to a Python \
-                 with pyarrow and polars (.ci/run does)"
-            );
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn timestamps_are_written_adjusted_to_utc_and_other_tools_read_the_outputs() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,9 +70,17 @@ async fn timestamps_are_written_adjusted_to_utc_and_other_tools_read_the_outputs
         .find(|e| e.file_name().to_string_lossy().starts_with("date="))
         .unwrap()
         .path();
-    assert_utc_micros(logical_type(&day.join(PART_FILE), "eventTime"));
+    let file = std::fs::read_dir(&day)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    assert_utc_micros(logical_type(&file, "eventTime"));
 
-    let Some(python) = python() else { return };
+    let Some(python) = common::python() else {
+        return;
+    };
     let script = r#"
 import sys, pyarrow.parquet as pq, pyarrow.dataset as ds, polars as pl
 projection = sys.argv[1]

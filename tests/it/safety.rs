@@ -306,12 +306,23 @@ fn two_converts_on_one_warehouse_exclude_each_other() {
     drop(held);
 }
 
+/// The rows of a warehouse table's date, as its latest version holds them.
+async fn date_rows(warehouse: &Path, table: &str, date: &str) -> u64 {
+    crate::common::date_files(warehouse, table, date)
+        .await
+        .iter()
+        .map(|f| f.rows)
+        .sum()
+}
+
 #[tokio::test]
-async fn convert_refuses_to_replace_a_date_holding_rows_of_files_not_converted() {
+async fn a_second_conversion_adds_to_the_dates_and_replaces_them_only_when_told() {
     let dir = tempfile::tempdir().unwrap();
     let (c, p) = inputs(dir.path());
     let warehouse = dir.path().join("warehouse");
     convert(&settings(), &c, &p, &warehouse).await.unwrap();
+    let first = date_rows(&warehouse, "clickstream", "2020-09-01").await;
+    assert!(first > 0);
     // A second batch of files for the same date.
     let batch2 = dir.path().join("batch2");
     std::fs::create_dir_all(&batch2).unwrap();
@@ -325,50 +336,76 @@ async fn convert_refuses_to_replace_a_date_holding_rows_of_files_not_converted()
         batch2.join("clicks2.csv").display().to_string(),
         batch2.join("purchases2.csv").display().to_string(),
     );
-    let date = warehouse.join("clickstream/date=2020-09-01");
-    let before = tree(&date);
-    let err = convert(&settings(), &c2, &p2, &warehouse)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("date=2020-09-01")
-            && err.contains("clicks.csv")
-            && err.contains("--replace-dates"),
-        "{err}"
+    let report = convert(&settings(), &c2, &p2, &warehouse).await.unwrap();
+    assert_eq!(
+        report.clickstream_dates,
+        vec![("2020-09-01".to_string(), first)]
     );
-    assert_eq!(tree(&date), before, "the date keeps its rows");
-    // Converting the first files again replaces their dates: nothing else is in them.
-    convert(&settings(), &c, &p, &warehouse).await.unwrap();
-    // All files together, then only the second batch with --replace-dates.
-    let both = dir.path().join("both");
-    std::fs::create_dir_all(&both).unwrap();
-    for (from, to) in [
-        (Path::new(&c).join("clicks.csv"), "c/clicks.csv"),
-        (batch2.join("clicks2.csv"), "c/clicks2.csv"),
-        (Path::new(&p).join("purchases.csv"), "p/purchases.csv"),
-        (batch2.join("purchases2.csv"), "p/purchases2.csv"),
-    ] {
-        std::fs::create_dir_all(both.join(to).parent().unwrap()).unwrap();
-        std::fs::copy(from, both.join(to)).unwrap();
-    }
-    let (bc, bp) = (
-        both.join("c").display().to_string(),
-        both.join("p").display().to_string(),
+    assert_eq!(
+        date_rows(&warehouse, "clickstream", "2020-09-01").await,
+        2 * first
     );
-    // The date holds rows of the first files, at their first paths: still refused.
-    assert!(convert(&settings(), &bc, &bp, &warehouse).await.is_err());
+    // Converting the first files again changes nothing.
+    let again = convert(&settings(), &c, &p, &warehouse).await.unwrap();
+    assert_eq!(
+        again.unchanged_files.len(),
+        2,
+        "{:?}",
+        again.unchanged_files
+    );
+    assert!(again.clickstream_dates.is_empty());
+    assert_eq!(again.versions, report.versions);
+    assert_eq!(
+        date_rows(&warehouse, "clickstream", "2020-09-01").await,
+        2 * first
+    );
+    // Copies at other paths are the same content: skipped, as converted already.
+    let copies = dir.path().join("copies");
+    std::fs::create_dir_all(&copies).unwrap();
+    std::fs::copy(batch2.join("clicks2.csv"), copies.join("clicks2.csv")).unwrap();
+    std::fs::copy(batch2.join("purchases2.csv"), copies.join("purchases2.csv")).unwrap();
+    let copied = convert(
+        &settings(),
+        &copies.join("clicks2.csv").display().to_string(),
+        &copies.join("purchases2.csv").display().to_string(),
+        &warehouse,
+    )
+    .await
+    .unwrap();
+    assert_eq!(copied.unchanged_files.len(), 2);
+    assert_eq!(copied.versions, report.versions);
+    // A third file with --replace-dates: the date holds its rows alone.
+    let batch3 = dir.path().join("batch3");
+    std::fs::create_dir_all(&batch3).unwrap();
+    std::fs::write(
+        batch3.join("clicks3.csv"),
+        CLICKS
+            .replace("u1,", "u3,")
+            .replace("o1", "o3")
+            .replace("b1", "b3"),
+    )
+    .unwrap();
+    std::fs::write(batch3.join("purchases3.csv"), PURCHASES.replace("p1", "p3")).unwrap();
     let replace = Settings {
         replace_dates: true,
         ..settings()
     };
-    let report = convert(&replace, &bc, &bp, &warehouse).await.unwrap();
+    let replaced = convert(
+        &replace,
+        &batch3.join("clicks3.csv").display().to_string(),
+        &batch3.join("purchases3.csv").display().to_string(),
+        &warehouse,
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        report.clickstream_dates,
-        vec![("2020-09-01".to_string(), 4)]
+        replaced.clickstream_dates,
+        vec![("2020-09-01".to_string(), first)]
     );
-    // From now on the date holds rows of `both` only: converting those again is fine.
-    convert(&settings(), &bc, &bp, &warehouse).await.unwrap();
+    assert_eq!(
+        date_rows(&warehouse, "clickstream", "2020-09-01").await,
+        first
+    );
 }
 
 #[tokio::test]
@@ -579,26 +616,54 @@ fn generate_replaces_only_its_own_dataset_and_leaves_no_file_of_an_earlier_one()
 }
 
 #[tokio::test]
-async fn what_a_killed_conversion_left_is_reclaimed_by_the_next_even_for_dates_it_does_not_touch() {
+async fn what_a_killed_conversion_left_is_never_read_and_its_scratch_is_reclaimed() {
     let dir = tempfile::tempdir().unwrap();
     let (c, p) = inputs(dir.path());
     let warehouse = dir.path().join("warehouse");
     convert(&settings(), &c, &p, &warehouse).await.unwrap();
-    // A process that is gone, as a killed conversion is.
+    let rows = date_rows(&warehouse, "clickstream", "2020-09-01").await;
+    // A process that is gone, as a killed conversion is: its scratch, and a data file it
+    // wrote but never committed.
     let mut gone = Command::new("true").spawn().unwrap();
     gone.wait().unwrap();
     let pid = gone.id();
-    let left = [
-        warehouse.join(format!("clickstream/.date=2019-01-01.tmp-{pid}-1")),
-        warehouse.join(format!("purchases/.date=2019-01-01.tmp-{pid}-2")),
-        warehouse.join(format!(".projection.scratch-{pid}-3")),
-        warehouse.join(format!(".projection.tmp-{pid}-4")),
-    ];
-    for d in &left {
-        std::fs::create_dir_all(d.join("x")).unwrap();
-    }
+    let scratch = warehouse.join(format!(".projection.scratch-{pid}-3"));
+    std::fs::create_dir_all(scratch.join("x")).unwrap();
+    let day = warehouse.join("clickstream/date=2020-09-01");
+    let orphan = std::fs::read_dir(&day)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    std::fs::copy(&orphan, day.join("part-killed-0.parquet")).unwrap();
     convert(&settings(), &c, &p, &warehouse).await.unwrap();
-    for d in &left {
-        assert!(!d.exists(), "{} was left", d.display());
-    }
+    assert!(!scratch.exists(), "{} was left", scratch.display());
+    assert_eq!(
+        date_rows(&warehouse, "clickstream", "2020-09-01").await,
+        rows
+    );
+    let out = dir.path().join("period");
+    let period = marketing_analytics::app::period::Period::parse(
+        Some("2020-09-01"),
+        Some("2020-09-01"),
+        None,
+        1,
+    )
+    .unwrap();
+    let settings = Settings {
+        stored_projection: false,
+        ..settings()
+    };
+    marketing_analytics::app::period::period_job(
+        &settings,
+        &marketing_analytics::app::period::Source::Warehouse(warehouse.clone()),
+        &period,
+        &out,
+    )
+    .await
+    .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["outputs"]["top_campaigns"], 1, "{summary}");
 }

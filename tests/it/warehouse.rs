@@ -5,11 +5,10 @@ use crate::common;
 
 use std::path::Path;
 
-use marketing_analytics::app::convert::{
-    convert, forget_projection_inputs, register_stored_projection,
-};
+use marketing_analytics::app::convert::convert;
 use marketing_analytics::app::period::{
-    period_context, period_job, planned_files, weekly_job, Period, Source,
+    period_context, period_job, planned_files, register_stored_projection, weekly_job, Period,
+    Source,
 };
 use marketing_analytics::app::{layout, register_projection, run_all, Settings};
 use marketing_analytics::attribution::tables;
@@ -19,8 +18,9 @@ use marketing_analytics::engine::session_context;
 use marketing_analytics::generate::{generate, Generated, Options};
 use marketing_analytics::input::TableKind;
 use marketing_analytics::marts::{top_campaigns, top_channels, Api};
+use marketing_analytics::storage::delta;
 use marketing_analytics::storage::output::read_parquet;
-use marketing_analytics::storage::warehouse::table_dir;
+use marketing_analytics::storage::warehouse::{table_dir, Read, Snapshot};
 
 fn settings() -> Settings {
     Settings {
@@ -235,68 +235,75 @@ async fn only_the_needed_partitions_are_read() {
 }
 
 #[tokio::test]
-async fn reconverting_with_replace_dates_replaces_only_the_dates_the_input_touches() {
+async fn a_new_file_adds_its_rows_to_its_dates_and_replace_dates_replaces_them() {
     let dir = tempfile::tempdir().unwrap();
     let (_, warehouse) = data_in_warehouse(dir.path()).await;
-    let clicks = table_dir(&warehouse, TableKind::Clickstream);
-    let untouched = clicks.join("date=2020-09-15").join("part-00000.parquet");
-    let before = std::fs::read(&untouched).unwrap();
-    let modified_before = std::fs::metadata(&untouched).unwrap().modified().unwrap();
+    let untouched = common::date_files(&warehouse, "clickstream", "2020-09-15").await;
+    let old_rows: u64 = common::date_files(&warehouse, "clickstream", "2020-11-11")
+        .await
+        .iter()
+        .map(|f| f.rows)
+        .sum();
+    assert!(old_rows > 0);
     // New exports holding only one day.
     let new = dir.path().join("new");
     std::fs::create_dir_all(&new).unwrap();
-    std::fs::write(
-        new.join("clicks.csv"),
-        "userId,eventId,eventType,eventTime,attributes\nu,e1,app_open,2020-11-11 10:00:00,\"{'campaign_id': 1, 'channel_id': 'A'}\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        new.join("purchases.csv"),
-        "purchaseId,purchaseTime,billingCost,isConfirmed\np,2020-11-11 10:00:01,1.00,True\n",
-    )
-    .unwrap();
-    let (new_clicks, new_purchases) = (
-        new.join("clicks.csv").display().to_string(),
-        new.join("purchases.csv").display().to_string(),
-    );
-    // The date holds rows of the first conversion's files: replaced only when asked to.
-    let refused = convert(&settings(), &new_clicks, &new_purchases, &warehouse)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        refused.contains("date=2020-11-11") && refused.contains("--replace-dates"),
-        "{refused}"
-    );
-    let replace = Settings {
-        replace_dates: true,
-        ..settings()
-    };
-    let report = convert(&replace, &new_clicks, &new_purchases, &warehouse)
-        .await
+    let write = |name: &str, event: &str| {
+        std::fs::write(
+            new.join(format!("{name}-clicks.csv")),
+            format!("userId,eventId,eventType,eventTime,attributes\nu,{event},app_open,2020-11-11 10:00:00,\"{{'campaign_id': 1, 'channel_id': 'A'}}\"\n"),
+        )
         .unwrap();
+        std::fs::write(
+            new.join(format!("{name}-purchases.csv")),
+            "purchaseId,purchaseTime,billingCost,isConfirmed\np,2020-11-11 10:00:01,1.00,True\n",
+        )
+        .unwrap();
+        (
+            new.join(format!("{name}-clicks.csv")).display().to_string(),
+            new.join(format!("{name}-purchases.csv"))
+                .display()
+                .to_string(),
+        )
+    };
+    let (c, p) = write("a", "e1");
+    let report = convert(&settings(), &c, &p, &warehouse).await.unwrap();
     assert_eq!(
         report.clickstream_dates,
         vec![("2020-11-11".to_string(), 1)]
     );
-    let replaced = read_parquet(&clicks.join("date=2020-11-11")).unwrap();
-    assert_eq!(replaced.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
-    assert_eq!(std::fs::read(&untouched).unwrap(), before);
+    let rows = |files: &[delta::DataFile]| files.iter().map(|f| f.rows).sum::<u64>();
+    let added = common::date_files(&warehouse, "clickstream", "2020-11-11").await;
+    assert_eq!(rows(&added), old_rows + 1, "the date keeps its rows");
     assert_eq!(
-        std::fs::metadata(&untouched).unwrap().modified().unwrap(),
-        modified_before
+        common::date_files(&warehouse, "clickstream", "2020-09-15").await,
+        untouched
     );
-    // The projection stored again matches the partitions as they are now.
+    // With --replace-dates the date holds the new file's rows alone.
+    let (c, p) = write("b", "e2");
+    let replace = Settings {
+        replace_dates: true,
+        ..settings()
+    };
+    convert(&replace, &c, &p, &warehouse).await.unwrap();
+    let replaced = common::date_files(&warehouse, "clickstream", "2020-11-11").await;
+    assert_eq!(rows(&replaced), 1);
+    assert_eq!(
+        common::date_files(&warehouse, "clickstream", "2020-09-15").await,
+        untouched
+    );
     let ctx = session_context(2);
-    assert!(register_stored_projection(&ctx, &warehouse, &Period::all())
-        .await
-        .unwrap());
+    assert!(
+        register_stored_projection(&ctx, &settings(), &warehouse, &Period::all())
+            .await
+            .unwrap()
+    );
 }
 
 /// A conversion stores the full pipeline's projection; a period reads only its own dates of
-/// it, and only while the partitions are those it was computed from.
+/// it, and the input tables at the versions it was computed from.
 #[tokio::test]
-async fn the_stored_projection_is_the_full_pipelines_and_is_read_only_while_current() {
+async fn the_stored_projection_is_the_full_pipelines_and_names_the_versions_it_was_computed_from() {
     let dir = tempfile::tempdir().unwrap();
     let (g, warehouse) = data_in_warehouse(dir.path()).await;
     let full = dir.path().join("full");
@@ -309,9 +316,11 @@ async fn the_stored_projection_is_the_full_pipelines_and_is_read_only_while_curr
     .await
     .unwrap();
     let ctx = session_context(2);
-    assert!(register_stored_projection(&ctx, &warehouse, &Period::all())
-        .await
-        .unwrap());
+    assert!(
+        register_stored_projection(&ctx, &settings(), &warehouse, &Period::all())
+            .await
+            .unwrap()
+    );
     let stored = ctx
         .sql(&format!(
             "SELECT * FROM {} ORDER BY purchaseId",
@@ -331,9 +340,11 @@ async fn the_stored_projection_is_the_full_pipelines_and_is_read_only_while_curr
 
     // A month reads that month's files of the projection and nothing else.
     let month = Period::parse(Some("2020-09-01"), Some("2020-09-30"), None, 1).unwrap();
-    assert!(register_stored_projection(&ctx, &warehouse, &month)
-        .await
-        .unwrap());
+    assert!(
+        register_stored_projection(&ctx, &settings(), &warehouse, &month)
+            .await
+            .unwrap()
+    );
     let files = planned_files(&ctx, tables::PROJECTION).await.unwrap();
     assert_eq!(files.len(), 30, "{files:?}");
     assert!(
@@ -341,22 +352,40 @@ async fn the_stored_projection_is_the_full_pipelines_and_is_read_only_while_curr
         "{files:?}"
     );
 
-    // A partition changed since: the stored projection is not read.
-    let day = table_dir(&warehouse, TableKind::Clickstream).join("date=2020-09-15");
-    let moved = dir.path().join("moved");
-    std::fs::rename(&day, &moved).unwrap();
-    assert!(!register_stored_projection(&ctx, &warehouse, &month)
+    // A commit to an input table outside a conversion (one that stopped before storing its
+    // projection) is not read: the period reads the versions the projection names.
+    let snapshot = Snapshot::resolve(&ctx, &warehouse, Read::default())
         .await
-        .unwrap());
-    std::fs::rename(&moved, &day).unwrap();
-    assert!(register_stored_projection(&ctx, &warehouse, &month)
+        .unwrap();
+    let location = table_dir(&warehouse, TableKind::Clickstream)
+        .display()
+        .to_string();
+    let mut table = delta::open(&ctx, &location, delta::AsOf::Latest)
         .await
-        .unwrap());
-    // Without its list of inputs (a conversion that did not finish) neither.
-    forget_projection_inputs(&warehouse).unwrap();
-    assert!(!register_stored_projection(&ctx, &warehouse, &month)
+        .unwrap()
+        .unwrap();
+    let some = delta::files(&table).await.unwrap().remove(0);
+    delta::commit(
+        &mut table,
+        delta::Change {
+            add: vec![],
+            remove: vec![some],
+            properties: Default::default(),
+            app_metadata: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let after = Snapshot::resolve(&ctx, &warehouse, Read::default())
         .await
-        .unwrap());
+        .unwrap();
+    assert_eq!(after, snapshot);
+    assert!(table.version().unwrap() > snapshot.clickstream);
+    assert!(
+        register_stored_projection(&ctx, &settings(), &warehouse, &month)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -608,9 +637,11 @@ async fn the_stored_projection_keeps_every_year_from_0001_to_9999() {
         .unwrap();
     assert_eq!(run.summary.counts.attributed_purchases, 4);
     let ctx = session_context(2);
-    assert!(register_stored_projection(&ctx, &warehouse, &Period::all())
-        .await
-        .unwrap());
+    assert!(
+        register_stored_projection(&ctx, &settings(), &warehouse, &Period::all())
+            .await
+            .unwrap()
+    );
     let rows = ctx
         .table(tables::PROJECTION)
         .await
