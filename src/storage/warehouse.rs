@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{Date32Type, Int64Type, SchemaRef};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -265,21 +265,6 @@ pub fn table_url(dir: &Path) -> Result<Option<ListingTableUrl>> {
         "{}/",
         dir.canonicalize().map_err(|e| Error::io(dir, e))?.display()
     ))?))
-}
-
-/// Registers the Parquet files under `url`, with their `date` partition column, as `name`.
-pub fn register_listing(
-    ctx: &SessionContext,
-    url: ListingTableUrl,
-    file_schema: SchemaRef,
-    name: &str,
-) -> Result<()> {
-    let options = super::tables::parquet_options(ctx, vec![("date".to_string(), DataType::Utf8)]);
-    super::replace_table(
-        ctx,
-        name,
-        super::tables::listing_table(vec![url], options, file_schema)?,
-    )
 }
 
 /// The property of the projection table naming the versions of the input tables it was
