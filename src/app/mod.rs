@@ -12,6 +12,7 @@
 pub mod convert;
 pub mod explain;
 pub(crate) mod job;
+pub mod maintain;
 pub mod models;
 pub mod period;
 pub mod report;

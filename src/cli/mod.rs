@@ -12,6 +12,7 @@ pub mod explain;
 pub mod generate;
 pub mod journeys;
 pub mod logging;
+pub mod maintain;
 pub mod mart;
 pub mod models;
 pub mod options;
@@ -76,15 +77,27 @@ pub enum Command {
     Models(models::Args),
     /// Generate a synthetic dataset in the real export format, with its ground truth.
     Generate(generate::Args),
-    /// Convert raw exports into a date-partitioned Parquet warehouse.
+    /// Add raw exports to the warehouse: Delta Lake tables partitioned by date.
     ///
-    /// Writes WAREHOUSE/clickstream/date=YYYY-MM-DD/ and WAREHOUSE/purchases/date=YYYY-MM-DD/
-    /// (typed columns, attributes parsed, sorted, zstd, row-group statistics). Re-running
-    /// replaces exactly the dates the files contain and leaves the others alone; a date that
-    /// holds rows of files not in this conversion is replaced only with --replace-dates. Then
-    /// stores the projection of everything the warehouse holds (WAREHOUSE/projection/date=…/,
-    /// by purchase date), which `period` and `weekly` read for their dates.
+    /// Writes WAREHOUSE/clickstream and WAREHOUSE/purchases (Delta tables: typed columns,
+    /// attributes parsed, sorted, zstd, row-group statistics), each changed in one transaction.
+    /// New files' rows are added to the dates they touch and the rest is kept; a file
+    /// converted before (same content) is skipped; a re-exported file (other content at the
+    /// same path) replaces its own rows; --replace-dates replaces every date the files touch.
+    /// Then stores the projection of everything the warehouse holds (WAREHOUSE/projection),
+    /// which `period` and `weekly` read for their dates.
     Convert(convert::Args),
+    /// Compact each date's small data files of the warehouse's tables into larger ones.
+    ///
+    /// One Delta transaction per table; the data read is the same before and after. Files
+    /// compacted away stay for earlier versions (`--as-of`) until `vacuum` removes them.
+    Optimize(maintain::OptimizeArgs),
+    /// Remove the warehouse's files no version within the retention needs.
+    ///
+    /// Removes data files the tables no longer reference (compacted or replaced ones, and what
+    /// a stopped conversion wrote and never committed) older than --retention-hours; the
+    /// versions the stored projection names are always kept. --dry-run lists them only.
+    Vacuum(maintain::VacuumArgs),
     /// Top campaigns and top channels for the purchases of a period (from a warehouse or raw exports).
     Period(period::Args),
     #[command(flatten)]
@@ -204,6 +217,8 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         Command::Models(a) => models::run(cli, a).await,
         Command::Generate(a) => generate::run(a),
         Command::Convert(a) => convert::run(cli, a).await,
+        Command::Optimize(a) => maintain::optimize(cli, a).await,
+        Command::Vacuum(a) => maintain::vacuum(cli, a).await,
         Command::Period(a) => period::run(cli, a).await,
         Command::PeriodMart(m) => period_mart::run(cli, m).await,
         Command::Explain(a) => explain::run(cli, a).await,

@@ -343,6 +343,41 @@ pub async fn commit(table: &mut DeltaTable, change: Change) -> Result<u64> {
     Ok(version)
 }
 
+/// Compacts each date's small files of `table` into files of about `target_bytes`, in one
+/// transaction; returns the files added and removed.
+pub async fn optimize(table: DeltaTable, target_bytes: u64) -> Result<(DeltaTable, u64, u64)> {
+    let location = table.table_url().to_string();
+    let mut builder = table.optimize();
+    if let Some(target) = std::num::NonZeroU64::new(target_bytes) {
+        builder = builder.with_target_size(target);
+    }
+    let (table, metrics) = builder.await.map_err(|e| delta_error(&location, e))?;
+    Ok((table, metrics.num_files_added, metrics.num_files_removed))
+}
+
+/// Removes the files under `table` that no version younger than `retention` references, nor
+/// the versions `keep` (with `dry_run`, lists them only); returns them.
+pub async fn vacuum(
+    table: DeltaTable,
+    retention: std::time::Duration,
+    keep: &[u64],
+    dry_run: bool,
+) -> Result<Vec<String>> {
+    let location = table.table_url().to_string();
+    let retention = chrono::Duration::from_std(retention)
+        .map_err(|e| Error::Config(format!("retention {retention:?}: {e}")))?;
+    let (_, metrics) = table
+        .vacuum()
+        .with_retention_period(retention)
+        .with_enforce_retention_duration(false)
+        .with_keep_versions(keep)
+        .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
+        .with_dry_run(dry_run)
+        .await
+        .map_err(|e| delta_error(&location, e))?;
+    Ok(metrics.files_deleted)
+}
+
 fn delta_error(location: &str, e: deltalake::DeltaTableError) -> Error {
     Error::BadFile {
         file: location.to_string(),

@@ -351,3 +351,182 @@ async fn a_warehouse_of_the_earlier_layout_is_refused_with_what_to_do() {
     .to_string();
     assert!(e.contains("earlier version"), "{e}");
 }
+
+#[tokio::test]
+async fn optimize_compacts_each_date_and_vacuum_removes_only_what_no_kept_version_needs() {
+    use marketing_analytics::app::maintain::{optimize_job, vacuum_job};
+    let dir = tempfile::tempdir().unwrap();
+    let g = data(dir.path());
+    let (clicks, purchases) = (files(&g.clickstream_dir), files(&g.purchases_dir));
+    let warehouse = dir.path().join("warehouse");
+    // Two conversions: two files per date.
+    let b1 = (
+        batch(&clicks[..2], &dir.path().join("b1/c")),
+        batch(&purchases[..2], &dir.path().join("b1/p")),
+    );
+    let b2 = (
+        batch(&clicks[2..], &dir.path().join("b2/c")),
+        batch(&purchases[2..], &dir.path().join("b2/p")),
+    );
+    convert(&settings(), &b1.0, &b1.1, &warehouse)
+        .await
+        .unwrap();
+    convert(&settings(), &b2.0, &b2.1, &warehouse)
+        .await
+        .unwrap();
+    let per_date = |files: &[marketing_analytics::storage::delta::DataFile]| {
+        let mut n = std::collections::BTreeMap::new();
+        for f in files {
+            *n.entry(f.date).or_insert(0) += 1;
+        }
+        n.into_values().max().unwrap_or(0)
+    };
+    assert_eq!(
+        per_date(&common::table_files(&warehouse, "clickstream").await),
+        2
+    );
+    // What a stopped conversion wrote and never committed.
+    let day = warehouse.join("clickstream/date=2020-09-10");
+    let some = std::fs::read_dir(&day)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let orphan = day.join("part-stopped-0.parquet");
+    std::fs::copy(&some, &orphan).unwrap();
+    let projection = stored_projection(&warehouse).await;
+    let marts = month_marts(&warehouse, &dir.path().join("m1")).await;
+
+    let done = optimize_job(&settings(), &warehouse, 256 << 20)
+        .await
+        .unwrap();
+    assert!(
+        done.iter().all(|(_, added, removed)| removed > added),
+        "{done:?}"
+    );
+    assert_eq!(
+        per_date(&common::table_files(&warehouse, "clickstream").await),
+        1
+    );
+    assert_eq!(stored_projection(&warehouse).await, projection);
+    assert_eq!(month_marts(&warehouse, &dir.path().join("m2")).await, marts);
+
+    let hour = std::time::Duration::from_secs(3600);
+    let listed = vacuum_job(&settings(), &warehouse, hour, true)
+        .await
+        .unwrap();
+    assert!(
+        listed.iter().all(|(_, f)| f.is_empty()),
+        "all younger than an hour: {listed:?}"
+    );
+    let zero = std::time::Duration::ZERO;
+    let listed = vacuum_job(&settings(), &warehouse, zero, true)
+        .await
+        .unwrap();
+    let clickstream = &listed.iter().find(|(t, _)| t == "clickstream").unwrap().1;
+    assert!(
+        clickstream
+            .iter()
+            .any(|f| f.ends_with("part-stopped-0.parquet")),
+        "{clickstream:?}"
+    );
+    assert!(orphan.exists(), "a dry run removes nothing");
+    vacuum_job(&settings(), &warehouse, zero, false)
+        .await
+        .unwrap();
+    assert!(!orphan.exists());
+    assert_eq!(stored_projection(&warehouse).await, projection);
+    assert_eq!(month_marts(&warehouse, &dir.path().join("m3")).await, marts);
+}
+
+/// The data lines of a CSV export split by date: those before `cut` (but every 40th, held
+/// back as a late arrival) and the rest; each with the header.
+fn split_by_date(text: &str, cut: &str) -> (String, String, usize) {
+    let mut lines = text.split_inclusive('\n');
+    let header = lines.next().unwrap_or_default().to_string();
+    let (mut early, mut late) = (header.clone(), header);
+    let (mut n, mut held) = (0, 0);
+    for line in lines {
+        let date = line
+            .as_bytes()
+            .windows(10)
+            .position(|w| {
+                w.iter().enumerate().all(|(i, b)| match i {
+                    4 | 7 => *b == b'-',
+                    _ => b.is_ascii_digit(),
+                })
+            })
+            .map(|at| &line[at..at + 10]);
+        n += 1;
+        match date {
+            Some(d) if d < cut && n % 40 != 0 => early.push_str(line),
+            Some(d) if d < cut => {
+                held += 1;
+                late.push_str(line)
+            }
+            _ => late.push_str(line),
+        }
+    }
+    (early, late, held)
+}
+
+#[tokio::test]
+async fn appending_by_date_with_late_events_for_old_dates_equals_one_conversion() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = data(dir.path());
+    let whole = dir.path().join("whole");
+    convert(
+        &settings(),
+        &g.clickstream_dir.display().to_string(),
+        &g.purchases_dir.display().to_string(),
+        &whole,
+    )
+    .await
+    .unwrap();
+    // Each export split at 2020-09-20: the earlier days first, then the later ones with one
+    // row in forty of the earlier days arriving late.
+    let mut held_back = 0;
+    for (from, table) in [(&g.clickstream_dir, "c"), (&g.purchases_dir, "p")] {
+        for f in files(from) {
+            let (early, late, held) = split_by_date(&read_text(&f), "2020-09-20");
+            held_back += held;
+            let name = f.file_name().unwrap().to_string_lossy().replace(".gz", "");
+            for (batch, text) in [("early", early), ("late", late)] {
+                let to = dir.path().join(batch).join(table);
+                std::fs::create_dir_all(&to).unwrap();
+                std::fs::write(to.join(&name), text).unwrap();
+            }
+        }
+    }
+    assert!(held_back > 100, "{held_back} late rows");
+    let grown = dir.path().join("grown");
+    for batch in ["early", "late"] {
+        let b = dir.path().join(batch);
+        convert(
+            &settings(),
+            &b.join("c").display().to_string(),
+            &b.join("p").display().to_string(),
+            &grown,
+        )
+        .await
+        .unwrap();
+    }
+    let late = convert(
+        &settings(),
+        &dir.path().join("late/c").display().to_string(),
+        &dir.path().join("late/p").display().to_string(),
+        &grown,
+    )
+    .await
+    .unwrap();
+    assert_eq!(late.unchanged_files.len(), 8, "converted already");
+    assert_eq!(
+        stored_projection(&grown).await,
+        stored_projection(&whole).await
+    );
+    assert_eq!(
+        month_marts(&grown, &dir.path().join("m1")).await,
+        month_marts(&whole, &dir.path().join("m2")).await
+    );
+}

@@ -260,6 +260,28 @@ fn warehouse_commands_end_to_end() {
         .arg("--output")
         .arg(d.join("p3")));
     assert_eq!(as_of, stdout);
+    // Upkeep: compact, then list what a vacuum of files older than an hour removes (none).
+    let compacted = ok(bin()
+        .args(["-q", "optimize", "--warehouse"])
+        .arg(d.join("wh")));
+    assert!(compacted.contains("clickstream:"), "{compacted}");
+    let listed = ok(bin()
+        .args([
+            "-q",
+            "vacuum",
+            "--retention-hours",
+            "1",
+            "--dry-run",
+            "--warehouse",
+        ])
+        .arg(d.join("wh")));
+    assert!(listed.contains("would remove 0 files"), "{listed}");
+    let after = ok(bin()
+        .args(["-q", "period", "--day", "2020-11-11", "--warehouse"])
+        .arg(d.join("wh"))
+        .arg("--output")
+        .arg(d.join("p5")));
+    assert_eq!(after, stdout);
     let bad = run(bin()
         .args([
             "period",

@@ -415,18 +415,25 @@ pub async fn date_files(
     table: &str,
     date: &str,
 ) -> Vec<marketing_analytics::storage::delta::DataFile> {
-    use marketing_analytics::storage::delta;
-    let ctx = marketing_analytics::engine::session_context(2);
-    let location = warehouse.join(table).display().to_string();
-    let table = delta::open(&ctx, &location, delta::AsOf::Latest)
-        .await
-        .unwrap()
-        .unwrap();
     let day = marketing_analytics::calendar::parse_date(date).unwrap();
-    delta::files(&table)
+    table_files(warehouse, table)
         .await
-        .unwrap()
         .into_iter()
         .filter(|f| f.date == day)
         .collect()
+}
+
+/// Every data file of a warehouse table, as its latest version lists them.
+pub async fn table_files(
+    warehouse: &std::path::Path,
+    table: &str,
+) -> Vec<marketing_analytics::storage::delta::DataFile> {
+    use marketing_analytics::storage::delta;
+    let ctx = marketing_analytics::engine::session_context(2);
+    let location = warehouse.join(table).display().to_string();
+    let t = delta::open(&ctx, &location, delta::AsOf::Latest)
+        .await
+        .unwrap()
+        .unwrap();
+    delta::files(&t).await.unwrap()
 }
