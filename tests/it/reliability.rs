@@ -1,5 +1,5 @@
 //! Reliability: runs killed at random moments leave either the previous or the new complete
-//! output; outputs are byte-identical whatever the thread count; a memory cap makes the engine
+//! output, and killed conversions a warehouse as one conversion or the next left it; outputs are byte-identical whatever the thread count; a memory cap makes the engine
 //! spill instead of failing.
 
 use crate::common;
@@ -256,4 +256,111 @@ async fn the_sql_engine_spills_and_finishes_on_one_thread_under_small_caps() {
         let (projection, _, _) = common::read_outputs(&out);
         common::assert_same_text("projection", &projection, &truth);
     }
+}
+
+/// What a reader of a warehouse sees: its stored projection and the rows of its tables at
+/// the versions the projection names.
+async fn warehouse_fingerprint(warehouse: &Path) -> String {
+    use marketing_analytics::input::TableKind;
+    use marketing_analytics::storage::warehouse::{register_table, Read, Snapshot};
+    let ctx = marketing_analytics::engine::session_context(2);
+    let settings = Settings::default();
+    let period = marketing_analytics::app::period::Period::all();
+    assert!(
+        marketing_analytics::app::period::register_stored_projection(
+            &ctx, &settings, warehouse, &period
+        )
+        .await
+        .unwrap()
+    );
+    let rows = ctx
+        .sql("SELECT * FROM projection")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut text = marketing_analytics::canonical::projection_csv(&rows).unwrap();
+    let snapshot = Snapshot::resolve(&ctx, warehouse, Read::default())
+        .await
+        .unwrap();
+    for (kind, name) in [(TableKind::Clickstream, "c"), (TableKind::Purchases, "p")] {
+        register_table(&ctx, warehouse, kind, name, &snapshot)
+            .await
+            .unwrap();
+        let n = ctx.table(name).await.unwrap().count().await.unwrap();
+        text.push_str(&format!("{name}: {n}\n"));
+    }
+    text
+}
+
+fn convert_command(g: &Generated, warehouse: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_marketing-analytics"));
+    cmd.args(["-q", "convert", "--threads", "2", "--clickstream"])
+        .arg(&g.clickstream_dir)
+        .arg("--purchases")
+        .arg(&g.purchases_dir)
+        .arg("--warehouse")
+        .arg(warehouse)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+#[tokio::test]
+async fn killed_conversions_leave_the_warehouse_as_one_conversion_or_the_next_left_it() {
+    let _one_at_a_time = common::HEAVY.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = dataset(dir.path(), 4, 1500);
+    let b = dataset(dir.path(), 5, 1500);
+    let (ref_a, ref_ab) = (dir.path().join("ref-a"), dir.path().join("ref-ab"));
+    assert!(convert_command(&a, &ref_a).status().unwrap().success());
+    assert!(convert_command(&a, &ref_ab).status().unwrap().success());
+    let started = Instant::now();
+    assert!(convert_command(&b, &ref_ab).status().unwrap().success());
+    let duration = started.elapsed();
+    let (fa, fab) = (
+        warehouse_fingerprint(&ref_a).await,
+        warehouse_fingerprint(&ref_ab).await,
+    );
+    assert_ne!(fa, fab);
+
+    // The second conversion killed at random moments, each time in a fresh copy of the first
+    // warehouse; the next conversion carries on from whatever the killed one committed.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let (mut previous, mut next) = (0, 0);
+    for trial in 0..12 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let wait = Duration::from_micros(seed % (duration.as_micros() as u64 * 6 / 5 + 1));
+        let dest = dir.path().join(format!("warehouse-{trial}"));
+        assert!(Command::new("cp")
+            .arg("-r")
+            .arg(&ref_a)
+            .arg(&dest)
+            .status()
+            .unwrap()
+            .success());
+        let mut child = convert_command(&b, &dest).spawn().unwrap();
+        std::thread::sleep(wait);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let seen = warehouse_fingerprint(&dest).await;
+        assert!(seen == fa || seen == fab, "trial {trial}: a mix");
+        if seen == fa {
+            previous += 1;
+        } else {
+            next += 1;
+        }
+        if trial % 3 == 0 {
+            assert!(convert_command(&b, &dest).status().unwrap().success());
+            assert_eq!(
+                warehouse_fingerprint(&dest).await,
+                fab,
+                "trial {trial}: the next conversion"
+            );
+        }
+    }
+    eprintln!("12 kills: {previous} left the previous conversion's warehouse, {next} the next");
 }
