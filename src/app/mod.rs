@@ -146,9 +146,19 @@ pub use crate::calendar::new_run_id;
 pub struct AttributionReport {
     /// The summary of the attribution (written beside the projection).
     pub summary: Summary,
-    pub projection_rows: u64,
     /// The journey models, when the settings ask for them.
     pub journeys: Option<crate::journeys::Journeys>,
+}
+
+impl AttributionReport {
+    /// Rows of the projection written.
+    pub fn projection_rows(&self) -> u64 {
+        self.summary
+            .outputs
+            .get(layout::PROJECTION)
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 /// The context a job's queries run in: this process, or the cluster of `settings.cluster`.
@@ -436,11 +446,7 @@ async fn attribution_into(
                 rejected.display()
             );
         }
-        Ok(AttributionReport {
-            summary,
-            projection_rows,
-            journeys,
-        })
+        Ok(AttributionReport { summary, journeys })
     }
     .instrument(span)
     .await
@@ -638,7 +644,7 @@ pub async fn run_all(
     )?;
     let report = attribution_into(attribution, clickstream, purchases).await?;
     let projection = projection_dir.to_string_lossy().into_owned();
-    let mut outputs = BTreeMap::from([(layout::PROJECTION.to_string(), report.projection_rows)]);
+    let mut outputs = BTreeMap::from([(layout::PROJECTION.to_string(), report.projection_rows())]);
     let mut marts = Vec::new();
     for mart in registry::in_scope(Scope::Run) {
         let (write, shown) = run.part(mart.name());

@@ -40,7 +40,7 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         crate::app::attribution_job(&settings, &clickstream, &purchases, output, None).await?;
     note(format!(
         "{} purchases attributed; the projection is in {}, its summary in {}/{}",
-        report.projection_rows,
+        report.projection_rows(),
         output.display(),
         output.display(),
         crate::storage::output::SUCCESS_MARKER

@@ -90,7 +90,6 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     // The models need the clickstream's sessions: they are computed from the partitions.
     settings.journeys = args.journeys.options();
     settings.report = args.report.report;
-    settings.report = args.report.report;
     let range = args
         .range
         .period()?

@@ -38,6 +38,15 @@ fn data(dir: &Path) -> Generated {
     generate(&opts, &dir.join("data")).unwrap()
 }
 
+/// `g`'s exports converted into `warehouse`.
+async fn convert_generated(
+    g: &Generated,
+    warehouse: &Path,
+) -> marketing_analytics::error::Result<marketing_analytics::app::convert::ConvertReport> {
+    let (c, p) = (g.clickstream_dir.display(), g.purchases_dir.display());
+    convert(&settings(), &c.to_string(), &p.to_string(), warehouse).await
+}
+
 /// The files of `dir`, in path order.
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut f: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -239,14 +248,7 @@ async fn the_python_deltalake_package_reads_the_tables_and_finds_the_same_top_ca
     let dir = tempfile::tempdir().unwrap();
     let g = data(dir.path());
     let warehouse = dir.path().join("warehouse");
-    let report = convert(
-        &settings(),
-        &g.clickstream_dir.display().to_string(),
-        &g.purchases_dir.display().to_string(),
-        &warehouse,
-    )
-    .await
-    .unwrap();
+    let report = convert_generated(&g, &warehouse).await.unwrap();
     let script = r#"
 import os, sys
 from collections import defaultdict
@@ -317,25 +319,13 @@ async fn a_warehouse_of_the_earlier_layout_is_refused_with_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let g = data(dir.path());
     let warehouse = dir.path().join("warehouse");
-    convert(
-        &settings(),
-        &g.clickstream_dir.display().to_string(),
-        &g.purchases_dir.display().to_string(),
-        &warehouse,
-    )
-    .await
-    .unwrap();
+    convert_generated(&g, &warehouse).await.unwrap();
     // As an earlier version left it: date folders, no Delta log.
     std::fs::remove_dir_all(warehouse.join("purchases/_delta_log")).unwrap();
-    let e = convert(
-        &settings(),
-        &g.clickstream_dir.display().to_string(),
-        &g.purchases_dir.display().to_string(),
-        &warehouse,
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let e = convert_generated(&g, &warehouse)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("earlier version") && e.contains("convert --warehouse NEW_DIR"),
         "{e}"
@@ -476,14 +466,7 @@ async fn appending_by_date_with_late_events_for_old_dates_equals_one_conversion(
     let dir = tempfile::tempdir().unwrap();
     let g = data(dir.path());
     let whole = dir.path().join("whole");
-    convert(
-        &settings(),
-        &g.clickstream_dir.display().to_string(),
-        &g.purchases_dir.display().to_string(),
-        &whole,
-    )
-    .await
-    .unwrap();
+    convert_generated(&g, &whole).await.unwrap();
     // Each export split at 2020-09-20: the earlier days first, then the later ones with one
     // row in forty of the earlier days arriving late.
     let mut held_back = 0;
