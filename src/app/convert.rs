@@ -13,11 +13,12 @@
 //! else, and `--replace-dates` replaces every date the files touch with their rows alone. A
 //! table changes in one transaction: readers see all of it or none.
 //!
-//! The conversion then stores the attribution projection of everything the warehouse holds
-//! (`WAREHOUSE/projection`, by the date of purchaseTime), in one transaction whose property
-//! names the versions of `clickstream` and `purchases` it was computed from. A period reads
-//! the three tables at those versions (`storage::warehouse::Snapshot`): the work of a
-//! conversion that did not finish is never seen, and the next one carries it on.
+//! The conversion then brings the stored attribution projection up to date
+//! (`app::projection`: computed again for what the changed rows can reach, only the dates
+//! that differ rewritten), in one transaction whose property names the versions of
+//! `clickstream` and `purchases` it was computed from. A period reads the three tables at
+//! those versions (`storage::warehouse::Snapshot`): the work of a conversion that did not
+//! finish is never seen, and the next one carries it on.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -36,8 +37,7 @@ use crate::storage::claim::{Input, Marker};
 use crate::storage::delta::{self, AsOf, Change, DataFile};
 use crate::storage::sources::{sha256_file, Seen, Sources};
 use crate::storage::warehouse::{
-    file_schema, refuse_old_layout, rewrite_without, table_dir, write_data_files, Snapshot,
-    INPUTS_PROPERTY, PROJECTION_DIR,
+    file_schema, refuse_old_layout, rewrite_without, table_dir, write_data_files, PROJECTION_DIR,
 };
 
 /// What a conversion did.
@@ -53,6 +53,9 @@ pub struct ConvertReport {
     pub quarantined: u64,
     /// Rows of the projection stored for the whole warehouse.
     pub projection_rows: u64,
+    /// How the stored projection was brought up to date, and the dates rewritten.
+    pub projection_update: crate::app::projection::Update,
+    pub projection_dates: Vec<String>,
     /// The tables' versions after the conversion.
     pub versions: HashMap<String, u64>,
 }
@@ -147,10 +150,20 @@ pub async fn convert(
             report.quarantined += ingest.stats.total().quarantined;
         }
         drop(ctx);
-        let (rows, version) = store_projection(&job, warehouse).await?;
-        report.projection_rows = rows;
-        report.versions.insert(PROJECTION_DIR.to_string(), version);
-        info!(rows, version, "stored the projection");
+        let stored = crate::app::projection::store(&job, warehouse).await?;
+        info!(
+            rows = stored.rows,
+            version = stored.version,
+            update = ?stored.update,
+            dates = stored.dates.len(),
+            "stored the projection"
+        );
+        report.projection_rows = stored.rows;
+        report.projection_update = stored.update;
+        report.projection_dates = stored.dates;
+        report
+            .versions
+            .insert(PROJECTION_DIR.to_string(), stored.version);
         // The conversion's summary, in the warehouse's marker: what it read and wrote.
         let marker_path = warehouse.join(crate::storage::claim::WAREHOUSE_MARKER);
         let marker = Marker::read(&marker_path).unwrap_or_else(|| Marker::ours(Vec::new()));
@@ -327,73 +340,6 @@ fn written_dates(files: &[DataFile], touched: &BTreeSet<i32>) -> Vec<(String, u6
             (crate::calendar::format_date(*d), rows)
         })
         .collect()
-}
-
-/// Computes the projection of everything the warehouse holds now and stores it in one
-/// transaction of its `projection` table, naming the versions it was computed from; skipped
-/// when the stored one was computed from these versions already. Returns its rows and the
-/// table's version.
-async fn store_projection(job: &JobRun, warehouse: &Path) -> Result<(u64, u64)> {
-    let settings = &Settings {
-        read: crate::storage::warehouse::Read::Newest,
-        ..job.settings().clone()
-    };
-    use crate::app::period::{register_period_inputs, Period, Source};
-    let ctx = session_context_with_limit(
-        settings.threads,
-        settings.memory_limit,
-        settings.spill_dir.as_deref(),
-    )?;
-    let latest = Snapshot::latest_inputs(&ctx, warehouse).await?;
-    let location = warehouse.join(PROJECTION_DIR).display().to_string();
-    let mut table = match delta::open(&ctx, &location, AsOf::Latest).await? {
-        Some(t) => t,
-        None => {
-            let schema = attribution::PROJECTION.as_ref().clone();
-            delta::create(&ctx, &location, &schema, HashMap::new()).await?
-        }
-    };
-    let inputs = latest.versions_property()?;
-    let stored = delta::properties(&table)?;
-    let old = delta::files(&table).await?;
-    if stored.get(INPUTS_PROPERTY) == Some(&inputs.1) {
-        let rows = old.iter().map(|f| f.rows).sum();
-        return Ok((rows, table.version().unwrap_or(0)));
-    }
-    let source = Source::Warehouse(warehouse.to_path_buf());
-    let dir = warehouse.join(PROJECTION_DIR);
-    let add = job
-        .with_scratch(&ctx, async |scratch| {
-            register_period_inputs(&ctx, settings, &source, &Period::all(), None).await?;
-            let result = attribution::transform_with(
-                &ctx,
-                settings.engine,
-                &crate::app::materialize(settings, scratch),
-                crate::app::dedup(settings),
-            )
-            .await
-            .map_err(Error::unwrap_datafusion)?;
-            let df = result
-                .projection
-                .with_column("date", cast(ident("purchaseTime"), DataType::Date32))?
-                .sort(vec![
-                    ident("date").sort(true, false),
-                    ident("purchaseId").sort(true, false),
-                ])?;
-            write_data_files(df, &dir, attribution::PROJECTION.clone(), &settings.run_id)
-                .await
-                .map_err(Error::unwrap_datafusion)
-        })
-        .await?;
-    let rows = add.iter().map(|f| f.rows).sum();
-    let change = Change {
-        add,
-        remove: old,
-        properties: HashMap::from([inputs]),
-        app_metadata: HashMap::new(),
-    };
-    let version = delta::commit(&mut table, change).await?;
-    Ok((rows, version))
 }
 
 /// Writes a projection (schema `attribution::PROJECTION`) as `date=YYYY-MM-DD/` partitions of

@@ -15,6 +15,7 @@ pub(crate) mod job;
 pub mod maintain;
 pub mod models;
 pub mod period;
+pub mod projection;
 pub mod report;
 pub mod sql;
 pub mod summary;

@@ -14,6 +14,7 @@
 pub mod bucket;
 pub mod dedup;
 pub mod functions;
+pub mod incremental;
 pub mod rules;
 pub mod udaf;
 

@@ -21,6 +21,10 @@ pub struct Args {
     /// files had there. Without it a conversion adds its files' rows and keeps the rest.
     #[arg(long)]
     pub replace_dates: bool,
+    /// Compute the stored projection again from everything the warehouse holds, instead of
+    /// for what this conversion's rows can change (the rows are the same: for comparison).
+    #[arg(long)]
+    pub recompute: bool,
     #[command(flatten)]
     pub engine: EngineArg,
     #[command(flatten)]
@@ -37,6 +41,7 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         None,
     )?;
     settings.replace_dates = args.replace_dates;
+    settings.stored_projection = !args.recompute;
     let (clickstream, purchases) = args.inputs.both("convert")?;
     let report =
         crate::app::convert::convert(&settings, &clickstream, &purchases, &args.warehouse).await?;
@@ -47,12 +52,13 @@ pub async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     };
     note(format!(
         "{} clickstream rows in {} dates, {} purchases rows in {} dates written to {}{skipped}; \
-         the projection of the whole warehouse stored ({} rows)",
+         the projection of the whole warehouse stored ({} rows, {} dates rewritten)",
         rows(&report.clickstream_dates),
         report.clickstream_dates.len(),
         rows(&report.purchases_dates),
         report.purchases_dates.len(),
         args.warehouse.display(),
-        report.projection_rows
+        report.projection_rows,
+        report.projection_dates.len()
     ))
 }

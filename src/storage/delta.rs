@@ -411,10 +411,21 @@ impl SnapshotTable {
         table: &DeltaTable,
         file_schema: SchemaRef,
     ) -> Result<Self> {
+        let all = files(table).await?;
+        Self::of(ctx, table, file_schema, all)
+    }
+
+    /// The data files `files` of `table` (of any of its versions), whose columns are
+    /// `file_schema` (and `date`).
+    pub fn of(
+        ctx: &SessionContext,
+        table: &DeltaTable,
+        file_schema: SchemaRef,
+        files: Vec<DataFile>,
+    ) -> Result<Self> {
         let root = ListingTableUrl::parse(table.table_url().as_str())?;
         let prefix = root.prefix().as_ref().trim_end_matches('/').to_string();
-        let files = files(table)
-            .await?
+        let files = files
             .into_iter()
             .map(|f| {
                 let path = if prefix.is_empty() {

@@ -360,7 +360,8 @@ impl Snapshot {
         Ok((INPUTS_PROPERTY.to_string(), serde_json::to_string(self)?))
     }
 
-    fn version(&self, kind: TableKind) -> u64 {
+    /// The version of `kind`'s table.
+    pub fn version(&self, kind: TableKind) -> u64 {
         match kind {
             TableKind::Clickstream => self.clickstream,
             TableKind::Purchases => self.purchases,
@@ -418,6 +419,41 @@ pub async fn register_table(
     .ok_or_else(|| not_a_table(&dir, warehouse))?;
     let provider = SnapshotTable::new(ctx, &table, file_schema(kind)).await?;
     super::replace_table(ctx, name, Arc::new(provider))
+}
+
+/// Registers under `name` the data files of `kind`'s table that one of versions `from` and
+/// `to` holds and the other does not: the rows a change between them added or removed (a
+/// rewritten file's rows count as both). Returns how many files that is; `None` when version
+/// `from` cannot be read any more.
+pub async fn register_changes(
+    ctx: &SessionContext,
+    warehouse: &Path,
+    kind: TableKind,
+    name: &str,
+    from: u64,
+    to: u64,
+) -> Result<Option<usize>> {
+    let dir = table_dir(warehouse, kind);
+    let location = dir.display().to_string();
+    let Ok(Some(before)) = delta::open(ctx, &location, AsOf::Version(from)).await else {
+        return Ok(None);
+    };
+    let after = delta::open(ctx, &location, AsOf::Version(to))
+        .await?
+        .ok_or_else(|| not_a_table(&dir, warehouse))?;
+    let (old, new) = (delta::files(&before).await?, delta::files(&after).await?);
+    let paths =
+        |files: &[DataFile]| -> BTreeSet<String> { files.iter().map(|f| f.path.clone()).collect() };
+    let (old_paths, new_paths) = (paths(&old), paths(&new));
+    let mut changed: Vec<DataFile> = old
+        .into_iter()
+        .filter(|f| !new_paths.contains(&f.path))
+        .collect();
+    changed.extend(new.into_iter().filter(|f| !old_paths.contains(&f.path)));
+    let n = changed.len();
+    let provider = SnapshotTable::of(ctx, &after, file_schema(kind), changed)?;
+    super::replace_table(ctx, name, Arc::new(provider))?;
+    Ok(Some(n))
 }
 
 /// Registers the stored projection of `snapshot` (its files' columns: `schema`) under `name`;

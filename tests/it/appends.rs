@@ -205,7 +205,7 @@ async fn a_changed_file_replaces_its_own_rows_and_nothing_else() {
     convert(&settings(), &c, &p, &warehouse).await.unwrap();
     // The first clickstream file re-exported with its last third of rows left out.
     let changed = files(Path::new(&c))[0].clone();
-    let text = read_text(&changed);
+    let text = common::read_text(&changed);
     let lines: Vec<&str> = text.lines().collect();
     let kept = lines[..lines.len() * 2 / 3].join("\n") + "\n";
     let plain = changed.with_extension("").with_extension("csv");
@@ -225,19 +225,6 @@ async fn a_changed_file_replaces_its_own_rows_and_nothing_else() {
         month_marts(&warehouse, &dir.path().join("m1")).await,
         month_marts(&fresh, &dir.path().join("m2")).await
     );
-}
-
-/// A file's text, gunzipped when it is gzip.
-fn read_text(path: &Path) -> String {
-    let bytes = std::fs::read(path).unwrap();
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&bytes[..]), &mut out)
-            .unwrap();
-        out
-    } else {
-        String::from_utf8(bytes).unwrap()
-    }
 }
 
 #[tokio::test]
@@ -472,7 +459,7 @@ async fn appending_by_date_with_late_events_for_old_dates_equals_one_conversion(
     let mut held_back = 0;
     for (from, table) in [(&g.clickstream_dir, "c"), (&g.purchases_dir, "p")] {
         for f in files(from) {
-            let (early, late, held) = split_by_date(&read_text(&f), "2020-09-20");
+            let (early, late, held) = split_by_date(&common::read_text(&f), "2020-09-20");
             held_back += held;
             let name = f.file_name().unwrap().to_string_lossy().replace(".gz", "");
             for (batch, text) in [("early", early), ("late", late)] {

@@ -437,3 +437,16 @@ pub async fn table_files(
         .unwrap();
     delta::files(&t).await.unwrap()
 }
+
+/// A file's text, gunzipped when it is gzip.
+pub fn read_text(path: &std::path::Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&bytes[..]), &mut out)
+            .unwrap();
+        out
+    } else {
+        String::from_utf8(bytes).unwrap()
+    }
+}

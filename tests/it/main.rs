@@ -13,6 +13,7 @@ mod cluster;
 mod formats;
 mod generated;
 mod golden;
+mod incremental;
 mod input;
 mod journeys;
 mod journeys_reference;
