@@ -364,3 +364,59 @@ async fn killed_conversions_leave_the_warehouse_as_one_conversion_or_the_next_le
     }
     eprintln!("12 kills: {previous} left the previous conversion's warehouse, {next} the next");
 }
+
+#[tokio::test]
+async fn concurrent_conversions_each_commit_whole_or_fail_saying_why_and_lose_nothing() {
+    let _one_at_a_time = common::HEAVY.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let [a, b, c] = [7, 8, 9].map(|seed| dataset(dir.path(), seed, 800));
+    let reference = dir.path().join("ref-abc");
+    for g in [&a, &b, &c] {
+        assert!(convert_command(g, &reference).status().unwrap().success());
+    }
+    let all = warehouse_fingerprint(&reference).await;
+    let first = dir.path().join("ref-a");
+    assert!(convert_command(&a, &first).status().unwrap().success());
+
+    // Two conversions of other files started together on one warehouse, four times: each one
+    // commits all of its files or fails saying why (the warehouse is being written), and the
+    // one that failed, run again, leaves the warehouse of all three conversions.
+    let mut failed_runs = 0;
+    for trial in 0..4 {
+        let dest = dir.path().join(format!("warehouse-{trial}"));
+        assert!(Command::new("cp")
+            .arg("-r")
+            .arg(&first)
+            .arg(&dest)
+            .status()
+            .unwrap()
+            .success());
+        let spawn = |g: &Generated| {
+            convert_command(g, &dest)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (one, two) = (spawn(&b), spawn(&c));
+        let outputs =
+            [(&b, one), (&c, two)].map(|(g, child)| (g, child.wait_with_output().unwrap()));
+        let mut succeeded = 0;
+        for (g, out) in outputs {
+            if out.status.success() {
+                succeeded += 1;
+                continue;
+            }
+            failed_runs += 1;
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("is being written by")
+                    || err.contains("another writer committed"),
+                "trial {trial}: {err}"
+            );
+            assert!(convert_command(g, &dest).status().unwrap().success());
+        }
+        assert!(succeeded >= 1, "trial {trial}: neither conversion finished");
+        assert_eq!(warehouse_fingerprint(&dest).await, all, "trial {trial}");
+    }
+    eprintln!("4 races: {failed_runs} conversions refused while the other wrote");
+}
