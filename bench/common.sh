@@ -8,10 +8,13 @@ profile=${PROFILE:-release}
 cargo build --profile "$profile" --quiet
 bin=target/$profile/marketing-analytics
 source bench/dataset.sh
-dataset "$millions"
-rows=$(zcat "$clicks"/*.gz | wc -l)
-echo "dataset: $data, $((rows - 8)) clickstream rows, $(du -sh "$clicks" | cut -f1) gzip CSV; machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
-echo
+# A script with a dataset of its own sets OWN_DATASET=1 before sourcing this file.
+if [[ -z ${OWN_DATASET:-} ]]; then
+  dataset "$millions"
+  rows=$(zcat "$clicks"/*.gz | wc -l)
+  echo "dataset: $data, $((rows - 8)) clickstream rows, $(du -sh "$clicks" | cut -f1) gzip CSV; machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
+  echo
+fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

@@ -77,7 +77,8 @@ pub struct Settings {
     /// `None`: a hidden directory beside the output.
     pub scratch: Option<String>,
     /// A period from a warehouse reads the projection `convert` stored there
-    /// (`warehouse::register_projection`); `false` computes it from the input tables.
+    /// (`warehouse::register_projection`), and `convert` updates it for what changed
+    /// (`app::projection`); `false` computes it from the input tables (`--recompute`).
     pub stored_projection: bool,
     /// Which state of a warehouse a job reads (`--as-of`; a conversion reads the newest).
     pub read: crate::storage::warehouse::Read,

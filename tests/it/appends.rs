@@ -500,3 +500,86 @@ async fn appending_by_date_with_late_events_for_old_dates_equals_one_conversion(
         month_marts(&whole, &dir.path().join("m2")).await
     );
 }
+
+#[tokio::test]
+async fn the_sample_converted_in_batches_of_files_gives_its_expected_results() {
+    let Some(sample) = common::sample_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clicks = files(&sample.join("mobile_app_clickstream"));
+    let purchases = files(&sample.join("user_purchases"));
+    let (c, p) = (
+        sample.join("mobile_app_clickstream").display().to_string(),
+        sample.join("user_purchases").display().to_string(),
+    );
+    let whole = dir.path().join("whole");
+    convert(&settings(), &c, &p, &whole).await.unwrap();
+    // Two clickstream files with three purchases files, then the other files.
+    let grown = dir.path().join("grown");
+    let staged = dir.path().join("staged");
+    convert(
+        &settings(),
+        &batch(&clicks[..2], &staged.join("c1")),
+        &batch(&purchases[..3], &staged.join("p1")),
+        &grown,
+    )
+    .await
+    .unwrap();
+    let second = convert(
+        &settings(),
+        &batch(&clicks[2..], &staged.join("c2")),
+        &batch(&purchases[3..], &staged.join("p2")),
+        &grown,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        second.projection_update,
+        marketing_analytics::app::projection::Update::Incremental
+    );
+    let expected =
+        |name: &str| std::fs::read_to_string(sample.join("expected").join(name)).unwrap();
+    common::assert_same_text(
+        "projection appended",
+        &stored_projection(&grown).await,
+        &expected("attribution.csv"),
+    );
+    let source = Source::Warehouse(grown.clone());
+    let out = dir.path().join("marts");
+    period_job(&settings(), &source, &Period::all(), &out)
+        .await
+        .unwrap();
+    let read =
+        |name: &str| marketing_analytics::storage::output::read_parquet(&out.join(name)).unwrap();
+    common::assert_same_text(
+        "top campaigns",
+        &canonical::top_campaigns_csv(&read(layout::TOP_CAMPAIGNS)).unwrap(),
+        &expected("top_campaigns.csv"),
+    );
+    common::assert_same_text(
+        "top channels",
+        &canonical::top_channels_csv(&read(layout::TOP_CHANNELS)).unwrap(),
+        &expected("top_channels.csv"),
+    );
+    let weekly = |w: &Path, name: &str| {
+        let source = Source::Warehouse(w.to_path_buf());
+        let out = dir.path().join(name);
+        async move {
+            let batches = marketing_analytics::app::period::weekly_job(
+                &settings(),
+                &source,
+                &Period::all(),
+                &out,
+            )
+            .await
+            .unwrap();
+            datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string()
+        }
+    };
+    let grown_weekly = weekly(&grown, "w1").await;
+    assert!(grown_weekly.lines().count() > 10, "{grown_weekly}");
+    common::assert_same_text("weekly", &grown_weekly, &weekly(&whole, "w2").await);
+}

@@ -409,8 +409,7 @@ async fn concurrent_conversions_each_commit_whole_or_fail_saying_why_and_lose_no
             failed_runs += 1;
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(
-                err.contains("is being written by")
-                    || err.contains("another writer committed"),
+                err.contains("is being written by") || err.contains("another writer committed"),
                 "trial {trial}: {err}"
             );
             assert!(convert_command(g, &dest).status().unwrap().success());
