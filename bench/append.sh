@@ -62,27 +62,28 @@ for part in all base spread day; do
 done
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; profile $profile"
 echo
-convert() {
-  "$bin" -q convert --clickstream "$data/$1/mobile_app_clickstream" \
-    --purchases "$data/$1/user_purchases" --warehouse "$2" "${@:3}"
+# The arguments converting PART into WAREHOUSE (measure runs a command, not a function).
+exports() {
+  echo --clickstream "$data/$1/mobile_app_clickstream" --purchases "$data/$1/user_purchases" \
+    --warehouse "$2"
 }
 # wall SECONDS of the last measured line.
 wall() { awk -F'|' '{ gsub(/ /, "", $4); print $4 }' <<< "$1"; }
 full="$out/full" grown="$out/grown"
 echo "| step | wall s | CPU s | peak RSS MiB | × full convert |"
 echo "|---|---|---|---|---|"
-line=$(measure "full convert, 101 days" -- convert all "$full")
+line=$(measure "full convert, 101 days" -- "$bin" -q convert $(exports all "$full"))
 full_s=$(wall "$line")
 echo "$line 1.00 |"
 ratio() { awk -v a="$(wall "$1")" -v b="$full_s" 'BEGIN { printf "%.3f", a / b }'; }
-line=$(measure "convert base (98 % of 100 days)" -- convert base "$grown")
+line=$(measure "convert base (98 % of 100 days)" -- "$bin" -q convert $(exports base "$grown"))
 echo "$line $(ratio "$line") |"
-line=$(measure "append 2 % spread over the 100 days" -- convert spread "$grown")
+line=$(measure "append 2 % spread over the 100 days" -- "$bin" -q convert $(exports spread "$grown"))
 echo "$line $(ratio "$line") |"
 cp -r "$grown" "$out/recompute"
-line=$(measure "append one more day" -- convert day "$grown")
+line=$(measure "append one more day" -- "$bin" -q convert $(exports day "$grown"))
 echo "$line $(ratio "$line") |"
-line=$(measure "append one more day, --recompute" -- convert day "$out/recompute" --recompute)
+line=$(measure "append one more day, --recompute" -- "$bin" -q convert $(exports day "$out/recompute") --recompute)
 echo "$line $(ratio "$line") |"
 echo
 echo "| period | wall s | CPU s | peak RSS MiB |"
@@ -94,8 +95,7 @@ for range in "${ranges[@]}"; do
 done
 if [[ -n ${OLD_BIN:-} ]]; then
   old="$out/old"
-  measure "$OLD_BIN: full convert, 101 days" -- "$OLD_BIN" -q convert --clickstream \
-    "$data/all/mobile_app_clickstream" --purchases "$data/all/user_purchases" --warehouse "$old"
+  measure "$OLD_BIN: full convert, 101 days" -- "$OLD_BIN" -q convert $(exports all "$old")
   for range in "${ranges[@]}"; do
     read -r -a args <<< "$range"
     measure "$OLD_BIN: stored projection, $range" -- "$OLD_BIN" -q period --warehouse "$old" "${args[@]}" --output "$out/p"

@@ -236,9 +236,8 @@ async fn incremental(
         &schema,
     )?;
     let old_sql = format!(
-        "SELECT * FROM {OLD} WHERE key_hash(purchaseId) IN (SELECT h FROM {}) \
-         ORDER BY date, purchaseId",
-        incremental::AFFECTED_PURCHASES
+        "SELECT * FROM {OLD} WHERE {}(key_hash(purchaseId)) ORDER BY date, purchaseId",
+        incremental::AFFECTED_PURCHASE
     );
     let old = canonical(&ctx.sql(&old_sql).await?.collect().await?, &schema)?;
     let dates = differing_dates(&old, &new)?;
@@ -259,9 +258,9 @@ async fn incremental(
     )?;
     let in_dates = incremental::in_dates(&dates);
     let sql = format!(
-        "SELECT * FROM {OLD} WHERE {in_dates} AND key_hash(purchaseId) NOT IN \
-         (SELECT h FROM {}) UNION ALL SELECT * FROM {NEW} WHERE {in_dates}",
-        incremental::AFFECTED_PURCHASES
+        "SELECT * FROM {OLD} WHERE {in_dates} AND NOT {}(key_hash(purchaseId)) \
+         UNION ALL SELECT * FROM {NEW} WHERE {in_dates}",
+        incremental::AFFECTED_PURCHASE
     );
     let df = sorted(ctx.sql(&sql).await?)?;
     let add = write_data_files(df, dir, attribution::PROJECTION.clone(), &settings.run_id)
@@ -330,4 +329,63 @@ fn date_runs(batch: &RecordBatch) -> Result<BTreeMap<i32, (usize, usize)>> {
         runs.entry(*d).or_insert((i, 0)).1 += 1;
     }
     Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::TimestampMicrosecondArray;
+    use datafusion::arrow::array::{BooleanArray, Date32Array, Float64Array, StringArray};
+
+    /// Projection rows (purchaseId, sessionId, date), sorted as the stored ones are.
+    fn rows(rows: &[(&str, &str, i32)]) -> RecordBatch {
+        let schema = projection_with_date();
+        let text = |f: &dyn Fn(&(&str, &str, i32)) -> String| -> ArrayRef {
+            Arc::new(rows.iter().map(f).map(Some).collect::<StringArray>())
+        };
+        let n = rows.len();
+        let time = TimestampMicrosecondArray::from(vec![0i64; n]);
+        let time = datafusion::arrow::compute::cast(&time, schema.field(1).data_type()).unwrap();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                text(&|r| r.0.to_string()),
+                time,
+                Arc::new(Float64Array::from(vec![1.0; n])),
+                Arc::new(BooleanArray::from(vec![true; n])),
+                text(&|r| r.1.to_string()),
+                text(&|_| "c".to_string()),
+                text(&|_| "ch".to_string()),
+                Arc::new(rows.iter().map(|r| Some(r.2)).collect::<Date32Array>()),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_dates_whose_rows_differ_are_rewritten() {
+        let old = rows(&[
+            ("p1", "s1", 1),
+            ("p2", "s2", 2),
+            ("p3", "s3", 2),
+            ("p4", "s4", 4),
+        ]);
+        // Date 1 the same; date 2 with another session for p3; p4 gone from date 4 and a
+        // purchase new on date 5.
+        let new = rows(&[
+            ("p1", "s1", 1),
+            ("p2", "s2", 2),
+            ("p3", "s9", 2),
+            ("p5", "s5", 5),
+        ]);
+        let dates = differing_dates(&old, &new).unwrap();
+        assert_eq!(dates, [2, 4, 5].into_iter().collect());
+        assert!(differing_dates(&old, &old).unwrap().is_empty());
+        // One row fewer on a date differs too.
+        let fewer = rows(&[("p1", "s1", 1), ("p2", "s2", 2), ("p4", "s4", 4)]);
+        assert_eq!(
+            differing_dates(&old, &fewer).unwrap(),
+            [2].into_iter().collect()
+        );
+    }
 }
