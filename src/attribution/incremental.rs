@@ -448,15 +448,18 @@ mod tests {
     use super::*;
     use datafusion::arrow::datatypes::{Field, Schema};
 
-    /// Key rows (user, event, purchase, date) as one batch.
-    fn rows(rows: &[(i64, i64, Option<i64>, i32)]) -> Rows {
+    /// A key row: user, event, purchase, date.
+    type Row = (i64, i64, Option<i64>, i32);
+
+    /// Key rows as one batch.
+    fn rows(rows: &[Row]) -> Rows {
         let schema = Arc::new(Schema::new(vec![
             Field::new("u", DataType::Int64, false),
             Field::new("e", DataType::Int64, false),
             Field::new("p", DataType::Int64, true),
             Field::new("date", DataType::Date32, false),
         ]));
-        let column = |f: &dyn Fn(&(i64, i64, Option<i64>, i32)) -> Option<i64>| {
+        let column = |f: &dyn Fn(&Row) -> Option<i64>| {
             Arc::new(rows.iter().map(f).collect::<Int64Array>()) as Arc<dyn Array>
         };
         let dates: datafusion::arrow::array::Date32Array = rows.iter().map(|r| Some(r.3)).collect();
