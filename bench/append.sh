@@ -12,7 +12,7 @@
 # `period` (whole, September 2020, one day) from the stored projection. Prints each step's
 # wall time, CPU time and peak RSS, and the appends' share of the full convert. With
 # OLD_BIN=PATH (a binary of an earlier version), all/ is converted by it too and the same
-# periods are timed on its warehouse, for comparison.
+# periods are timed on its warehouse, for comparison. RUNS=N runs each step N times (median).
 OWN_DATASET=1
 source "$(dirname "$0")/common.sh"
 data="bench/data/append-${millions}M"
@@ -67,37 +67,55 @@ exports() {
   echo --clickstream "$data/$1/mobile_app_clickstream" --purchases "$data/$1/user_purchases" \
     --warehouse "$2"
 }
-# wall SECONDS of the last measured line.
-wall() { awk -F'|' '{ gsub(/ /, "", $4); print $4 }' <<< "$1"; }
-full="$out/full" grown="$out/grown"
+# This machine's speed drifts between runs minutes apart: each step runs RUNS times (default
+# 3), each run on fresh warehouses, and the table shows the run of median wall time.
+runs=${RUNS:-3}
+# step ID LABEL -- COMMAND...: measures COMMAND, keeping its line for the median.
+step() {
+  local id=$1 label=$2
+  shift 3
+  measure "$label" -- "$@" >> "$out/$id.lines"
+}
+# The line of median wall time of step ID.
+median() { sort -t'|' -k3,3n "$out/$1.lines" | sed -n "$(( ($(wc -l < "$out/$1.lines") + 1) / 2 ))p"; }
+wall() { awk -F'|' '{ gsub(/ /, "", $3); print $3 }' <<< "$1"; }
+ranges=("--from 2020-01-01 --to 2021-12-31" "--from 2020-09-01 --to 2020-09-30" "--day 2020-11-11")
+for run in $(seq "$runs"); do
+  w="$out/run-$run"
+  step full "full convert, 101 days" -- "$bin" -q convert $(exports all "$w/full")
+  step base "convert base (98 % of 100 days)" -- "$bin" -q convert $(exports base "$w/grown")
+  step spread "append 2 % spread over the 100 days" -- "$bin" -q convert $(exports spread "$w/grown")
+  cp -r "$w/grown" "$w/recompute"
+  step day "append one more day" -- "$bin" -q convert $(exports day "$w/grown")
+  step recompute "append one more day, --recompute" -- \
+    "$bin" -q convert $(exports day "$w/recompute") --recompute
+  for i in 0 1 2; do
+    read -r -a args <<< "${ranges[$i]}"
+    step "period$i" "stored projection, ${ranges[$i]}" -- \
+      "$bin" -q period --warehouse "$w/grown" "${args[@]}" --output "$w/p"
+  done
+  if [[ -n ${OLD_BIN:-} ]]; then
+    step old "$OLD_BIN: full convert, 101 days" -- "$OLD_BIN" -q convert $(exports all "$w/old")
+    for i in 0 1 2; do
+      read -r -a args <<< "${ranges[$i]}"
+      step "oldperiod$i" "$OLD_BIN: stored projection, ${ranges[$i]}" -- \
+        "$OLD_BIN" -q period --warehouse "$w/old" "${args[@]}" --output "$w/p"
+    done
+  fi
+  rm -rf "$w"
+done
+full_s=$(wall "$(median full)")
+echo "Medians of $runs runs."
+echo
 echo "| step | wall s | CPU s | peak RSS MiB | × full convert |"
 echo "|---|---|---|---|---|"
-line=$(measure "full convert, 101 days" -- "$bin" -q convert $(exports all "$full"))
-full_s=$(wall "$line")
-echo "$line 1.00 |"
-ratio() { awk -v a="$(wall "$1")" -v b="$full_s" 'BEGIN { printf "%.3f", a / b }'; }
-line=$(measure "convert base (98 % of 100 days)" -- "$bin" -q convert $(exports base "$grown"))
-echo "$line $(ratio "$line") |"
-line=$(measure "append 2 % spread over the 100 days" -- "$bin" -q convert $(exports spread "$grown"))
-echo "$line $(ratio "$line") |"
-cp -r "$grown" "$out/recompute"
-line=$(measure "append one more day" -- "$bin" -q convert $(exports day "$grown"))
-echo "$line $(ratio "$line") |"
-line=$(measure "append one more day, --recompute" -- "$bin" -q convert $(exports day "$out/recompute") --recompute)
-echo "$line $(ratio "$line") |"
+for id in full base spread day recompute; do
+  line=$(median "$id")
+  echo "$line $(awk -v a="$(wall "$line")" -v b="$full_s" 'BEGIN { printf "%.3f", a / b }') |"
+done
 echo
 echo "| period | wall s | CPU s | peak RSS MiB |"
 echo "|---|---|---|---|"
-ranges=("--from 2020-01-01 --to 2021-12-31" "--from 2020-09-01 --to 2020-09-30" "--day 2020-11-11")
-for range in "${ranges[@]}"; do
-  read -r -a args <<< "$range"
-  measure "stored projection, $range" -- "$bin" -q period --warehouse "$grown" "${args[@]}" --output "$out/p"
+for id in period0 period1 period2 old oldperiod0 oldperiod1 oldperiod2; do
+  [[ -f "$out/$id.lines" ]] && median "$id"
 done
-if [[ -n ${OLD_BIN:-} ]]; then
-  old="$out/old"
-  measure "$OLD_BIN: full convert, 101 days" -- "$OLD_BIN" -q convert $(exports all "$old")
-  for range in "${ranges[@]}"; do
-    read -r -a args <<< "$range"
-    measure "$OLD_BIN: stored projection, $range" -- "$OLD_BIN" -q period --warehouse "$old" "${args[@]}" --output "$out/p"
-  done
-fi
