@@ -9,7 +9,6 @@ use crate::common;
 use marketing_analytics::app::convert::convert;
 use marketing_analytics::app::period::{period_job, register_stored_projection, Period, Source};
 use marketing_analytics::app::{layout, Settings};
-use marketing_analytics::attribution::tables;
 use marketing_analytics::canonical;
 use marketing_analytics::engine::session_context;
 use marketing_analytics::generate::{generate, Generated, Options};
@@ -69,25 +68,7 @@ fn batch(files: &[PathBuf], to: &Path) -> String {
 
 /// The stored projection of `warehouse`, in canonical text.
 async fn stored_projection(warehouse: &Path) -> String {
-    stored_projection_with(&settings(), warehouse).await
-}
-
-/// The stored projection of `warehouse` as `settings` read it.
-async fn stored_projection_with(settings: &Settings, warehouse: &Path) -> String {
-    let ctx = session_context(2);
-    assert!(
-        register_stored_projection(&ctx, settings, warehouse, &Period::all())
-            .await
-            .unwrap()
-    );
-    let rows = ctx
-        .sql(&format!("SELECT * FROM {}", tables::PROJECTION))
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    canonical::projection_csv(&rows).unwrap()
+    common::stored_projection(&settings(), warehouse).await
 }
 
 /// The marts of a month of `warehouse`, recomputed from its input tables, in canonical text.
@@ -174,7 +155,7 @@ async fn appending_batches_of_files_equals_one_conversion_of_them_all() {
         read: Read::Converted(AsOf::Version(1)),
         ..settings()
     };
-    let then = stored_projection_with(&as_of_first, &grown).await;
+    let then = common::stored_projection(&as_of_first, &grown).await;
     assert_eq!(then, stored_projection(&alone).await);
     assert_ne!(then, stored_projection(&grown).await);
     let before_any = Settings {
@@ -417,37 +398,6 @@ async fn optimize_compacts_each_date_and_vacuum_removes_only_what_no_kept_versio
     assert_eq!(month_marts(&warehouse, &dir.path().join("m3")).await, marts);
 }
 
-/// The data lines of a CSV export split by date: those before `cut` (but every 40th, held
-/// back as a late arrival) and the rest; each with the header.
-fn split_by_date(text: &str, cut: &str) -> (String, String, usize) {
-    let mut lines = text.split_inclusive('\n');
-    let header = lines.next().unwrap_or_default().to_string();
-    let (mut early, mut late) = (header.clone(), header);
-    let (mut n, mut held) = (0, 0);
-    for line in lines {
-        let date = line
-            .as_bytes()
-            .windows(10)
-            .position(|w| {
-                w.iter().enumerate().all(|(i, b)| match i {
-                    4 | 7 => *b == b'-',
-                    _ => b.is_ascii_digit(),
-                })
-            })
-            .map(|at| &line[at..at + 10]);
-        n += 1;
-        match date {
-            Some(d) if d < cut && n % 40 != 0 => early.push_str(line),
-            Some(d) if d < cut => {
-                held += 1;
-                late.push_str(line)
-            }
-            _ => late.push_str(line),
-        }
-    }
-    (early, late, held)
-}
-
 #[tokio::test]
 async fn appending_by_date_with_late_events_for_old_dates_equals_one_conversion() {
     let dir = tempfile::tempdir().unwrap();
@@ -459,7 +409,8 @@ async fn appending_by_date_with_late_events_for_old_dates_equals_one_conversion(
     let mut held_back = 0;
     for (from, table) in [(&g.clickstream_dir, "c"), (&g.purchases_dir, "p")] {
         for f in files(from) {
-            let (early, late, held) = split_by_date(&common::read_text(&f), "2020-09-20");
+            let (early, late, held) =
+                common::split_by_date(&common::read_text(&f), "2020-09-20", 40);
             held_back += held;
             let name = f.file_name().unwrap().to_string_lossy().replace(".gz", "");
             for (batch, text) in [("early", early), ("late", late)] {

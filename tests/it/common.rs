@@ -450,3 +450,57 @@ pub fn read_text(path: &std::path::Path) -> String {
         String::from_utf8(bytes).unwrap()
     }
 }
+
+/// The stored projection of `warehouse` as `settings` read it, in canonical text.
+pub async fn stored_projection(
+    settings: &marketing_analytics::app::Settings,
+    warehouse: &std::path::Path,
+) -> String {
+    use marketing_analytics::app::period::{register_stored_projection, Period};
+    let ctx = session_context(2);
+    assert!(
+        register_stored_projection(&ctx, settings, warehouse, &Period::all())
+            .await
+            .unwrap()
+    );
+    let rows = ctx
+        .sql(&format!("SELECT * FROM {}", tables::PROJECTION))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    canonical::projection_csv(&rows).unwrap()
+}
+
+/// The data lines of a CSV export (header first) split by date: those before `cut`, but
+/// every `late_every`th of them held back as a late arrival (0: none), and the rest; each
+/// with the header. Also returns how many were held back.
+pub fn split_by_date(text: &str, cut: &str, late_every: usize) -> (String, String, usize) {
+    let mut lines = text.split_inclusive('\n');
+    let header = lines.next().unwrap_or_default().to_string();
+    let (mut early, mut late) = (header.clone(), header);
+    let (mut n, mut held) = (0, 0);
+    for line in lines {
+        let date = line
+            .as_bytes()
+            .windows(10)
+            .position(|w| {
+                w.iter().enumerate().all(|(i, b)| match i {
+                    4 | 7 => *b == b'-',
+                    _ => b.is_ascii_digit(),
+                })
+            })
+            .map(|at| &line[at..at + 10]);
+        n += 1;
+        match date {
+            Some(d) if d < cut && (late_every == 0 || n % late_every != 0) => early.push_str(line),
+            Some(d) if d < cut => {
+                held += 1;
+                late.push_str(line)
+            }
+            _ => late.push_str(line),
+        }
+    }
+    (early, late, held)
+}

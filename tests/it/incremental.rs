@@ -11,7 +11,7 @@ use marketing_analytics::app::convert::{convert, ConvertReport};
 use marketing_analytics::app::period::{register_stored_projection, Period};
 use marketing_analytics::app::projection::Update;
 use marketing_analytics::app::Settings;
-use marketing_analytics::canonical::{self, field};
+use marketing_analytics::canonical::field;
 use marketing_analytics::engine::session_context;
 use marketing_analytics::generate::{generate, Options};
 
@@ -95,20 +95,7 @@ async fn attributed(warehouse: &Path) -> Vec<String> {
 
 /// The whole stored projection in canonical text.
 async fn stored(warehouse: &Path) -> String {
-    let ctx = session_context(2);
-    assert!(
-        register_stored_projection(&ctx, &settings(), warehouse, &Period::all())
-            .await
-            .unwrap()
-    );
-    let rows = ctx
-        .sql("SELECT * FROM projection")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    canonical::projection_csv(&rows).unwrap()
+    crate::common::stored_projection(&settings(), warehouse).await
 }
 
 /// The projection of `warehouse` computed from everything (`convert --recompute` of a copy,
@@ -248,31 +235,6 @@ async fn each_way_new_rows_reach_old_projection_rows_is_computed_again() {
     assert_eq!(attributed(&w).await, ["p1 e1 c1", "p2 e10 c2", "p7 e40 c7"]);
 }
 
-/// The data lines of `text` (a CSV export, header first) on dates before `cut` and the rest,
-/// each with the header.
-fn split_at(text: &str, cut: &str) -> (String, String) {
-    let mut lines = text.split_inclusive('\n');
-    let header = lines.next().unwrap_or_default().to_string();
-    let (mut early, mut late) = (header.clone(), header);
-    for line in lines {
-        let date = line
-            .as_bytes()
-            .windows(10)
-            .position(|w| {
-                w.iter().enumerate().all(|(i, b)| match i {
-                    4 | 7 => *b == b'-',
-                    _ => b.is_ascii_digit(),
-                })
-            })
-            .map(|at| &line[at..at + 10]);
-        match date {
-            Some(d) if d < cut => early.push_str(line),
-            _ => late.push_str(line),
-        }
-    }
-    (early, late)
-}
-
 #[tokio::test]
 async fn one_more_day_rewrites_only_the_dates_it_changes_and_equals_a_full_recomputation() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,7 +257,7 @@ async fn one_more_day_rewrites_only_the_dates_it_changes_and_equals_a_full_recom
         files.sort();
         for f in files {
             let text = crate::common::read_text(&f);
-            let (early, late) = split_at(&text, cut);
+            let (early, late, _) = crate::common::split_by_date(&text, cut, 0);
             let name = f.file_name().unwrap().to_string_lossy().replace(".gz", "");
             for (batch, text) in [("early", early), ("late", late)] {
                 let to = dir.path().join(batch).join(table);
