@@ -21,7 +21,8 @@
 //! Keys are held as their 64-bit `key_hash`: two keys with one hash make both affected, which
 //! costs time, never a wrong row.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, Int64Array, RecordBatch};
@@ -33,8 +34,6 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use super::tables;
 use crate::error::{Error, Result};
