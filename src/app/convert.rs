@@ -23,8 +23,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::prelude::{cast, ident, SessionContext};
+use datafusion::prelude::SessionContext;
 use tracing::{info, info_span, Instrument};
 
 use crate::app::job::JobRun;
@@ -340,22 +339,4 @@ fn written_dates(files: &[DataFile], touched: &BTreeSet<i32>) -> Vec<(String, u6
             (crate::calendar::format_date(*d), rows)
         })
         .collect()
-}
-
-/// Writes a projection (schema `attribution::PROJECTION`) as `date=YYYY-MM-DD/` partitions of
-/// purchaseTime under `dir`, each sorted by purchaseId; returns its rows.
-pub async fn write_projection_by_date(
-    projection: datafusion::dataframe::DataFrame,
-    dir: &Path,
-) -> Result<u64> {
-    let df = projection
-        .with_column("date", cast(ident("purchaseTime"), DataType::Date32))?
-        .sort(vec![
-            ident("date").sort(true, false),
-            ident("purchaseId").sort(true, false),
-        ])?;
-    let dates =
-        crate::storage::warehouse::write_partitioned(df, dir, attribution::PROJECTION.clone())
-            .await?;
-    Ok(dates.iter().map(|(_, rows)| rows).sum())
 }

@@ -375,7 +375,7 @@ async fn attribution_into(
                 // keeps one core busy, the walk the others.
                 let write = async {
                     if settings.partition_by_date {
-                        convert::write_projection_by_date(result.projection, job.dir()).await
+                        projection::write_projection_by_date(result.projection, job.dir()).await
                     } else {
                         let file = job.dir().join(PART_FILE);
                         let schema = attribution::PROJECTION.clone();

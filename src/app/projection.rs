@@ -97,7 +97,7 @@ pub(crate) async fn store(job: &JobRun, warehouse: &Path) -> Result<Stored> {
         .filter(|_| settings.stored_projection)
         .and_then(|text| serde_json::from_str(text).ok());
     let dir = warehouse.join(PROJECTION_DIR);
-    let provider = SnapshotTable::new(&ctx, &table, attribution::PROJECTION.clone()).await?;
+    let provider = SnapshotTable::of(&ctx, &table, attribution::PROJECTION.clone(), old.clone())?;
     replace_table(&ctx, OLD, Arc::new(provider))?;
     let work = job.with_scratch(&ctx, async |scratch| {
         let how = crate::app::materialize(settings, scratch);
@@ -163,15 +163,14 @@ async fn full(
     ] {
         register_table(ctx, warehouse, kind, name, latest).await?;
     }
-    let projection = transform(ctx, settings, how).await?;
-    let df = sorted(projection)?;
+    let df = by_date(transform(ctx, settings, how).await?)?;
     write_data_files(df, dir, attribution::PROJECTION.clone(), &settings.run_id)
         .await
         .map_err(Error::unwrap_datafusion)
 }
 
 /// The transform over the registered `events` and `purchases` (extra columns such as `date`
-/// are not read), with `date`.
+/// are not read).
 async fn transform(
     ctx: &SessionContext,
     settings: &Settings,
@@ -181,9 +180,13 @@ async fn transform(
         attribution::transform_with(ctx, settings.engine, how, crate::app::dedup(settings))
             .await
             .map_err(Error::unwrap_datafusion)?;
-    Ok(result
-        .projection
-        .with_column("date", cast(ident("purchaseTime"), DataType::Date32))?)
+    Ok(result.projection)
+}
+
+/// `projection` with its `date` (of purchaseTime), sorted by date and purchaseId: the order
+/// of the stored projection's files.
+fn by_date(projection: DataFrame) -> Result<DataFrame> {
+    sorted(projection.with_column("date", cast(ident("purchaseTime"), DataType::Date32))?)
 }
 
 fn sorted(df: DataFrame) -> Result<DataFrame> {
@@ -191,6 +194,19 @@ fn sorted(df: DataFrame) -> Result<DataFrame> {
         ident("date").sort(true, false),
         ident("purchaseId").sort(true, false),
     ])?)
+}
+
+/// Writes a projection (schema `attribution::PROJECTION`) as `date=YYYY-MM-DD/` partitions of
+/// purchaseTime under `dir` (a run's `--partition-by date`), each sorted by purchaseId;
+/// returns its rows.
+pub async fn write_projection_by_date(projection: DataFrame, dir: &Path) -> Result<u64> {
+    let dates = crate::storage::warehouse::write_partitioned(
+        by_date(projection)?,
+        dir,
+        attribution::PROJECTION.clone(),
+    )
+    .await?;
+    Ok(dates.iter().map(|(_, rows)| rows).sum())
 }
 
 /// The affected purchases' rows computed again and the dates whose rows differ written (not
@@ -230,7 +246,7 @@ async fn incremental(
     incremental::register_affected(ctx, &affected).await?;
     let schema = projection_with_date();
     let new = canonical(
-        &sorted(transform(ctx, settings, how).await?)?
+        &by_date(transform(ctx, settings, how).await?)?
             .collect()
             .await?,
         &schema,
